@@ -1,0 +1,172 @@
+"""The whole contract between the statusflow kernel and its plugins.
+
+A plugin is a module (or object) with functions decorated by ``@hookimpl`` whose names
+are the hooks below, found through an entry point in the group ``statusflow``::
+
+    [options.entry_points]
+    statusflow =
+        calls = plugins.calls
+
+Three kinds of hooks:
+
+* **event sources** declare event and trigger types, inspect incoming events against
+  stored state, and contribute HTTP routes;
+* **condition matchers** decide whether an event matches a trigger: a trigger type's
+  ``match`` function checks its settings, and condition operators check its
+  ``conditions`` (the contract's ``eq`` ... ``exists`` are built in the same way);
+* **status sinks** are told about moves: inside the event's transaction
+  (``prepare_moves``) and after it committed (``moves_committed``).
+
+pluggy does not await coroutines. Hooks marked *may be async* accept an ``async def``
+implementation, which the kernel awaits; every other hook must be a plain function.
+No hook here uses ``firstresult``: every implementation is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+
+from pluggy import HookspecMarker
+
+from kernel.types import (
+    JSON,
+    ConditionOperator,
+    Event,
+    EventType,
+    KernelServices,
+    Outcome,
+    Route,
+    StateStore,
+    Transaction,
+    TriggerType,
+)
+
+hookspec = HookspecMarker("statusflow")
+
+
+# --- event sources -------------------------------------------------------------------
+
+
+@hookspec
+def register_event_types(register: Callable[[EventType], None]) -> None:
+    """Declare the event types this plugin accepts, once at start-up.
+
+    :param register: call it once per :class:`~kernel.EventType`. A type registered by
+        two plugins stops start-up with an error naming both.
+    :return: nothing.
+    """
+
+
+@hookspec
+def register_trigger_types(register: Callable[[TriggerType], None]) -> None:
+    """Declare the trigger types this plugin offers, once at start-up.
+
+    Each :class:`~kernel.TriggerType` names the event types it listens to, the JSON
+    Schema of its settings and its ``match`` function (the condition matcher for its
+    settings). A trigger type registered by two plugins stops start-up.
+
+    :param register: call it once per trigger type.
+    :return: nothing.
+    """
+
+
+@hookspec
+def inspect_event(event: Event, state: StateStore) -> None:
+    """Learn facts about an incoming event from durable state; *may be async*.
+
+    Called once per event, before its triggers are matched, inside the event's
+    transaction (also in a dry run, where ``state`` writes nothing). Record what you
+    learn in ``event.facts`` for your ``match`` functions, e.g. whether a chat message
+    is the first of its dialog. Return quickly for event types that are not yours.
+
+    :param event: the validated event; only ``event.facts`` may be changed.
+    :param state: the durable key store, see :class:`~kernel.StateStore`.
+    :return: nothing.
+    """
+
+
+@hookspec
+def register_routes(register: Callable[[Route], None], kernel: KernelServices) -> None:
+    """Contribute HTTP routes (tracking pixels, provider webhooks, ...), once at start-up.
+
+    Routes under ``/api/`` need the API token like the kernel's own; others are public.
+    Handlers may call ``kernel.submit_event(...)`` to process an event.
+
+    :param register: call it once per :class:`~kernel.Route`.
+    :param kernel: the services the kernel offers to plugins.
+    :return: nothing.
+    """
+
+
+@hookspec
+def events_from_order_change(
+    before: Mapping[str, JSON], after: Mapping[str, JSON]
+) -> list[dict[str, JSON]] | None:
+    """Turn a change of an order through ``PATCH /api/orders/{id}`` into events.
+
+    :param before: the order as the API showed it before the patch.
+    :param after: the order after the patch (and after any manual status change).
+    :return: event bodies to process (as if posted to ``/api/events``; the kernel
+        fills in ``order_id``), or ``None``.
+    """
+
+
+# --- condition matchers ---------------------------------------------------------------
+
+
+@hookspec
+def register_condition_operators(register: Callable[[ConditionOperator], None]) -> None:
+    """Add condition operators usable in the ``conditions`` of any trigger.
+
+    The contract's operators (``eq``, ``ne``, ``gt``, ``gte``, ``lt``, ``lte``, ``in``,
+    ``not_in``, ``contains``, ``exists``) are registered by the kernel through this
+    same hook and cannot be disabled. An operator registered twice stops start-up.
+
+    :param register: call it once per :class:`~kernel.ConditionOperator`.
+    :return: nothing.
+    """
+
+
+# --- status sinks -----------------------------------------------------------------------
+
+
+@hookspec
+def prepare_moves(outcome: Outcome, tx: Transaction) -> None:
+    """Record what must commit together with an event or a manual move.
+
+    Called inside the transaction, after the engine chose the moves and before the
+    commit, for every processed event (moves or not) and every manual move; never in a
+    dry run. Write with ``tx`` only (e.g. ``tx.add_timeline``). An exception here
+    rolls the event back: keep it to simple bookkeeping.
+
+    :param outcome: the event, the orders it resolved to and its moves.
+    :param tx: the open transaction.
+    :return: nothing.
+    """
+
+
+@hookspec
+def moves_committed(outcome: Outcome, kernel: KernelServices) -> None:
+    """Be told about an event's or a manual move's outcome after it committed; *may be async*.
+
+    Exceptions are logged and never undo the commit.
+
+    :param outcome: the event, the orders it resolved to and its moves.
+    :param kernel: the services the kernel offers to plugins.
+    :return: nothing.
+    """
+
+
+__all__ = [
+    "hookspec",
+    "register_event_types",
+    "register_trigger_types",
+    "inspect_event",
+    "register_routes",
+    "events_from_order_change",
+    "register_condition_operators",
+    "prepare_moves",
+    "moves_committed",
+]
+
