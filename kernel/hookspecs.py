@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-
 from pluggy import HookspecMarker
 
 from kernel.types import (
@@ -159,14 +158,13 @@ def moves_committed(outcome: Outcome, kernel: KernelServices) -> None:
 
 
 __all__ = [
-    "hookspec",
-    "register_event_types",
-    "register_trigger_types",
-    "inspect_event",
-    "register_routes",
     "events_from_order_change",
-    "register_condition_operators",
-    "prepare_moves",
+    "hookspec",
+    "inspect_event",
     "moves_committed",
+    "prepare_moves",
+    "register_condition_operators",
+    "register_event_types",
+    "register_routes",
+    "register_trigger_types",
 ]
-

@@ -1,0 +1,42 @@
+"""structlog set-up: key-value events, one line each, on standard error."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import structlog
+
+
+def configure_logging(level: str | None = None, json: bool | None = None) -> None:
+    """Route structlog (and the standard library's logging) to one key-value stream.
+
+    ``STATUSFLOW_LOG_LEVEL`` (default ``info``) and ``STATUSFLOW_LOG_FORMAT``
+    (``console`` or ``json``, default ``console``) choose level and rendering.
+    """
+    level_name = (level or os.environ.get("STATUSFLOW_LOG_LEVEL", "info")).upper()
+    numeric = getattr(logging, level_name, logging.INFO)
+    as_json = json if json is not None else os.environ.get("STATUSFLOW_LOG_FORMAT") == "json"
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.processors.KeyValueRenderer(
+            key_order=["timestamp", "level", "event"], sort_keys=True
+        )
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(
+        level=max(numeric, logging.WARNING), stream=sys.stderr, format="%(name)s %(message)s"
+    )

@@ -1,0 +1,216 @@
+"""The plugin manager factory and the registry of what the plugins declared.
+
+Order of work (as in tox and pytest): block every disabled plugin, load the entry points
+of the group ``statusflow`` (built-ins travel the same road as third-party plugins),
+then ``check_pending`` so that an implementation of an unknown hook stops start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+import jsonschema
+import pluggy
+import structlog
+
+from kernel import hookspecs
+from kernel.errors import StartupError
+from kernel.types import ConditionOperator, EventType, KernelServices, Route, TriggerType
+
+ENTRY_POINT_GROUP = "statusflow"
+KERNEL_PLUGINS = ("kernel.conditions", "kernel.sinks")
+
+log = structlog.get_logger("statusflow.plugins")
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One plugin found through an entry point."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    trigger_types: tuple[str, ...]
+    enabled: bool
+
+    def as_json(self) -> dict[str, Any]:
+        """As ``GET /api/plugins`` and ``statusflow plugins --json`` show it."""
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "trigger_types": list(self.trigger_types),
+            "enabled": self.enabled,
+        }
+
+
+@dataclass
+class Registry:
+    """What the loaded plugins declared, keyed by code, each with its plugin's name."""
+
+    event_types: dict[str, EventType] = field(default_factory=dict)
+    trigger_types: dict[str, TriggerType] = field(default_factory=dict)
+    operators: dict[str, ConditionOperator] = field(default_factory=dict)
+    owners: dict[tuple[str, str], str] = field(default_factory=dict)
+    triggers_by_event: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def owner(self, kind: str, code: str) -> str:
+        """The name of the plugin that registered ``code`` of ``kind``."""
+        return self.owners[(kind, code)]
+
+
+def _entry_points() -> list[EntryPoint]:
+    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
+def _dist_of(ep: EntryPoint) -> tuple[str | None, str | None]:
+    dist = ep.dist
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+def make_plugin_manager(
+    disable: Iterable[str] = (),
+    enable: Iterable[str] | None = None,
+    extra_plugins: Iterable[tuple[str, object]] = (),
+) -> pluggy.PluginManager:
+    """A fresh plugin manager: kernel built-ins, then enabled entry points, checked.
+
+    :param disable: plugin names not to load.
+    :param enable: when given, only these entry-point plugins are loaded.
+    :param extra_plugins: ``(name, plugin)`` pairs registered directly (tests).
+    :raises StartupError: a plugin fails to import, implements an unknown hook or has
+        a bad hook signature; the message names the plugin.
+    """
+    from kernel import conditions, sinks
+
+    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm.add_hookspecs(hookspecs)
+    pm.register(conditions, name="kernel.conditions")
+    pm.register(sinks, name="kernel.sinks")
+    allowed = set(enable) if enable is not None else None
+    for name in disable:
+        pm.set_blocked(name)
+    for ep in _entry_points():
+        if allowed is not None and ep.name not in allowed:
+            pm.set_blocked(ep.name)
+        if pm.is_blocked(ep.name):
+            continue
+        if pm.get_plugin(ep.name) is not None:
+            dist, _ = _dist_of(ep)
+            raise StartupError(f"plugin {ep.name!r} ({dist}) is installed twice")
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as exc:
+            raise StartupError(f"plugin {ep.name!r} cannot be loaded: {exc}") from exc
+    for name, plugin in extra_plugins:
+        if not pm.is_blocked(name):
+            pm.register(plugin, name=name)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise StartupError(f"plugin {exc.plugin_name!r}: {exc}") from exc
+    if os.environ.get("STATUSFLOW_TRACE_PLUGINS"):
+        _trace_hook_calls(pm)
+    return pm
+
+
+def _trace_hook_calls(pm: pluggy.PluginManager) -> None:
+    def before(hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+        log.debug("hook.call", hook=hook_name, plugins=[i.plugin_name for i in impls])
+
+    def after(outcome: Any, hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+        log.debug("hook.done", hook=hook_name)
+
+    pm.add_hookcall_monitoring(before, after)
+
+
+def _collect(pm: pluggy.PluginManager, hook_name: str, *args: Any) -> list[tuple[str, Any]]:
+    """Call every implementation of a register-style hook; pair items with plugins."""
+    items: list[tuple[str, Any]] = []
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        register: Callable[[Any], None] = lambda item, n=impl.plugin_name: items.append((n, item))  # noqa: E731
+        try:
+            impl.function(register, *args)
+        except Exception as exc:
+            raise StartupError(f"plugin {impl.plugin_name!r} failed in {hook_name}: {exc}") from exc
+    return items
+
+
+def build_registry(pm: pluggy.PluginManager) -> Registry:
+    """Gather event types, trigger types and operators; refuse duplicates loudly."""
+    reg = Registry()
+    for kind, hook_name, target in (
+        ("event_type", "register_event_types", reg.event_types),
+        ("trigger_type", "register_trigger_types", reg.trigger_types),
+        ("operator", "register_condition_operators", reg.operators),
+    ):
+        for plugin, item in _collect(pm, hook_name):
+            code = item.type if kind != "operator" else item.name
+            if code in target:
+                other = reg.owners[(kind, code)]
+                raise StartupError(
+                    f"{kind.replace('_', ' ')} {code!r} is registered by both plugin "
+                    f"{other!r} and plugin {plugin!r}"
+                )
+            target[code] = item
+            reg.owners[(kind, code)] = plugin
+    for code, trigger_type in reg.trigger_types.items():
+        plugin = reg.owners[("trigger_type", code)]
+        try:
+            jsonschema.Draft202012Validator.check_schema(dict(trigger_type.settings_schema))
+        except jsonschema.SchemaError as exc:
+            raise StartupError(
+                f"plugin {plugin!r}: settings schema of {code!r} is invalid: {exc.message}"
+            ) from exc
+        for event in trigger_type.events:
+            if event not in reg.event_types:
+                raise StartupError(
+                    f"plugin {plugin!r}: trigger type {code!r} listens to {event!r}, "
+                    "which no loaded plugin registers as an event type"
+                )
+    by_event: dict[str, list[str]] = {}
+    for code, trigger_type in reg.trigger_types.items():
+        for event in trigger_type.events:
+            by_event.setdefault(event, []).append(code)
+    reg.triggers_by_event = {k: tuple(v) for k, v in by_event.items()}
+    return reg
+
+
+def collect_routes(pm: pluggy.PluginManager, kernel: KernelServices) -> list[tuple[str, Route]]:
+    """Every route the plugins contribute, with the contributing plugin's name."""
+    return _collect(pm, "register_routes", kernel)
+
+
+def list_plugins(
+    disable: Iterable[str] = (), enable: Iterable[str] | None = None
+) -> list[PluginInfo]:
+    """Every plugin found through entry points, enabled or not, with its trigger types.
+
+    Disabled plugins are imported into a throwaway manager only to read their trigger
+    types; none of their hooks is called otherwise.
+    """
+    disabled = set(disable)
+    allowed = set(enable) if enable is not None else None
+    infos = []
+    for ep in _entry_points():
+        enabled = ep.name not in disabled and (allowed is None or ep.name in allowed)
+        dist, version = _dist_of(ep)
+        infos.append(PluginInfo(ep.name, dist, version, _trigger_types_of(ep), enabled))
+    return infos
+
+
+def _trigger_types_of(ep: EntryPoint) -> tuple[str, ...]:
+    pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+    pm.add_hookspecs(hookspecs)
+    try:
+        pm.register(ep.load(), name=ep.name)
+        return tuple(item.type for _, item in _collect(pm, "register_trigger_types"))
+    except Exception as exc:
+        log.warning("plugin.introspection_failed", plugin=ep.name, error=str(exc))
+        return ()

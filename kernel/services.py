@@ -1,0 +1,95 @@
+"""The services the kernel offers to plugins (:class:`kernel.KernelServices`)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import select
+
+from kernel.config import Settings
+from kernel.models import Order, Trigger
+from kernel.types import TriggerView
+
+if TYPE_CHECKING:
+    from kernel.engine import Engine
+
+ORDERS = Order.__table__  # type: ignore[attr-defined]
+TRIGGERS = Trigger.__table__  # type: ignore[attr-defined]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Services:
+    """Built before the app starts (routes need it); bound to the database at start-up."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.public_url = settings.base_url
+        self._key = b""
+        self._engine: Engine | None = None
+
+    def bind(self, engine: Engine, signing_key: bytes) -> None:
+        """Attach the running engine and the signing key (done at start-up)."""
+        self._engine = engine
+        self._key = signing_key
+
+    @property
+    def engine(self) -> Engine:
+        """The running engine."""
+        if self._engine is None:
+            raise RuntimeError("the service has not started")
+        return self._engine
+
+    def plugin_config(self, name: str) -> Mapping[str, Any]:
+        return self.settings.plugin_tables.get(name, {})
+
+    def sign(self, payload: Mapping[str, Any]) -> str:
+        body = _b64(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
+        return f"{body}.{self._signature(body)}"
+
+    def unsign(self, token: str) -> dict[str, Any] | None:
+        body, _, signature = token.partition(".")
+        if not body or not signature or not self._key:
+            return None
+        if not hmac.compare_digest(signature, self._signature(body)):
+            return None
+        try:
+            payload = orjson.loads(_unb64(body))
+        except (ValueError, orjson.JSONDecodeError):
+            return None
+        return payload if isinstance(payload, dict) else None
+
+    def _signature(self, body: str) -> str:
+        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+
+    async def submit_event(
+        self, event: Mapping[str, Any], *, only_trigger_id: int | None = None
+    ) -> dict[str, Any]:
+        results = await self.engine.process(
+            [dict(event)], only_trigger_id=only_trigger_id, allow_private=True
+        )
+        return results[0]
+
+    async def order_exists(self, order_id: str) -> bool:
+        async with self.engine.db.read() as conn:
+            query = select(ORDERS.c.id).where(ORDERS.c.id == order_id)
+            return (await conn.execute(query)).first() is not None
+
+    async def find_trigger_by_secret(self, secret: str) -> TriggerView | None:
+        from kernel.engine import trigger_view
+
+        async with self.engine.db.read() as conn:
+            query = select(TRIGGERS).where(TRIGGERS.c.secret == secret)
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else trigger_view(row)

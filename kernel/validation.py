@@ -1,0 +1,58 @@
+"""Checking request bodies against JSON Schemas, with the contract's 422 details."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import jsonschema
+import orjson
+
+from kernel.errors import invalid
+
+
+@lru_cache(maxsize=512)
+def _validator(schema_json: bytes) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(orjson.loads(schema_json))
+
+
+def validator_for(schema: Mapping[str, Any]) -> jsonschema.Draft202012Validator:
+    """A compiled validator for ``schema``, cached by the schema's content."""
+    return _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+
+
+def schema_errors(schema: Mapping[str, Any], value: Any, where: str = "") -> list[dict[str, str]]:
+    """The ways ``value`` breaks ``schema``, as ``{"path", "message"}`` items."""
+    errors = []
+    for error in validator_for(schema).iter_errors(value):
+        path = "/".join(str(p) for p in error.absolute_path)
+        joined = "/".join(p for p in (where, path) if p)
+        errors.append({"path": joined or "/", "message": error.message[:500]})
+    errors.sort(key=lambda e: e["path"])
+    return errors
+
+
+def check(schema: Mapping[str, Any], value: Any, what: str, where: str = "") -> None:
+    """Raise a 422 naming the first problems when ``value`` breaks ``schema``."""
+    errors = schema_errors(schema, value, where)
+    if errors:
+        first = errors[0]
+        raise invalid(f"{what}: {first['path']}: {first['message']}", errors[:20])
+
+
+def parse_timestamp(value: str) -> str:
+    """An ISO-8601 time with a zone, returned in UTC ``...Z`` form; ``ValueError`` if not."""
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        raise ValueError(f"time {value!r} has no time zone")
+    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def utc_now() -> str:
+    """Now, as the ISO-8601 UTC string every stored time uses."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

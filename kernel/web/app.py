@@ -1,0 +1,68 @@
+"""``init_app(settings)``: the aiohttp application, its plugins and its database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+
+from aiohttp import web
+
+from kernel.config import Settings
+from kernel.engine import Engine
+from kernel.plugins import build_registry, collect_routes, list_plugins, make_plugin_manager
+from kernel.services import Services
+from kernel.storage import Database, make_engine, migrate, seed, signing_secret
+from kernel.web.keys import (
+    DATABASE,
+    ENGINE,
+    PLUGIN_INFOS,
+    PLUGIN_MANAGER,
+    REGISTRY,
+    SERVICES,
+    SETTINGS,
+)
+from kernel.web.middlewares import auth_middleware, error_middleware
+from kernel.web.routes import setup_routes
+
+
+def init_app(
+    settings: Settings, extra_plugins: Iterable[tuple[str, object]] = ()
+) -> web.Application:
+    """Build the application: plugins load and routes mount now, the database at start.
+
+    :param extra_plugins: ``(name, plugin)`` pairs registered besides entry points (tests).
+    :raises StartupError: the plugins or the configuration do not allow starting.
+    """
+    pm = make_plugin_manager(settings.disable, settings.enable, extra_plugins)
+    registry = build_registry(pm)
+    services = Services(settings)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, auth_middleware],
+    )
+    app[SETTINGS] = settings
+    app[PLUGIN_MANAGER] = pm
+    app[REGISTRY] = registry
+    app[SERVICES] = services
+    app[PLUGIN_INFOS] = list_plugins(settings.disable, settings.enable)
+    setup_routes(app, collect_routes(pm, services))
+    app.cleanup_ctx.append(_database)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    """Open the database, migrate, seed, start the engine; dispose on the way out."""
+    settings = app[SETTINGS]
+    db = Database(make_engine(settings.database_url))
+    try:
+        await migrate(db.engine)
+        await seed(db.engine)
+        key = await signing_secret(db.engine, settings.secret)
+        engine = Engine(
+            db, app[PLUGIN_MANAGER], app[REGISTRY], settings.default_region, app[SERVICES]
+        )
+        app[SERVICES].bind(engine, key)
+        app[DATABASE] = db
+        app[ENGINE] = engine
+        yield
+    finally:
+        await db.dispose()

@@ -1,0 +1,55 @@
+"""Reading JSON bodies and writing JSON answers, the contract's way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from kernel.errors import ApiError
+
+NO_BODY = object()
+
+
+async def read_json(request: web.Request, *, optional: bool = False) -> Any:
+    """The request's JSON body; 400 when it is malformed, 413 when it is too large.
+
+    :param optional: return :data:`NO_BODY` for an empty body instead of a 400.
+    """
+    raw = await request.read()
+    if not raw.strip():
+        if optional:
+            return NO_BODY
+        raise ApiError(400, "malformed_json", "the request body is empty; JSON was expected")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(
+            400, "malformed_json", f"the request body is not valid JSON: {exc}"
+        ) from None
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    """A JSON answer serialised with orjson."""
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def require_object(body: Any, what: str) -> dict[str, Any]:
+    """``body`` when it is a JSON object, else a 422."""
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid", f"{what} must be a JSON object")
+    return body
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON Merge Patch: ``patch`` applied to ``target`` (neither is changed)."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result

@@ -1,0 +1,25 @@
+"""Typed keys of everything the aiohttp application holds."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+from aiohttp import web
+
+from kernel.config import Settings
+from kernel.plugins import PluginInfo, Registry
+from kernel.services import Services
+from kernel.types import Route
+
+if TYPE_CHECKING:
+    pass
+
+SETTINGS = web.AppKey("settings", Settings)
+PLUGIN_MANAGER = web.AppKey("plugin_manager", pluggy.PluginManager)
+REGISTRY = web.AppKey("registry", Registry)
+SERVICES = web.AppKey("services", Services)
+ENGINE = web.AppKey("engine", "Engine")
+DATABASE = web.AppKey("database", "Database")
+PLUGIN_ROUTES = web.AppKey("plugin_routes", list[tuple[str, Route]])
+PLUGIN_INFOS = web.AppKey("plugin_infos", list[PluginInfo])

@@ -1,0 +1,74 @@
+"""The error middleware (every failure becomes the contract's JSON error) and auth."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from kernel.errors import ApiError
+from kernel.web.http import json_response
+from kernel.web.keys import SETTINGS
+
+log = structlog.get_logger("statusflow.http")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+}
+
+
+def _error(status: int, code: str, message: str, details: object = None) -> web.Response:
+    return json_response({"error": {"code": code, "message": message, "details": details}}, status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn :class:`ApiError`, aiohttp's HTTP errors and crashes into JSON errors."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _error(exc.status, exc.code, exc.message, exc.details)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return _error(413, "too_large", f"the request body is larger than {exc.max_size} bytes")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        return _error(exc.status, code, exc.reason)
+    except Exception:
+        log.exception("http.unhandled_error", method=request.method, path=request.path)
+        return _error(500, "internal", "internal server error")
+
+
+def _bearer(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """With ``[auth] tokens``, every ``/api/*`` call needs ``Authorization: Bearer TOKEN``."""
+    tokens = request.app[SETTINGS].tokens
+    if tokens and (request.path == "/api" or request.path.startswith("/api/")):
+        given = _bearer(request)
+        # compare against every token, in constant time, whatever matches
+        ok = False
+        for token in tokens:
+            ok |= given is not None and hmac.compare_digest(given.encode(), token.encode())
+        if not ok:
+            raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer TOKEN' is required")
+    return await handler(request)
