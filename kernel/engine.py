@@ -361,9 +361,10 @@ class Engine:
                             at,
                         )
                     )
-            stored = {
+            order_ids = [o.id for o in orders]
+            stored: dict[str, Any] = {
                 "event_id": event.id,
-                "order_ids": [o.id for o in orders],
+                "order_ids": order_ids,
                 "moves": [m.as_json() for m in moves],
                 "trace": trace,
             }
@@ -372,7 +373,7 @@ class Engine:
                 result["trace"] = trace
                 result["dry_run"] = True
             else:
-                outcome = Outcome(event, tuple(stored["order_ids"]), tuple(moves), at)
+                outcome = Outcome(event, tuple(order_ids), tuple(moves), at)
                 await self._write_event(conn, event, stored, at)
                 await self._apply_moves(conn, moves, at)
                 self.pm.hook.prepare_moves(outcome=outcome, tx=tx)
@@ -501,7 +502,7 @@ class Engine:
         return int((await conn.execute(select(func.count()).select_from(EVENTS))).scalar_one())
 
 
-def trigger_view(row: Mapping[str, Any]) -> TriggerView:
+def trigger_view(row: Any) -> TriggerView:
     """A stored trigger row as plugins see it."""
     return TriggerView(
         id=row["id"],

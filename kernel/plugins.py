@@ -7,8 +7,9 @@ then ``check_pending`` so that an implementation of an unknown hook stops start-
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import jsonschema
 import pluggy
 import structlog
+from pluggy import HookImpl
 
 from kernel import hookspecs
 from kernel.errors import StartupError
@@ -114,27 +116,33 @@ def make_plugin_manager(
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise StartupError(f"plugin {exc.plugin_name!r}: {exc}") from exc
+        raise StartupError(f"plugin {exc.plugin!r}: {exc}") from exc
     if os.environ.get("STATUSFLOW_TRACE_PLUGINS"):
         _trace_hook_calls(pm)
     return pm
 
 
 def _trace_hook_calls(pm: pluggy.PluginManager) -> None:
-    def before(hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+    def before(hook_name: str, impls: Sequence[HookImpl], kwargs: Mapping[str, Any]) -> None:
         log.debug("hook.call", hook=hook_name, plugins=[i.plugin_name for i in impls])
 
-    def after(outcome: Any, hook_name: str, impls: list[Any], kwargs: dict[str, Any]) -> None:
+    def after(
+        outcome: Any, hook_name: str, impls: Sequence[HookImpl], kwargs: Mapping[str, Any]
+    ) -> None:
         log.debug("hook.done", hook=hook_name)
 
     pm.add_hookcall_monitoring(before, after)
+
+
+def _append_pair(items: list[tuple[str, Any]], plugin: str, item: Any) -> None:
+    items.append((plugin, item))
 
 
 def _collect(pm: pluggy.PluginManager, hook_name: str, *args: Any) -> list[tuple[str, Any]]:
     """Call every implementation of a register-style hook; pair items with plugins."""
     items: list[tuple[str, Any]] = []
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        register: Callable[[Any], None] = lambda item, n=impl.plugin_name: items.append((n, item))  # noqa: E731
+        register = functools.partial(_append_pair, items, impl.plugin_name)
         try:
             impl.function(register, *args)
         except Exception as exc:

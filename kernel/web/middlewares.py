@@ -39,8 +39,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except ApiError as exc:
         return _error(exc.status, exc.code, exc.message, exc.details)
-    except web.HTTPRequestEntityTooLarge as exc:
-        return _error(413, "too_large", f"the request body is larger than {exc.max_size} bytes")
+    except web.HTTPRequestEntityTooLarge:
+        limit = request.app[SETTINGS].max_body_bytes
+        return _error(413, "too_large", f"the request body is larger than {limit} bytes")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

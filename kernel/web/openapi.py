@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kernel.types import Route
 from kernel.web.keys import PLUGIN_ROUTES, SETTINGS
 
 ERROR_SCHEMA = {
@@ -39,7 +40,9 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
 
     settings = app[SETTINGS]
     paths: dict[str, dict[str, Any]] = {}
-    routes = [("kernel", r) for r in KERNEL_ROUTES] + list(app[PLUGIN_ROUTES])
+    routes: list[tuple[str, Route]] = [("kernel", r) for r in KERNEL_ROUTES]
+    plugin_routes: list[tuple[str, Route]] = app[PLUGIN_ROUTES]
+    routes.extend(plugin_routes)
     for plugin, route in routes:
         operation = dict(
             route.openapi

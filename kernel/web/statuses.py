@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from aiohttp import web
@@ -30,8 +31,8 @@ async def list_statuses(request: web.Request) -> web.Response:
 
 
 def _duplicates(values: list[Any]) -> list[Any]:
-    seen: set[Any] = set()
-    return sorted({v for v in values if v in seen or seen.add(v)}, key=str)
+    counts = Counter(values)
+    return sorted((v for v, n in counts.items() if n > 1), key=str)
 
 
 async def put_statuses(request: web.Request) -> web.Response:
