@@ -1,0 +1,64 @@
+"""Storage: migrations build exactly the models' schema; URLs get their async driver."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect
+from sqlmodel import SQLModel
+
+import kernel.models  # noqa: F401
+from kernel.storage import make_engine, migrate, normalize_url, seed
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("postgresql://u:p@h/db", "postgresql+asyncpg://u:p@h/db"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
+    ],
+)
+def test_normalize_url(url, expected):
+    assert normalize_url(url) == expected
+
+
+def test_normalize_url_refuses_other_databases():
+    with pytest.raises(ValueError, match="unsupported"):
+        normalize_url("mysql://u@h/db")
+
+
+async def test_migrations_match_models(database_url):
+    engine = make_engine(database_url)
+    try:
+        await migrate(engine)
+        await migrate(engine)  # a second run is a no-op
+        async with engine.connect() as conn:
+
+            def diff(sync_conn):
+                context = MigrationContext.configure(sync_conn)
+                return compare_metadata(context, SQLModel.metadata)
+
+            assert await conn.run_sync(diff) == []
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        assert {"orders", "triggers", "events", "timeline", "alembic_version"} <= tables
+    finally:
+        await engine.dispose()
+
+
+async def test_seed_only_on_empty_database(database_url):
+    engine = make_engine(database_url)
+    try:
+        await migrate(engine)
+        await seed(engine)
+        async with engine.begin() as conn:
+            await conn.exec_driver_sql("DELETE FROM statuses WHERE id = 'S'")
+        await seed(engine)  # not empty: nothing is added back
+        async with engine.connect() as conn:
+            rows = await conn.exec_driver_sql("SELECT id FROM statuses ORDER BY sort")
+            ids = [r[0] for r in rows]
+        assert ids == ["N", "P", "F", "D"]
+    finally:
+        await engine.dispose()
