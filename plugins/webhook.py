@@ -1,0 +1,155 @@
+"""The ``webhook`` plugin: an order moves when a trigger's own URL is called.
+
+Each ``webhook.called`` trigger has a secret URL, ``{public_url}/hooks/{secret}``,
+shown as the trigger's ``webhook_url``. ``POST`` to it with ``{"order_id": "..."}`` (or
+with no body and ``?order_id=...``) moves that order with this trigger only: no other
+trigger is a candidate. ``webhook.called`` events are not accepted at
+``POST /api/events``: the URL is the only way in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from kernel import (
+    JSON,
+    ApiError,
+    EventType,
+    KernelServices,
+    Route,
+    TriggerType,
+    TriggerView,
+    hookimpl,
+)
+from plugins._matchers import settings_schema
+
+WEBHOOK_CALLED = "webhook.called"
+
+REQUEST_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "order_id": {"type": "string", "minLength": 1, "description": "the order to move"},
+        "data": {"type": "object", "description": "stored as the event's data"},
+    },
+}
+
+ERROR = {
+    "description": "error",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+OPENAPI = {
+    "summary": "Call a webhook.called trigger's URL",
+    "description": (
+        "Moves the order with this trigger only. The order id comes from the JSON body, "
+        "or from the query when the body is empty (or names no order_id). A disabled "
+        "trigger moves nothing."
+    ),
+    "parameters": [
+        {
+            "name": "order_id",
+            "in": "query",
+            "required": False,
+            "description": "the order to move, when the body does not name it",
+            "schema": {"type": "string", "minLength": 1},
+        }
+    ],
+    "requestBody": {
+        "required": False,
+        "content": {"application/json": {"schema": REQUEST_SCHEMA}},
+    },
+    "responses": {
+        "200": {
+            "description": "the event's result",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+        "400": ERROR,
+        "404": ERROR,
+        "413": ERROR,
+        "422": ERROR,
+    },
+}
+
+
+def describe(trigger: TriggerView, kernel: KernelServices) -> Mapping[str, JSON]:
+    """The trigger's ``webhook_url``."""
+    return {"webhook_url": f"{kernel.public_url}/hooks/{trigger.secret}"}
+
+
+def _invalid(message: str, field: str) -> ApiError:
+    return ApiError(422, "invalid", message, {"field": field})
+
+
+async def _read_body(request: web.Request) -> dict[str, Any] | None:
+    """The JSON object in the body, or ``None`` when the body is empty."""
+    raw = await request.read()
+    if not raw.strip():
+        return None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(
+            400, "malformed_json", f"the request body is not valid JSON: {exc}"
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid", "the request body must be a JSON object")
+    return body
+
+
+def make_handler(kernel: KernelServices) -> Callable[[web.Request], Any]:
+    """The handler of ``POST /hooks/{secret}``, bound to the kernel's services."""
+
+    async def call_webhook(request: web.Request) -> web.Response:
+        secret = request.match_info["secret"]
+        trigger = await kernel.find_trigger_by_secret(secret)
+        if trigger is None or trigger.type != WEBHOOK_CALLED:
+            raise ApiError(404, "not_found", "unknown webhook")
+        body = await _read_body(request)
+        order_id = None if body is None else body.get("order_id")
+        if order_id is None:
+            order_id = request.query.get("order_id")
+        if not isinstance(order_id, str) or not order_id:
+            raise _invalid(
+                "an order_id is required: a non-empty string in the JSON body "
+                "or in the query (?order_id=)",
+                "order_id",
+            )
+        data = (body or {}).get("data")
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise _invalid("data must be a JSON object", "data")
+        result = await kernel.submit_event(
+            {"type": WEBHOOK_CALLED, "order_id": order_id, "data": data},
+            only_trigger_id=trigger.id,
+        )
+        return web.json_response(result)
+
+    return call_webhook
+
+
+@hookimpl
+def register_event_types(register: Callable[[EventType], None]) -> None:
+    register(EventType(WEBHOOK_CALLED, "Webhook called", {"type": "object"}, public=False))
+
+
+@hookimpl
+def register_trigger_types(register: Callable[[TriggerType], None]) -> None:
+    register(
+        TriggerType(
+            WEBHOOK_CALLED,
+            "Webhook called",
+            (WEBHOOK_CALLED,),
+            settings_schema(),
+            describe=describe,
+        )
+    )
+
+
+@hookimpl
+def register_routes(register: Callable[[Route], None], kernel: KernelServices) -> None:
+    register(Route("POST", "/hooks/{secret}", make_handler(kernel), OPENAPI))
