@@ -32,9 +32,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from kernel.web import init_app
-
     settings = load_settings(args.config).with_overrides(host=args.host, port=args.port)
+    from kernel.web import init_app  # after the settings: a bad file fails fast
+
     app = init_app(settings)
     log.info(
         "server.starting", host=settings.host, port=settings.port, public_url=settings.base_url

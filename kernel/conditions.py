@@ -42,8 +42,19 @@ def _contains(actual: Any, expected: Any) -> bool:
             raise TypeError("a string field can only contain a string")
         return expected in actual
     if isinstance(actual, list):
-        return expected in actual
+        return _member(expected, actual)
     raise TypeError(f"contains needs a string or a list, the field is {type(actual).__name__}")
+
+
+def _equal(actual: Any, expected: Any) -> bool:
+    """JSON equality: ``1`` equals ``1.0``, but ``true`` is not ``1`` (unlike in Python)."""
+    if isinstance(actual, bool) != isinstance(expected, bool):
+        return False
+    return bool(actual == expected)
+
+
+def _member(value: Any, values: Any) -> bool:
+    return any(_equal(value, item) for item in values)
 
 
 def _exists(actual: Any, expected: Any) -> bool:
@@ -51,14 +62,14 @@ def _exists(actual: Any, expected: Any) -> bool:
 
 
 OPERATORS = (
-    ConditionOperator("eq", operator.eq, _SCALAR),
-    ConditionOperator("ne", operator.ne, _SCALAR),
+    ConditionOperator("eq", _equal, _SCALAR),
+    ConditionOperator("ne", lambda a, e: not _equal(a, e), _SCALAR),
     ConditionOperator("gt", _ordered(operator.gt), _ORDERED),
     ConditionOperator("gte", _ordered(operator.ge), _ORDERED),
     ConditionOperator("lt", _ordered(operator.lt), _ORDERED),
     ConditionOperator("lte", _ordered(operator.le), _ORDERED),
-    ConditionOperator("in", lambda a, e: a in e, _LIST),
-    ConditionOperator("not_in", lambda a, e: a not in e, _LIST),
+    ConditionOperator("in", _member, _LIST),
+    ConditionOperator("not_in", lambda a, e: not _member(a, e), _LIST),
     ConditionOperator("contains", _contains, _SCALAR),
     ConditionOperator("exists", _exists, {"type": "boolean"}, tests_missing=True),
 )

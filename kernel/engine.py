@@ -288,9 +288,11 @@ class Engine:
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 if dry_run:
-                    async with self.db.read() as conn, conn.begin() as tx:
+                    # A dry run applies its moves inside a write transaction, so that a later
+                    # event of the list sees them as a real run would, then rolls back.
+                    async with self.db.write() as conn:
                         results, outcomes = await self._run(conn, parsed, True, only_trigger_id)
-                        await tx.rollback()
+                        await conn.rollback()
                 else:
                     async with self.db.write() as conn:
                         results, outcomes = await self._run(conn, parsed, False, only_trigger_id)
@@ -335,7 +337,10 @@ class Engine:
             if item.client_id:
                 earlier = in_batch.get(event.id) or await self._stored_result(conn, event.id)
                 if earlier is not None:
-                    results.append({**public_result(earlier, True), "type": event.type})
+                    repeated = {**public_result(earlier, True), "type": event.type}
+                    if dry_run:  # a dry run's results carry their trace: the first one's
+                        repeated.update(trace=list(earlier["trace"]), dry_run=True)
+                    results.append(repeated)
                     continue
             at = utc_now()
             orders = await self._resolve(conn, event, item.lookup, statuses, lock=not dry_run)
@@ -372,6 +377,7 @@ class Engine:
             if dry_run:
                 result["trace"] = trace
                 result["dry_run"] = True
+                await self._apply_moves(conn, moves, at)  # rolled back with the dry run
             else:
                 outcome = Outcome(event, tuple(order_ids), tuple(moves), at)
                 await self._write_event(conn, event, stored, at)

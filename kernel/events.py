@@ -14,7 +14,7 @@ from kernel.contacts import event_identifiers
 from kernel.errors import ApiError, invalid
 from kernel.plugins import Registry
 from kernel.types import Event
-from kernel.validation import parse_timestamp, schema_errors, validator_for
+from kernel.validation import parse_timestamp, schema_errors, storable_problem, validator_for
 
 _ID = {"type": "string", "minLength": 1, "maxLength": 200}
 _ID_OR_INT = {"type": ["string", "integer"], "minLength": 1, "maxLength": 200}
@@ -63,6 +63,9 @@ def parse_event(
     if errors:
         first = errors[0]
         raise invalid(f"event: {first['path']}: {first['message']}", errors[:20])
+    problem = storable_problem(body)
+    if problem is not None:
+        raise invalid(f"event: {problem}")
     type_ = body["type"]
     event_type = registry.event_types.get(type_)
     if event_type is None or not (event_type.public or allow_private):

@@ -112,11 +112,15 @@ def make_plugin_manager(
             raise StartupError(f"plugin {ep.name!r} cannot be loaded: {exc}") from exc
     for name, plugin in extra_plugins:
         if not pm.is_blocked(name):
-            pm.register(plugin, name=name)
+            try:
+                pm.register(plugin, name=name)
+            except pluggy.PluginValidationError as exc:
+                raise StartupError(f"plugin {name!r} cannot be loaded: {exc}") from exc
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise StartupError(f"plugin {exc.plugin!r}: {exc}") from exc
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        raise StartupError(f"plugin {name!r}: {exc}") from exc
     if os.environ.get("STATUSFLOW_TRACE_PLUGINS"):
         _trace_hook_calls(pm)
     return pm

@@ -53,6 +53,27 @@ def parse_timestamp(value: str) -> str:
     return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+MAX_JSON_DEPTH = 100
+
+
+def storable_problem(value: Any) -> str | None:
+    """Why a JSON value cannot be stored, or ``None``: U+0000 in a string or key
+    (PostgreSQL text cannot hold it) or nesting deeper than :data:`MAX_JSON_DEPTH`
+    (stored JSON is serialised with orjson, which stops at 255 levels)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return "strings must not contain the NUL character (\\u0000)"
+        elif isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return f"JSON must not be nested deeper than {MAX_JSON_DEPTH} levels"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return None
+
+
 def utc_now() -> str:
     """Now, as the ISO-8601 UTC string every stored time uses."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

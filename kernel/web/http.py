@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 
 from kernel.errors import ApiError
+from kernel.validation import storable_problem
 
 NO_BODY = object()
 
@@ -23,11 +24,15 @@ async def read_json(request: web.Request, *, optional: bool = False) -> Any:
             return NO_BODY
         raise ApiError(400, "malformed_json", "the request body is empty; JSON was expected")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ApiError(
             400, "malformed_json", f"the request body is not valid JSON: {exc}"
         ) from None
+    problem = storable_problem(body)
+    if problem is not None:
+        raise ApiError(422, "invalid", problem)
+    return body
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:

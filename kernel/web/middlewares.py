@@ -36,6 +36,8 @@ def _error(status: int, code: str, message: str, details: object = None) -> web.
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn :class:`ApiError`, aiohttp's HTTP errors and crashes into JSON errors."""
     try:
+        if "\x00" in request.path:  # no resource has one; PostgreSQL text cannot hold it
+            raise ApiError(404, "not_found", "no resource has a NUL character in its path")
         return await handler(request)
     except ApiError as exc:
         return _error(exc.status, exc.code, exc.message, exc.details)

@@ -64,10 +64,11 @@ async def _check_status(conn: AsyncConnection, status: str) -> None:
 
 
 async def _load(conn: AsyncConnection, request: web.Request) -> Any:
-    try:
-        trigger_id = int(request.match_info["id"])
-    except ValueError:
-        raise not_found(f"trigger {request.match_info['id']!r} not found") from None
+    raw = request.match_info["id"]
+    # ids are positive 32-bit integers (PostgreSQL INTEGER): anything else is unknown
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) < 2**31):
+        raise not_found(f"trigger {raw[:100]!r} not found")
+    trigger_id = int(raw)
     row = (
         (await conn.execute(select(TRIGGERS).where(TRIGGERS.c.id == trigger_id))).mappings().first()
     )
@@ -127,6 +128,12 @@ async def patch_trigger(request: web.Request) -> web.Response:
     patch = require_object(await read_json(request), "a merge patch")
     if "id" in patch and str(patch["id"]) != request.match_info["id"]:
         raise invalid("a trigger's id cannot change")
+    unknown = sorted(set(patch) - {"id", *EDITABLE})
+    if unknown:
+        raise invalid(
+            f"trigger: unknown or read-only fields {unknown}; editable: {', '.join(EDITABLE)}",
+            {"fields": unknown},
+        )
     registry = request.app[REGISTRY]
     async with request.app[DATABASE].write() as conn:
         row = await _load(conn, request)

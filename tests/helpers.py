@@ -1,0 +1,227 @@
+"""Helpers for tests that drive statusflow through its HTTP API.
+
+``Api`` wraps an aiohttp test client: each call checks the HTTP status it expects and
+returns the decoded JSON. The functions below build event bodies and read traces.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import select
+
+from kernel.models import EventRecord
+from kernel.web.keys import DATABASE
+
+EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
+
+
+class Api:
+    """statusflow's HTTP API through an aiohttp test client; every call checks its status."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        expect: int = 200,
+        params: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Send ``body`` as JSON (``None``: no body); assert the status; the JSON answer."""
+        response = await self.client.request(method, path, json=body, params=params)
+        text = await response.text()
+        assert response.status == expect, f"{method} {path} -> {response.status}: {text}"
+        return json.loads(text) if text else None
+
+    async def error(
+        self, method: str, path: str, body: Any = None, *, expect: int, **kwargs: Any
+    ) -> dict[str, Any]:
+        """The ``error`` object of a call that must fail with ``expect``."""
+        answer = await self.call(method, path, body, expect=expect, **kwargs)
+        assert set(answer) == {"error"}, answer
+        assert set(answer["error"]) == {"code", "message", "details"}, answer
+        return dict(answer["error"])
+
+    # orders -----------------------------------------------------------------------
+
+    async def create_order(self, order_id: str, **fields: Any) -> dict[str, Any]:
+        """``POST /api/orders``; 201 expected."""
+        return dict(await self.call("POST", "/api/orders", {"id": order_id, **fields}, expect=201))
+
+    async def create_orders(self, orders: Mapping[str, Mapping[str, Any]]) -> None:
+        """Create each ``{order_id: fields}``."""
+        for order_id, fields in orders.items():
+            await self.create_order(order_id, **fields)
+
+    async def order(self, order_id: str) -> dict[str, Any]:
+        """``GET /api/orders/{id}``."""
+        return dict(await self.call("GET", f"/api/orders/{order_id}"))
+
+    async def status_of(self, order_id: str) -> str:
+        """The order's current status."""
+        return str((await self.order(order_id))["status"])
+
+    async def statuses_of(self, order_ids: Iterable[str]) -> dict[str, str]:
+        """``{order_id: status}`` for each order."""
+        return {order_id: await self.status_of(order_id) for order_id in order_ids}
+
+    async def patch_order(self, order_id: str, patch: Mapping[str, Any]) -> dict[str, Any]:
+        """``PATCH /api/orders/{id}`` with a merge patch; 200 expected."""
+        return dict(await self.call("PATCH", f"/api/orders/{order_id}", dict(patch)))
+
+    async def timeline(self, order_id: str) -> list[dict[str, Any]]:
+        """``GET /api/orders/{id}/timeline``, oldest first."""
+        return list(await self.call("GET", f"/api/orders/{order_id}/timeline"))
+
+    async def timeline_kinds(self, order_id: str) -> list[str]:
+        """The ``kind`` of each timeline entry, oldest first."""
+        return [entry["kind"] for entry in await self.timeline(order_id)]
+
+    # triggers ---------------------------------------------------------------------
+
+    async def create_trigger(
+        self, status: str, type: str = "payment.received", **fields: Any
+    ) -> dict[str, Any]:
+        """``POST /api/triggers``; 201 expected."""
+        body = {"type": type, "status": status, **fields}
+        return dict(await self.call("POST", "/api/triggers", body, expect=201))
+
+    async def trigger_id(self, status: str, type: str = "payment.received", **fields: Any) -> int:
+        """Create a trigger; its id."""
+        return int((await self.create_trigger(status, type, **fields))["id"])
+
+    async def triggers(self) -> list[dict[str, Any]]:
+        """``GET /api/triggers``."""
+        return list(await self.call("GET", "/api/triggers"))
+
+    async def delete_all_triggers(self) -> None:
+        """Delete every trigger (between the cases of a table that share one app)."""
+        for trigger in await self.triggers():
+            await self.call("DELETE", f"/api/triggers/{trigger['id']}", expect=204)
+
+    # events -----------------------------------------------------------------------
+
+    async def post_events(self, body: Any, *, dry_run: bool = False, expect: int = 200) -> Any:
+        """``POST /api/events`` (one event or a list), optionally as a dry run."""
+        params = {"dry_run": "true"} if dry_run else None
+        return await self.call("POST", "/api/events", body, expect=expect, params=params)
+
+    async def get_event(self, event_id: str, *, expect: int = 200) -> dict[str, Any]:
+        """``GET /api/events/{id}``."""
+        return dict(await self.call("GET", f"/api/events/{event_id}", expect=expect))
+
+    async def stored_event_count(self) -> int:
+        """How many events the database holds (the API has no list of events)."""
+        async with self.client.app[DATABASE].read() as conn:
+            rows = (await conn.execute(select(EVENTS.c.id))).all()
+        return len(rows)
+
+
+def event(type: str = "payment.received", **fields: Any) -> dict[str, Any]:
+    """An event body: ``event(order_id="o1", id="e1", data={"amount": 10})``."""
+    return {"type": type, **fields}
+
+
+def move(order_id: str, from_: str, to: str, trigger_id: int) -> dict[str, Any]:
+    """A move as results and stored events show it."""
+    return {"order_id": order_id, "from": from_, "to": to, "trigger_id": trigger_id}
+
+
+def trace_by_key(trace: Sequence[Mapping[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
+    """A trace keyed by ``(order_id, trigger_id)``; fails on a key seen twice."""
+    keyed: dict[tuple[str, int], dict[str, Any]] = {}
+    for entry in trace:
+        assert set(entry) == {"order_id", "trigger_id", "outcome", "reason"}, entry
+        key = (entry["order_id"], entry["trigger_id"])
+        assert key not in keyed, f"trace lists {key} twice: {trace}"
+        keyed[key] = dict(entry)
+    return keyed
+
+
+def assert_trace(
+    trace: Sequence[Mapping[str, Any]],
+    expected: Mapping[tuple[str, int], tuple[str, Sequence[str]]],
+) -> None:
+    """Assert a trace has exactly the expected entries.
+
+    :param expected: ``{(order_id, trigger_id): (outcome, fragments)}``; the entry's
+        reason must contain every fragment (case-insensitively).
+    """
+    keyed = trace_by_key(trace)
+    assert set(keyed) == set(expected), trace
+    for key, (outcome, fragments) in expected.items():
+        entry = keyed[key]
+        assert entry["outcome"] == outcome, entry
+        assert isinstance(entry["reason"], str) and entry["reason"], entry
+        for fragment in fragments:
+            assert fragment.lower() in entry["reason"].lower(), (fragment, entry)
+
+
+def assert_recent_utc(at: str, *, within: timedelta = timedelta(minutes=5)) -> None:
+    """``at`` is an ISO-8601 time in UTC, close to now."""
+    assert isinstance(at, str) and "T" in at, at
+    parsed = datetime.fromisoformat(at)
+    assert parsed.utcoffset() == timedelta(0), at
+    assert abs(datetime.now(UTC) - parsed) < within, at
+
+
+# --- plugin routes: tracking links, webhooks -----------------------------------------------
+
+
+def path_of(url: str) -> str:
+    """The path and query of an absolute URL (``webhook_url``, tracked links), for a client."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+async def tracking_links(
+    api: Api, order_id: str, urls: Sequence[str], message_id: str | None = None
+) -> dict[str, Any]:
+    """``POST /api/tracking-links``; 201 expected; the answer."""
+    body: dict[str, Any] = {"order_id": order_id, "urls": list(urls)}
+    if message_id is not None:
+        body["message_id"] = message_id
+    return dict(await api.call("POST", "/api/tracking-links", body, expect=201))
+
+
+async def event_ids_in_timeline(api: Api, order_id: str) -> list[str]:
+    """The ``event_id`` of each ``event`` entry of an order's timeline, oldest first."""
+    return [e["event_id"] for e in await api.timeline(order_id) if e["kind"] == "event"]
+
+
+# --- whole-database reads, for "nothing else changed" checks in big tables ----------------
+
+
+async def stored_statuses(api: Api) -> dict[str, str]:
+    """Every order's status, ``{order_id: status}``, in one query (no list API exists)."""
+    from kernel.models import Order
+
+    orders = Order.__table__  # type: ignore[attr-defined]
+    async with api.client.app[DATABASE].read() as conn:
+        rows = (await conn.execute(select(orders.c.id, orders.c.status))).all()
+    return {row.id: row.status for row in rows}
+
+
+async def timeline_kinds_by_event(api: Api, event_id: str) -> dict[str, list[str]]:
+    """``{order_id: [kind, ...]}`` of the timeline entries naming ``event_id``, oldest first."""
+    from kernel.models import TimelineEntry
+
+    timeline = TimelineEntry.__table__  # type: ignore[attr-defined]
+    query = select(timeline.c.order_id, timeline.c.kind, timeline.c.data).order_by(timeline.c.seq)
+    async with api.client.app[DATABASE].read() as conn:
+        rows = (await conn.execute(query)).all()
+    kinds: dict[str, list[str]] = {}
+    for row in rows:
+        if (row.data or {}).get("event_id") == event_id:
+            kinds.setdefault(row.order_id, []).append(row.kind)
+    return kinds
