@@ -86,6 +86,21 @@ def inspect_event(event: Event, state: StateStore) -> None:
 
 
 @hookspec
+def plugin_settings_schema() -> Mapping[str, JSON] | None:
+    """The JSON Schema of this plugin's settings, the ``[plugins.NAME]`` table.
+
+    Checked once at start-up, after secrets are resolved: a value written as
+    ``{"$env": "VAR"}`` is replaced by the environment variable ``VAR`` (unset: start-up
+    stops). A table that breaks the schema stops start-up with a message naming the
+    plugin and the key. Plugins read the checked table with
+    ``kernel.plugin_config(NAME)``; without a table they get ``{}``, so give defaults in
+    code, not only in the schema.
+
+    :return: a JSON Schema of an object, or ``None`` when the plugin has no settings.
+    """
+
+
+@hookspec
 def register_routes(register: Callable[[Route], None], kernel: KernelServices) -> None:
     """Contribute HTTP routes (tracking pixels, provider webhooks, ...), once at start-up.
 
@@ -162,6 +177,7 @@ __all__ = [
     "hookspec",
     "inspect_event",
     "moves_committed",
+    "plugin_settings_schema",
     "prepare_moves",
     "register_condition_operators",
     "register_event_types",

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import pluggy
@@ -226,3 +226,48 @@ def _trigger_types_of(ep: EntryPoint) -> tuple[str, ...]:
     except Exception as exc:
         log.warning("plugin.introspection_failed", plugin=ep.name, error=str(exc))
         return ()
+
+
+def _resolve_env(value: Any, where: str) -> Any:
+    """Replace every ``{"$env": "VAR"}`` in ``value`` by the environment variable."""
+    if isinstance(value, dict):
+        if set(value) == {"$env"}:
+            name = value["$env"]
+            if not isinstance(name, str) or name not in os.environ:
+                raise StartupError(f"{where}: environment variable {name!r} is not set")
+            return os.environ[name]
+        return {k: _resolve_env(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolve_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def plugin_settings(
+    pm: pluggy.PluginManager, tables: Mapping[str, Mapping[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """Each loaded plugin's ``[plugins.NAME]`` table, secrets resolved, schema-checked.
+
+    :raises StartupError: naming the plugin and the key that is wrong.
+    """
+    resolved: dict[str, dict[str, Any]] = {}
+    for name, table in tables.items():
+        if pm.get_plugin(name) is None:
+            log.warning("plugin.settings_unused", plugin=name, reason="plugin not loaded")
+            continue
+        resolved[name] = _resolve_env(dict(table), f"[plugins.{name}]")
+    for impl in pm.hook.plugin_settings_schema.get_hookimpls():
+        try:
+            schema = cast("Mapping[str, Any] | None", impl.function())
+        except Exception as exc:
+            raise StartupError(f"plugin {impl.plugin_name!r}: settings schema: {exc}") from exc
+        if schema is None:
+            continue
+        table = resolved.get(impl.plugin_name, {})
+        validator = jsonschema.Draft202012Validator(dict(schema))
+        errors = sorted(validator.iter_errors(table), key=lambda e: list(e.absolute_path))
+        if errors:
+            error = errors[0]
+            key = ".".join(str(p) for p in error.absolute_path)
+            where = f"[plugins.{impl.plugin_name}]" + (f" {key}" if key else "")
+            raise StartupError(f"plugin {impl.plugin_name!r}: {where}: {error.message}")
+    return resolved

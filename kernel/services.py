@@ -33,8 +33,11 @@ def _unb64(text: str) -> bytes:
 class Services:
     """Built before the app starts (routes need it); bound to the database at start-up."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, plugin_settings: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
         self.settings = settings
+        self._plugin_settings = dict(plugin_settings or {})
         self.public_url = settings.base_url
         self._key = b""
         self._engine: Engine | None = None
@@ -52,7 +55,7 @@ class Services:
         return self._engine
 
     def plugin_config(self, name: str) -> Mapping[str, Any]:
-        return self.settings.plugin_tables.get(name, {})
+        return self._plugin_settings.get(name, {})
 
     def sign(self, payload: Mapping[str, Any]) -> str:
         body = _b64(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))

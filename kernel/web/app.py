@@ -8,7 +8,13 @@ from aiohttp import web
 
 from kernel.config import Settings
 from kernel.engine import Engine
-from kernel.plugins import build_registry, collect_routes, list_plugins, make_plugin_manager
+from kernel.plugins import (
+    build_registry,
+    collect_routes,
+    list_plugins,
+    make_plugin_manager,
+    plugin_settings,
+)
 from kernel.services import Services
 from kernel.storage import Database, make_engine, migrate, seed, signing_secret
 from kernel.web.keys import (
@@ -34,7 +40,7 @@ def init_app(
     """
     pm = make_plugin_manager(settings.disable, settings.enable, extra_plugins)
     registry = build_registry(pm)
-    services = Services(settings)
+    services = Services(settings, plugin_settings(pm, settings.plugin_tables))
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[error_middleware, auth_middleware],
