@@ -1,39 +1,50 @@
 """The event path: validate -> resolve orders -> inspect -> match -> choose -> commit -> sinks.
 
-Read top-down, this module is the whole life of an event. It talks to the database
-with SQLAlchemy Core statements on one connection per batch (no ORM session on the
-hot path) and keeps triggers and statuses in memory, indexed by event type and
-invalidated whenever the admin API changes them.
+Read top-down, this module is the whole life of an event:
+
+1. :meth:`Engine.process` validates the posted events (:mod:`kernel.events`; every 422
+   happens before anything is stored) and hands them to the group committer
+   (:mod:`kernel.groupcommit`), which gathers every request waiting while the previous
+   transaction committed.
+2. :meth:`Engine._evaluate` reads what the whole group needs in a few statements
+   (:func:`kernel.eventstore.load_snapshot`: stored results for idempotency, the orders
+   named or found by contact, locked on PostgreSQL), then per event: resolve the orders,
+   let plugins inspect it (durable state such as chat dialogs), match and choose the
+   moves (:func:`choose_move`, contract §2), and record what to write.
+3. The group's rows are written in one statement per table and committed; only then is
+   each request answered and the status sinks told.
+
+Triggers and statuses are held in memory, triggers indexed by event type, and rebuilt
+after any change through the API. Plugin failures never stop an event: they show in the
+trace and the log (fault isolation).
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
 import structlog
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kernel.errors import ApiError, not_found
 from kernel.events import ParsedEvent, parse_events
-from kernel.matching import CompiledTrigger, compile_trigger, failed_condition
-from kernel.models import (
-    FINAL_SEMANTICS,
-    EventRecord,
-    MoveRecord,
-    Order,
-    OrderIdentifier,
-    PluginMark,
-    Status,
-    TimelineEntry,
-    Trigger,
+from kernel.eventstore import (
+    EVENTS,
+    DatabaseStateStore,
+    GroupWrites,
+    OrderState,
+    Snapshot,
+    load_snapshot,
 )
+from kernel.groupcommit import GroupCommitter
+from kernel.matching import CompiledTrigger, compile_trigger, failed_condition
+from kernel.models import FINAL_SEMANTICS, Status, Trigger
 from kernel.plugins import Registry
 from kernel.storage import Database
 from kernel.types import Event, KernelServices, Move, Outcome, TriggerView
@@ -41,16 +52,12 @@ from kernel.validation import utc_now
 
 log = structlog.get_logger("statusflow.engine")
 
-EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
-MOVES = MoveRecord.__table__  # type: ignore[attr-defined]
-ORDERS = Order.__table__  # type: ignore[attr-defined]
-IDENTIFIERS = OrderIdentifier.__table__  # type: ignore[attr-defined]
-MARKS = PluginMark.__table__  # type: ignore[attr-defined]
 STATUSES = Status.__table__  # type: ignore[attr-defined]
-TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
 TRIGGERS = Trigger.__table__  # type: ignore[attr-defined]
 
 MAX_ATTEMPTS = 5
+INSPECT_ERRORS = "kernel.inspect_errors"
+"""``event.facts`` key: plugin name -> why its ``inspect_event`` failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,60 +69,20 @@ class StatusInfo:
     final: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One ``POST /api/events`` (or a plugin's ``submit_event``): events in order."""
+
+    events: Sequence[ParsedEvent]
+    only_trigger_id: int | None = None
+
+
 @dataclass(slots=True)
-class OrderState:
-    """An order as the engine reads it inside the transaction."""
+class Processed:
+    """A request's results, and the outcomes to tell the sinks after the commit."""
 
-    id: str
-    status: str
-    doc: Mapping[str, Any]
-
-
-# --- plugin state and the transaction handed to sinks --------------------------------
-
-
-class DatabaseStateStore:
-    """:class:`kernel.StateStore` on the ``plugin_marks`` table, inside the event's transaction."""
-
-    def __init__(self, conn: AsyncConnection, dry_run: bool) -> None:
-        self._conn = conn
-        self._dry_run = dry_run
-        self._claimed_in_dry_run: set[tuple[str, str]] = set()
-
-    async def seen(self, namespace: str, key: str) -> bool:
-        if self._dry_run and (namespace, key) in self._claimed_in_dry_run:
-            return True
-        query = select(MARKS.c.id).where(MARKS.c.namespace == namespace, MARKS.c.key == key)
-        return (await self._conn.execute(query.limit(1))).first() is not None
-
-    async def claim(self, namespace: str, key: str) -> bool:
-        if self._dry_run:
-            first = not await self.seen(namespace, key)
-            self._claimed_in_dry_run.add((namespace, key))
-            return first
-        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
-        statement = (
-            dialect.insert(MARKS)
-            .values(namespace=namespace, key=key, created_at=utc_now())
-            .on_conflict_do_nothing(index_elements=["namespace", "key"])
-        )
-        result = await self._conn.execute(statement)
-        return bool(result.rowcount == 1)
-
-
-class BufferedTransaction:
-    """:class:`kernel.Transaction`: rows that sinks add, written in one statement each."""
-
-    def __init__(self) -> None:
-        self.timeline: list[dict[str, Any]] = []
-
-    def add_timeline(self, order_id: str, kind: str, data: Mapping[str, Any], at: str) -> None:
-        self.timeline.append({"order_id": order_id, "kind": kind, "data": dict(data), "at": at})
-
-    async def flush(self, conn: AsyncConnection) -> None:
-        if self.timeline:
-            await conn.execute(TIMELINE.insert(), self.timeline)
-            self.timeline = []
+    results: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
 
 
 # --- choosing a move ---------------------------------------------------------------------
@@ -135,10 +102,14 @@ def choose_move(
     def skip(trigger: CompiledTrigger, reason: str) -> None:
         trace[trigger.view.id] = _entry(order.id, trigger.view.id, "skipped", reason)
 
+    inspect_errors: Mapping[str, str] = event.facts.get(INSPECT_ERRORS, {})
     for trigger in triggers:
         view = trigger.view
         if not view.enabled:
             skip(trigger, "trigger is disabled")
+            continue
+        if trigger.plugin in inspect_errors:
+            skip(trigger, inspect_errors[trigger.plugin])
             continue
         try:
             match = trigger.trigger_type.match(view.settings, event)
@@ -224,7 +195,15 @@ class Engine:
         self._generation = 0
         self._triggers: dict[str, tuple[CompiledTrigger, ...]] | None = None
         self._statuses: dict[str, StatusInfo] | None = None
-        self._has_inspectors = bool(pm.hook.inspect_event.get_hookimpls())
+        self._inspectors = pm.hook.inspect_event.get_hookimpls()
+        self._preparers = pm.hook.prepare_moves.get_hookimpls()
+        self._notifiers = pm.hook.moves_committed.get_hookimpls()
+        self._lock_orders = not db.is_sqlite
+        self._committer: GroupCommitter[Request, Processed] = GroupCommitter(self._commit_group)
+
+    async def close(self) -> None:
+        """Finish queued work and stop the group committer."""
+        await self._committer.close()
 
     # caches -----------------------------------------------------------------------
 
@@ -240,9 +219,8 @@ class Engine:
         if cached is not None:
             return cached
         generation = self._generation
-        rows = (
-            await conn.execute(select(STATUSES.c.id, STATUSES.c.sort, STATUSES.c.semantics))
-        ).all()
+        query = select(STATUSES.c.id, STATUSES.c.sort, STATUSES.c.semantics)
+        rows = (await conn.execute(query)).all()
         statuses = {r.id: StatusInfo(r.id, r.sort, r.semantics in FINAL_SEMANTICS) for r in rows}
         if generation == self._generation:
             self._statuses = statuses
@@ -279,200 +257,174 @@ class Engine:
         only_trigger_id: int | None = None,
         allow_private: bool = False,
     ) -> list[dict[str, Any]]:
-        """Process a list of event bodies in one transaction; return their results.
+        """Process a list of event bodies atomically; return their results, in order.
 
         The list is validated whole first; a 422 or 404 stores nothing. Results are
         answered only after the commit; then the status sinks are told.
         """
         parsed = parse_events(list(bodies), self.registry, self.region, allow_private=allow_private)
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                if dry_run:
-                    # A dry run applies its moves inside a write transaction, so that a later
-                    # event of the list sees them as a real run would, then rolls back.
-                    async with self.db.write() as conn:
-                        results, outcomes = await self._run(conn, parsed, True, only_trigger_id)
-                        await conn.rollback()
-                else:
-                    async with self.db.write() as conn:
-                        results, outcomes = await self._run(conn, parsed, False, only_trigger_id)
-                break
-            except (IntegrityError, DBAPIError) as exc:
-                # A concurrent duplicate event id or a deadlock on PostgreSQL: the
-                # transaction rolled back whole; run it again (duplicates now answer as such).
-                if attempt == MAX_ATTEMPTS or not _retryable(exc):
-                    raise
-                log.info("event.retry", attempt=attempt, error=type(exc.orig).__name__)
-        for result in results:
+        request = Request(parsed, only_trigger_id)
+        if dry_run:
+            processed = await self._dry_run(request)
+        else:
+            processed = await self._committer.submit(request)
+        for result, item in zip(processed.results, parsed, strict=True):
             log.info(
                 "event.processed",
                 event_id=result["event_id"],
-                type=result.get("type"),
+                type=item.event.type,
                 duplicate=result["duplicate"],
                 order_ids=result["order_ids"],
                 moves=[(m["order_id"], m["from"], m["to"]) for m in result["moves"]],
                 dry_run=dry_run,
             )
-            result.pop("type", None)
-        for outcome in outcomes:
+        for outcome in processed.outcomes:
             await self.notify(outcome)
-        return results
+        return processed.results
 
-    async def _run(
-        self,
-        conn: AsyncConnection,
-        parsed: Sequence[ParsedEvent],
-        dry_run: bool,
-        only_trigger_id: int | None,
-    ) -> tuple[list[dict[str, Any]], list[Outcome]]:
+    async def _dry_run(self, request: Request) -> Processed:
+        async with self.db.read() as conn, conn.begin() as tx:
+            answer = (await self._evaluate(conn, [request], None))[0]
+            await tx.rollback()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def _commit_group(self, requests: Sequence[Request]) -> list[Processed | ApiError]:
+        """Evaluate and write a group of requests in one transaction (retried on conflicts)."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                async with self.db.write() as conn:
+                    writes = GroupWrites()
+                    answers = await self._evaluate(conn, requests, writes)
+                    await writes.flush(conn)
+                return answers
+            except DBAPIError as exc:
+                # A concurrent duplicate event id, or a deadlock, on PostgreSQL: the
+                # transaction rolled back whole; run it again (duplicates now answer as such).
+                if attempt == MAX_ATTEMPTS or not _retryable(exc):
+                    raise
+                log.info("group.retry", attempt=attempt, error=type(exc.orig).__name__)
+        raise AssertionError("unreachable")
+
+    async def _evaluate(
+        self, conn: AsyncConnection, requests: Sequence[Request], writes: GroupWrites | None
+    ) -> list[Processed | ApiError]:
+        """Decide every event of ``requests``; with ``writes`` (not a dry run), record rows."""
         statuses = await self.statuses(conn)
         triggers = await self.triggers_by_event(conn)
-        state = DatabaseStateStore(conn, dry_run)
-        tx = BufferedTransaction()
-        results: list[dict[str, Any]] = []
-        outcomes: list[Outcome] = []
-        in_batch: dict[str, dict[str, Any]] = {}
-        for item in parsed:
-            event = item.event
-            if item.client_id:
-                earlier = in_batch.get(event.id) or await self._stored_result(conn, event.id)
-                if earlier is not None:
-                    repeated = {**public_result(earlier, True), "type": event.type}
-                    if dry_run:  # a dry run's results carry their trace: the first one's
-                        repeated.update(trace=list(earlier["trace"]), dry_run=True)
-                    results.append(repeated)
-                    continue
-            at = utc_now()
-            orders = await self._resolve(conn, event, item.lookup, statuses, lock=not dry_run)
-            if self._has_inspectors:
-                await self._inspect(event, state)
-            candidates = triggers.get(event.type, ())
-            if only_trigger_id is not None:
-                candidates = tuple(t for t in candidates if t.view.id == only_trigger_id)
-            trace: list[dict[str, Any]] = []
-            moves: list[Move] = []
-            for order in orders:
-                winner, order_trace = choose_move(order, event, candidates, statuses)
-                trace.extend(order_trace)
-                if winner is not None:
-                    moves.append(
-                        Move(
-                            order.id,
-                            order.status,
-                            winner.view.status,
-                            winner.view.id,
-                            event.id,
-                            event.type,
-                            at,
-                        )
-                    )
-            order_ids = [o.id for o in orders]
-            stored: dict[str, Any] = {
-                "event_id": event.id,
-                "order_ids": order_ids,
-                "moves": [m.as_json() for m in moves],
-                "trace": trace,
-            }
-            result = {**public_result(stored, False), "type": event.type}
-            if dry_run:
-                result["trace"] = trace
-                result["dry_run"] = True
-                await self._apply_moves(conn, moves, at)  # rolled back with the dry run
-            else:
-                outcome = Outcome(event, tuple(order_ids), tuple(moves), at)
-                await self._write_event(conn, event, stored, at)
-                await self._apply_moves(conn, moves, at)
-                self.pm.hook.prepare_moves(outcome=outcome, tx=tx)
-                await tx.flush(conn)
-                outcomes.append(outcome)
-            in_batch[event.id] = stored
-            results.append(result)
-        return results, outcomes
+        items = [item for request in requests for item in request.events]
+        snapshot = await load_snapshot(
+            conn,
+            (i.event.id for i in items if i.client_id),
+            (i.event.order_id for i in items if i.event.order_id is not None),
+            (pair for i in items for pair in i.lookup),
+            lock=writes is not None and self._lock_orders,
+        )
+        state = DatabaseStateStore(conn, dry_run=writes is None)
+        done: dict[str, Mapping[str, Any]] = dict(snapshot.stored_results)
+        answers: list[Processed | ApiError] = []
+        for request in requests:
+            problem = _unknown_order(request, snapshot, done)
+            if problem is not None:
+                answers.append(problem)
+                continue
+            processed = Processed()
+            for item in request.events:
+                result, outcome = await self._decide(
+                    item, request, snapshot, statuses, triggers, state, done, writes
+                )
+                processed.results.append(result)
+                if outcome is not None:
+                    processed.outcomes.append(outcome)
+            answers.append(processed)
+        return answers
 
-    async def _stored_result(self, conn: AsyncConnection, event_id: str) -> dict[str, Any] | None:
-        row = (await conn.execute(select(EVENTS.c.result).where(EVENTS.c.id == event_id))).first()
-        return None if row is None else dict(row[0])
-
-    async def _resolve(
+    async def _decide(
         self,
-        conn: AsyncConnection,
-        event: Event,
-        lookup: Iterable[tuple[str, str]],
+        item: ParsedEvent,
+        request: Request,
+        snapshot: Snapshot,
         statuses: Mapping[str, StatusInfo],
-        lock: bool,
-    ) -> list[OrderState]:
-        """The orders an event is for: its ``order_id``, or contact fan-out."""
-        query = select(ORDERS.c.id, ORDERS.c.status, ORDERS.c.doc)
-        if event.order_id is not None:
-            query = query.where(ORDERS.c.id == event.order_id)
-        else:
-            pairs = [and_(IDENTIFIERS.c.kind == k, IDENTIFIERS.c.value == v) for k, v in lookup]
-            matching = select(IDENTIFIERS.c.order_id).where(or_(*pairs)).distinct()
-            finals = [s.id for s in statuses.values() if s.final]
-            query = query.where(ORDERS.c.id.in_(matching.scalar_subquery()))
-            if finals:
-                query = query.where(ORDERS.c.status.not_in(finals))
-        query = query.order_by(ORDERS.c.id)
-        if lock and not self.db.is_sqlite:
-            query = query.with_for_update()
-        rows = (await conn.execute(query)).all()
-        if event.order_id is not None and not rows:
-            raise not_found(f"order {event.order_id!r} not found", {"order_id": event.order_id})
-        return [OrderState(r.id, r.status, r.doc) for r in rows]
+        triggers: Mapping[str, tuple[CompiledTrigger, ...]],
+        state: DatabaseStateStore,
+        done: dict[str, Mapping[str, Any]],
+        writes: GroupWrites | None,
+    ) -> tuple[dict[str, Any], Outcome | None]:
+        """One event: its result, and (in a real run) the outcome for the sinks."""
+        event = item.event
+        earlier = done.get(event.id) if item.client_id else None
+        if earlier is not None:
+            repeated = public_result(earlier, True)
+            if writes is None:  # a dry run's results carry their trace: the first one's
+                repeated.update(trace=list(earlier["trace"]), dry_run=True)
+            return repeated, None
+        at = utc_now()
+        orders = _resolve(event, item, snapshot, statuses)
+        if self._inspectors:
+            await self._inspect(event, state)
+        candidates = triggers.get(event.type, ())
+        if request.only_trigger_id is not None:
+            candidates = tuple(t for t in candidates if t.view.id == request.only_trigger_id)
+        trace: list[dict[str, Any]] = []
+        moves: list[Move] = []
+        for order in orders:
+            winner, order_trace = choose_move(order, event, candidates, statuses)
+            trace.extend(order_trace)
+            if winner is not None:
+                target = winner.view.status
+                moves.append(
+                    Move(order.id, order.status, target, winner.view.id, event.id, event.type, at)
+                )
+                order.status = target  # later events of the group see the move
+        order_ids = [o.id for o in orders]
+        stored: dict[str, Any] = {
+            "event_id": event.id,
+            "order_ids": order_ids,
+            "moves": [m.as_json() for m in moves],
+            "trace": trace,
+        }
+        done[event.id] = stored
+        result = public_result(stored, False)
+        if writes is None:
+            result.update(trace=trace, dry_run=True)
+            return result, None
+        outcome = Outcome(event, tuple(order_ids), tuple(moves), at)
+        sink_errors = self._prepare(outcome, writes)
+        if sink_errors:
+            stored["errors"] = sink_errors
+        writes.add_moves(moves)
+        writes.add_event(event, stored, at)
+        return result, outcome
 
     async def _inspect(self, event: Event, state: DatabaseStateStore) -> None:
-        for impl in self.pm.hook.inspect_event.get_hookimpls():
+        """Call every ``inspect_event``; a failing plugin is noted, never fatal."""
+        for impl in self._inspectors:
             try:
                 outcome = impl.function(event=event, state=state)
                 if inspect.isawaitable(outcome):
                     await outcome
             except DBAPIError:
-                raise
+                raise  # the transaction is broken: the group is retried
             except Exception as exc:
                 log.exception("plugin.inspect_failed", plugin=impl.plugin_name, event_id=event.id)
-                event.facts.setdefault("plugin_errors", []).append(
+                errors = event.facts.setdefault(INSPECT_ERRORS, {})
+                errors[impl.plugin_name] = (
                     f"plugin {impl.plugin_name!r} failed to inspect the event: {exc!r}"
                 )
 
-    async def _write_event(
-        self, conn: AsyncConnection, event: Event, stored: Mapping[str, Any], at: str
-    ) -> None:
-        await conn.execute(
-            EVENTS.insert().values(
-                id=event.id,
-                type=event.type,
-                order_id=event.order_id,
-                contact=dict(event.contact),
-                data=dict(event.data),
-                occurred_at=event.occurred_at,
-                received_at=at,
-                result=dict(stored),
-            )
-        )
-
-    async def _apply_moves(self, conn: AsyncConnection, moves: Sequence[Move], at: str) -> None:
-        for move in moves:
-            await conn.execute(
-                update(ORDERS)
-                .where(ORDERS.c.id == move.order_id)
-                .values(status=move.to_status, updated_at=at)
-            )
-        if moves:
-            await conn.execute(
-                MOVES.insert(),
-                [
-                    {
-                        "order_id": m.order_id,
-                        "from_status": m.from_status,
-                        "to_status": m.to_status,
-                        "trigger_id": m.trigger_id,
-                        "event_id": m.event_id,
-                        "event_type": m.event_type,
-                        "at": m.at,
-                    }
-                    for m in moves
-                ],
-            )
+    def _prepare(self, outcome: Outcome, writes: GroupWrites) -> list[str]:
+        """Call every ``prepare_moves``; a failing sink's rows are dropped, and noted."""
+        errors = []
+        for impl in self._preparers:
+            mark = len(writes.timeline)
+            try:
+                impl.function(outcome=outcome, tx=writes)
+            except Exception as exc:
+                del writes.timeline[mark:]
+                log.exception("plugin.sink_failed", plugin=impl.plugin_name, hook="prepare_moves")
+                errors.append(f"plugin {impl.plugin_name!r} failed in prepare_moves: {exc!r}")
+        return errors
 
     # manual moves ---------------------------------------------------------------------
 
@@ -481,31 +433,69 @@ class Engine:
     ) -> Outcome:
         """Record a move made through ``PATCH /api/orders`` in the caller's transaction.
 
-        The caller has already changed the order's status; call :meth:`notify` with the
-        returned outcome after the commit.
+        Call :meth:`notify` with the returned outcome after the commit.
         """
         at = utc_now()
         move = Move(order_id, from_status, to_status, None, None, None, at)
-        await self._apply_moves(conn, [move], at)
         outcome = Outcome(None, (order_id,), (move,), at)
-        tx = BufferedTransaction()
-        self.pm.hook.prepare_moves(outcome=outcome, tx=tx)
-        await tx.flush(conn)
+        writes = GroupWrites()
+        writes.add_moves([move])
+        self._prepare(outcome, writes)
+        await writes.flush(conn)
         return outcome
 
     async def notify(self, outcome: Outcome) -> None:
         """Tell the status sinks about a committed outcome; their failures are only logged."""
-        for impl in self.pm.hook.moves_committed.get_hookimpls():
+        for impl in self._notifiers:
             try:
                 result = impl.function(outcome=outcome, kernel=self.services)
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                log.exception("plugin.sink_failed", plugin=impl.plugin_name)
+                log.exception("plugin.sink_failed", plugin=impl.plugin_name, hook="moves_committed")
 
     async def event_count(self, conn: AsyncConnection) -> int:
-        """How many events are stored (used by tests and health checks)."""
+        """How many events are stored."""
         return int((await conn.execute(select(func.count()).select_from(EVENTS))).scalar_one())
+
+
+def _unknown_order(
+    request: Request, snapshot: Snapshot, done: Mapping[str, Any]
+) -> ApiError | None:
+    """The 404 of a request naming an unknown order (duplicates excepted), checked first."""
+    ids: set[str] = set()
+    for index, item in enumerate(request.events):
+        event = item.event
+        if item.client_id and (event.id in done or event.id in ids):
+            continue
+        ids.add(event.id)
+        if event.order_id is not None and event.order_id not in snapshot.orders:
+            details: dict[str, Any] = {"order_id": event.order_id}
+            if len(request.events) > 1:
+                details["index"] = index
+            return not_found(f"order {event.order_id!r} not found", details)
+    return None
+
+
+def _resolve(
+    event: Event, item: ParsedEvent, snapshot: Snapshot, statuses: Mapping[str, StatusInfo]
+) -> list[OrderState]:
+    """The orders an event is for: its ``order_id``, or its contact's open orders."""
+    if event.order_id is not None:
+        return [snapshot.orders[event.order_id]]
+    ids: set[str] = set()
+    for pair in item.lookup:
+        ids.update(snapshot.orders_by_identifier.get(pair, ()))
+    found = []
+    for order_id in sorted(ids):
+        order = snapshot.orders.get(order_id)
+        if order is None:
+            continue
+        status = statuses.get(order.status)
+        if status is not None and status.final:
+            continue
+        found.append(order)
+    return found
 
 
 def trigger_view(row: Any) -> TriggerView:

@@ -69,6 +69,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         app[SERVICES].bind(engine, key)
         app[DATABASE] = db
         app[ENGINE] = engine
-        yield
+        try:
+            yield
+        finally:
+            await engine.close()
     finally:
         await db.dispose()

@@ -1,0 +1,201 @@
+"""The event path's database work, in a few statements per group of events.
+
+The engine evaluates a whole group of requests in one transaction: everything it needs
+is read up front (:func:`load_snapshot`: stored results of the group's event ids, the
+orders it names or fans out to, locked on PostgreSQL), and everything it decided is
+written at the end (:class:`GroupWrites`: one multi-row statement per table). SQLAlchemy
+Core only; no ORM session on this path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kernel.models import (
+    EventRecord,
+    MoveRecord,
+    Order,
+    OrderIdentifier,
+    PluginMark,
+    TimelineEntry,
+)
+from kernel.types import Event, Move
+from kernel.validation import utc_now
+
+EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
+MOVES = MoveRecord.__table__  # type: ignore[attr-defined]
+ORDERS = Order.__table__  # type: ignore[attr-defined]
+IDENTIFIERS = OrderIdentifier.__table__  # type: ignore[attr-defined]
+MARKS = PluginMark.__table__  # type: ignore[attr-defined]
+TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
+
+CHUNK = 500  # bound parameters per IN list, well under every driver's limit
+
+_UPDATE_ORDER = (
+    update(ORDERS)
+    .where(ORDERS.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), updated_at=bindparam("b_at"))
+)
+
+
+@dataclass(slots=True)
+class OrderState:
+    """An order as the engine holds it during a group (its status follows the moves)."""
+
+    id: str
+    status: str
+    doc: Mapping[str, Any]
+
+
+@dataclass
+class Snapshot:
+    """What a group of events needs from the database, read before deciding."""
+
+    stored_results: dict[str, dict[str, Any]]
+    orders: dict[str, OrderState]
+    orders_by_identifier: dict[tuple[str, str], list[str]]
+
+
+def _chunks(values: list[Any]) -> Iterable[list[Any]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
+async def load_snapshot(
+    conn: AsyncConnection,
+    event_ids: Iterable[str],
+    order_ids: Iterable[str],
+    identifiers: Iterable[tuple[str, str]],
+    lock: bool,
+) -> Snapshot:
+    """Read the stored results of ``event_ids`` and the orders the group may touch.
+
+    :param order_ids: orders named by ``order_id``.
+    :param identifiers: ``(kind, value)`` contact identifiers to fan out by.
+    :param lock: lock the orders (``FOR UPDATE``, in id order, so that concurrent groups
+        on PostgreSQL never deadlock on them).
+    """
+    stored: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(sorted(set(event_ids))):
+        rows = await conn.execute(
+            select(EVENTS.c.id, EVENTS.c.result).where(EVENTS.c.id.in_(chunk))
+        )
+        stored.update({row.id: row.result for row in rows})
+
+    by_identifier: dict[tuple[str, str], list[str]] = {}
+    for chunk in _chunks(sorted(set(identifiers))):
+        query = select(IDENTIFIERS.c.kind, IDENTIFIERS.c.value, IDENTIFIERS.c.order_id).where(
+            tuple_(IDENTIFIERS.c.kind, IDENTIFIERS.c.value).in_(chunk)
+        )
+        for row in await conn.execute(query):
+            by_identifier.setdefault((row.kind, row.value), []).append(row.order_id)
+
+    wanted = set(order_ids)
+    for ids in by_identifier.values():
+        wanted.update(ids)
+    orders: dict[str, OrderState] = {}
+    for chunk in _chunks(sorted(wanted)):
+        query = select(ORDERS.c.id, ORDERS.c.status, ORDERS.c.doc).where(ORDERS.c.id.in_(chunk))
+        if lock:
+            query = query.order_by(ORDERS.c.id).with_for_update()
+        for row in await conn.execute(query):
+            orders[row.id] = OrderState(row.id, row.status, row.doc)
+    return Snapshot(stored, orders, by_identifier)
+
+
+class DatabaseStateStore:
+    """:class:`kernel.StateStore` on the ``plugin_marks`` table, in the group's transaction.
+
+    A claim is an insert-if-absent, so of concurrent claims on PostgreSQL exactly one
+    inserts the row (the others wait for its commit and then find it). In a dry run
+    nothing is written; claims are remembered for the rest of the dry run.
+    """
+
+    def __init__(self, conn: AsyncConnection, dry_run: bool) -> None:
+        self._conn = conn
+        self._dry_run = dry_run
+        self._claimed_in_dry_run: set[tuple[str, str]] = set()
+
+    async def seen(self, namespace: str, key: str) -> bool:
+        if self._dry_run and (namespace, key) in self._claimed_in_dry_run:
+            return True
+        query = select(MARKS.c.id).where(MARKS.c.namespace == namespace, MARKS.c.key == key)
+        return (await self._conn.execute(query.limit(1))).first() is not None
+
+    async def claim(self, namespace: str, key: str) -> bool:
+        if self._dry_run:
+            first = not await self.seen(namespace, key)
+            self._claimed_in_dry_run.add((namespace, key))
+            return first
+        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
+        statement = (
+            dialect.insert(MARKS)
+            .values(namespace=namespace, key=key, created_at=utc_now())
+            .on_conflict_do_nothing(index_elements=["namespace", "key"])
+        )
+        result = await self._conn.execute(statement)
+        return bool(result.rowcount == 1)
+
+
+@dataclass
+class GroupWrites:
+    """Rows a group will write: :class:`kernel.Transaction` for the sinks, too."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    order_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    moves: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_timeline(self, order_id: str, kind: str, data: Mapping[str, Any], at: str) -> None:
+        self.timeline.append({"order_id": order_id, "kind": kind, "data": dict(data), "at": at})
+
+    def add_event(self, event: Event, stored: Mapping[str, Any], at: str) -> None:
+        self.events.append(
+            {
+                "id": event.id,
+                "type": event.type,
+                "order_id": event.order_id,
+                "contact": dict(event.contact),
+                "data": dict(event.data),
+                "occurred_at": event.occurred_at,
+                "received_at": at,
+                "result": dict(stored),
+            }
+        )
+
+    def add_moves(self, moves: Iterable[Move]) -> None:
+        for m in moves:
+            self.order_updates[m.order_id] = {
+                "b_id": m.order_id,
+                "b_status": m.to_status,
+                "b_at": m.at,
+            }
+            self.moves.append(
+                {
+                    "order_id": m.order_id,
+                    "from_status": m.from_status,
+                    "to_status": m.to_status,
+                    "trigger_id": m.trigger_id,
+                    "event_id": m.event_id,
+                    "event_type": m.event_type,
+                    "at": m.at,
+                }
+            )
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        """Write everything in one statement per table (moves in commit order)."""
+        if self.events:
+            await conn.execute(EVENTS.insert(), self.events)
+        if self.order_updates:
+            await conn.execute(_UPDATE_ORDER, list(self.order_updates.values()))
+        if self.moves:
+            await conn.execute(MOVES.insert(), self.moves)
+        if self.timeline:
+            await conn.execute(TIMELINE.insert(), self.timeline)
+        self.events, self.order_updates, self.moves, self.timeline = [], {}, [], []
