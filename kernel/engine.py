@@ -22,6 +22,7 @@ trace and the log (fault isolation).
 from __future__ import annotations
 
 import inspect
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from typing import Any
 import pluggy
 import structlog
 from sqlalchemy import func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -44,7 +46,7 @@ from kernel.eventstore import (
 )
 from kernel.groupcommit import GroupCommitter
 from kernel.matching import CompiledTrigger, compile_trigger, failed_condition
-from kernel.models import FINAL_SEMANTICS, Status, Trigger
+from kernel.models import FINAL_SEMANTICS, KernelSetting, Status, Trigger
 from kernel.plugins import Registry
 from kernel.storage import Database
 from kernel.types import Event, KernelServices, Move, Outcome, TriggerView
@@ -54,6 +56,8 @@ log = structlog.get_logger("statusflow.engine")
 
 STATUSES = Status.__table__  # type: ignore[attr-defined]
 TRIGGERS = Trigger.__table__  # type: ignore[attr-defined]
+SETTINGS = KernelSetting.__table__  # type: ignore[attr-defined]
+DEFINITIONS_VERSION = "definitions_version"
 
 MAX_ATTEMPTS = 5
 INSPECT_ERRORS = "kernel.inspect_errors"
@@ -193,6 +197,7 @@ class Engine:
         self.region = region
         self.services = services
         self._generation = 0
+        self._definitions_version: str | None = None
         self._triggers: dict[str, tuple[CompiledTrigger, ...]] | None = None
         self._statuses: dict[str, StatusInfo] | None = None
         self._inspectors = pm.hook.inspect_event.get_hookimpls()
@@ -208,10 +213,32 @@ class Engine:
     # caches -----------------------------------------------------------------------
 
     def invalidate(self) -> None:
-        """Forget cached triggers and statuses (call after changing either)."""
+        """Forget cached triggers and statuses."""
         self._generation += 1
         self._triggers = None
         self._statuses = None
+
+    async def definitions_changed(self, conn: AsyncConnection) -> None:
+        """Record, in the caller's transaction, that triggers or statuses changed.
+
+        Every instance on the database compares this version at the start of each
+        group and rebuilds its caches when it differs, so a change made on one instance
+        acts on all of them from their next transaction on.
+        """
+        version = uuid.uuid4().hex
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(SETTINGS).values(key=DEFINITIONS_VERSION, value=version)
+        await conn.execute(
+            statement.on_conflict_do_update(index_elements=["key"], set_={"value": version})
+        )
+        self.invalidate()
+
+    async def _check_definitions(self, conn: AsyncConnection) -> None:
+        query = select(SETTINGS.c.value).where(SETTINGS.c.key == DEFINITIONS_VERSION)
+        version = (await conn.execute(query)).scalar()
+        if version != self._definitions_version:
+            self.invalidate()
+            self._definitions_version = version
 
     async def statuses(self, conn: AsyncConnection) -> dict[str, StatusInfo]:
         """The pipeline by status id (cached)."""
@@ -311,6 +338,7 @@ class Engine:
         self, conn: AsyncConnection, requests: Sequence[Request], writes: GroupWrites | None
     ) -> list[Processed | ApiError]:
         """Decide every event of ``requests``; with ``writes`` (not a dry run), record rows."""
+        await self._check_definitions(conn)
         statuses = await self.statuses(conn)
         triggers = await self.triggers_by_event(conn)
         items = [item for request in requests for item in request.events]

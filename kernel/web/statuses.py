@@ -72,6 +72,6 @@ async def put_statuses(request: web.Request) -> web.Response:
                 )
         await conn.execute(delete(STATUSES))
         await conn.execute(insert(STATUSES), [dict(s) for s in body])
+        await request.app[ENGINE].definitions_changed(conn)
         rows = (await conn.execute(select(STATUSES).order_by(STATUSES.c.sort))).all()
-    request.app[ENGINE].invalidate()
     return json_response([_status_json(r) for r in rows])

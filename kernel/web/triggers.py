@@ -103,12 +103,12 @@ async def create_trigger(request: web.Request) -> web.Response:
             .returning(TRIGGERS.c.id)
         )
         trigger_id = result.scalar_one()
+        await request.app[ENGINE].definitions_changed(conn)
         row = (
             (await conn.execute(select(TRIGGERS).where(TRIGGERS.c.id == trigger_id)))
             .mappings()
             .one()
         )
-    request.app[ENGINE].invalidate()
     return json_response(trigger_json(request, row), 201)
 
 
@@ -152,12 +152,12 @@ async def patch_trigger(request: web.Request) -> web.Response:
         if after["status"] != before["status"]:
             await _check_status(conn, after["status"])
         await conn.execute(update(TRIGGERS).where(TRIGGERS.c.id == row["id"]).values(**after))
+        await request.app[ENGINE].definitions_changed(conn)
         row = (
             (await conn.execute(select(TRIGGERS).where(TRIGGERS.c.id == row["id"])))
             .mappings()
             .one()
         )
-    request.app[ENGINE].invalidate()
     return json_response(trigger_json(request, row))
 
 
@@ -165,5 +165,5 @@ async def delete_trigger(request: web.Request) -> web.Response:
     async with request.app[DATABASE].write() as conn:
         row = await _load(conn, request)
         await conn.execute(delete(TRIGGERS).where(TRIGGERS.c.id == row["id"]))
-    request.app[ENGINE].invalidate()
+        await request.app[ENGINE].definitions_changed(conn)
     return web.Response(status=204)
