@@ -64,7 +64,7 @@ def make_client(aiohttp_client: Any, database_url: str) -> MakeClient:
 
 @pytest.fixture
 async def client(make_client: MakeClient) -> TestClient:
-    """A test client with every installed plugin enabled."""
+    """A test client with only the `payment` plugin: the kernel seen through one plugin."""
     return await make_client(enable=("payment",))
 
 
