@@ -445,11 +445,11 @@ class Engine:
         """Call every ``prepare_moves``; a failing sink's rows are dropped, and noted."""
         errors = []
         for impl in self._preparers:
-            mark = len(writes.timeline)
+            mark = writes.mark()
             try:
                 impl.function(outcome=outcome, tx=writes)
             except Exception as exc:
-                del writes.timeline[mark:]
+                writes.rewind(mark)
                 log.exception("plugin.sink_failed", plugin=impl.plugin_name, hook="prepare_moves")
                 errors.append(f"plugin {impl.plugin_name!r} failed in prepare_moves: {exc!r}")
         return errors

@@ -151,6 +151,21 @@ class GroupWrites:
     order_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
     moves: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
+    plugin_rows: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def insert(self, table: Any, row: Mapping[str, Any]) -> None:
+        self.plugin_rows.setdefault(table, []).append(dict(row))
+
+    def mark(self) -> tuple[int, dict[Any, int]]:
+        """Where the rows stand now, to drop what a failing sink added (:meth:`rewind`)."""
+        return len(self.timeline), {t: len(rows) for t, rows in self.plugin_rows.items()}
+
+    def rewind(self, mark: tuple[int, dict[Any, int]]) -> None:
+        """Drop the rows added since ``mark``."""
+        timeline, tables = mark
+        del self.timeline[timeline:]
+        for table, rows in self.plugin_rows.items():
+            del rows[tables.get(table, 0) :]
 
     def add_timeline(self, order_id: str, kind: str, data: Mapping[str, Any], at: str) -> None:
         self.timeline.append({"order_id": order_id, "kind": kind, "data": dict(data), "at": at})
@@ -198,4 +213,8 @@ class GroupWrites:
             await conn.execute(MOVES.insert(), self.moves)
         if self.timeline:
             await conn.execute(TIMELINE.insert(), self.timeline)
+        for table, rows in self.plugin_rows.items():
+            if rows:
+                await conn.execute(table.insert(), rows)
         self.events, self.order_updates, self.moves, self.timeline = [], {}, [], []
+        self.plugin_rows = {}

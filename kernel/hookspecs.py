@@ -126,6 +126,44 @@ def events_from_order_change(
     """
 
 
+# --- lifecycle -------------------------------------------------------------------------
+
+
+@hookspec
+def migration_locations() -> str | None:
+    """The folder of this plugin's own Alembic migrations, for tables of its own.
+
+    The kernel upgrades every plugin's migrations with its own at start-up (and in
+    ``statusflow migrate``). The plugin's first revision has ``down_revision = None``,
+    ``branch_labels = ("NAME",)`` and ``depends_on`` the kernel revision whose tables it
+    refers to (e.g. ``"0001"``); revision ids must be unique across plugins (prefix them
+    with the plugin's name).
+
+    :return: an absolute path, or ``None``.
+    """
+
+
+@hookspec
+def startup(kernel: KernelServices) -> None:
+    """The database is ready and the server is about to serve; *may be async*.
+
+    Start background work here (e.g. an outbox worker with ``asyncio.create_task``) and
+    keep the task on an object of your own, never in a module global.
+
+    :param kernel: the services the kernel offers to plugins.
+    :return: nothing.
+    """
+
+
+@hookspec
+def shutdown(kernel: KernelServices) -> None:
+    """The server is stopping; stop background work; *may be async*.
+
+    :param kernel: the services the kernel offers to plugins.
+    :return: nothing.
+    """
+
+
 # --- condition matchers ---------------------------------------------------------------
 
 
@@ -176,6 +214,7 @@ __all__ = [
     "events_from_order_change",
     "hookspec",
     "inspect_event",
+    "migration_locations",
     "moves_committed",
     "plugin_settings_schema",
     "prepare_moves",
@@ -183,4 +222,6 @@ __all__ = [
     "register_event_types",
     "register_routes",
     "register_trigger_types",
+    "shutdown",
+    "startup",
 ]

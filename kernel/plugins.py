@@ -8,6 +8,7 @@ then ``check_pending`` so that an implementation of an unknown hook stops start-
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -271,3 +272,25 @@ def plugin_settings(
             where = f"[plugins.{impl.plugin_name}]" + (f" {key}" if key else "")
             raise StartupError(f"plugin {impl.plugin_name!r}: {where}: {error.message}")
     return resolved
+
+
+def migration_locations(pm: pluggy.PluginManager) -> list[str]:
+    """The folders of the loaded plugins' own Alembic migrations."""
+    return [str(path) for path in pm.hook.migration_locations() if path]
+
+
+async def call_lifecycle(pm: pluggy.PluginManager, hook_name: str, kernel: KernelServices) -> None:
+    """Call ``startup`` or ``shutdown`` on every plugin, awaiting async implementations.
+
+    A failing ``startup`` stops start-up naming the plugin; a failing ``shutdown`` is
+    logged and the others still run.
+    """
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        try:
+            result = impl.function(kernel=kernel)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            if hook_name == "startup":
+                raise StartupError(f"plugin {impl.plugin_name!r} failed in startup: {exc}") from exc
+            log.exception("plugin.shutdown_failed", plugin=impl.plugin_name)

@@ -6,10 +6,12 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kernel.config import Settings
 from kernel.models import Order, Trigger
@@ -83,6 +85,16 @@ class Services:
             [dict(event)], only_trigger_id=only_trigger_id, allow_private=True
         )
         return results[0]
+
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.engine.db.read()
+
+    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.engine.db.write()
+
+    @property
+    def dialect(self) -> str:
+        return str(self.engine.db.engine.dialect.name)
 
     async def order_exists(self, order_id: str) -> bool:
         async with self.engine.db.read() as conn:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -75,26 +76,31 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
-def alembic_config(connection: Connection | None = None) -> Config:
-    """An Alembic configuration for the kernel's migrations."""
+def alembic_config(
+    connection: Connection | None = None, plugin_locations: Sequence[str] = ()
+) -> Config:
+    """An Alembic configuration for the kernel's migrations and the plugins'."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    locations = [str(MIGRATIONS / "versions"), *plugin_locations]
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_locations", os.pathsep.join(locations))
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
 
 
-def _upgrade(connection: Connection) -> None:
+def _upgrade(connection: Connection, plugin_locations: Sequence[str]) -> None:
     if connection.dialect.name == "postgresql":
         # Several instances may start at once: one migrates, the others wait.
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7346151)")
-    command.upgrade(alembic_config(connection), "head")
+    command.upgrade(alembic_config(connection, plugin_locations), "heads")
 
 
-async def migrate(engine: AsyncEngine) -> None:
-    """Apply every pending migration (the schema never comes from ``create_all``)."""
+async def migrate(engine: AsyncEngine, plugin_locations: Sequence[str] = ()) -> None:
+    """Apply every pending migration, the kernel's and the plugins' (never ``create_all``)."""
     async with engine.begin() as conn:
-        await conn.run_sync(_upgrade)
+        await conn.run_sync(_upgrade, plugin_locations)
 
 
 async def seed(engine: AsyncEngine) -> None:

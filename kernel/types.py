@@ -7,6 +7,7 @@ may import these names from :mod:`kernel` and rely on them.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -259,6 +260,12 @@ class Transaction(Protocol):
         """Add an entry to an order's timeline, committed with the event."""
         ...
 
+    def insert(self, table: Any, row: Mapping[str, JSON]) -> None:
+        """Insert ``row`` into ``table`` (a SQLAlchemy ``Table`` of the plugin's own, made
+        by the plugin's migrations, see ``migration_locations``), committed with the event.
+        Rows of one table are written in one statement, in the order they were added."""
+        ...
+
 
 class KernelServices(Protocol):
     """What the kernel offers to plugin routes and callbacks."""
@@ -297,6 +304,20 @@ class KernelServices(Protocol):
 
     async def find_trigger_by_secret(self, secret: str) -> TriggerView | None:
         """The trigger whose secret this is, or ``None``."""
+        ...
+
+    def read(self) -> AbstractAsyncContextManager[Any]:
+        """``async with kernel.read() as conn``: a SQLAlchemy ``AsyncConnection`` to read."""
+        ...
+
+    def write(self) -> AbstractAsyncContextManager[Any]:
+        """``async with kernel.write() as conn``: a connection in a write transaction,
+        committed when the block ends (on SQLite it waits for the single writer)."""
+        ...
+
+    @property
+    def dialect(self) -> str:
+        """The database's SQLAlchemy dialect name: ``"sqlite"`` or ``"postgresql"``."""
         ...
 
 

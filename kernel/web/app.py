@@ -10,9 +10,11 @@ from kernel.config import Settings
 from kernel.engine import Engine
 from kernel.plugins import (
     build_registry,
+    call_lifecycle,
     collect_routes,
     list_plugins,
     make_plugin_manager,
+    migration_locations,
     plugin_settings,
 )
 from kernel.services import Services
@@ -60,7 +62,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = Database(make_engine(settings.database_url))
     try:
-        await migrate(db.engine)
+        await migrate(db.engine, migration_locations(app[PLUGIN_MANAGER]))
         await seed(db.engine)
         key = await signing_secret(db.engine, settings.secret)
         engine = Engine(
@@ -69,9 +71,11 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         app[SERVICES].bind(engine, key)
         app[DATABASE] = db
         app[ENGINE] = engine
+        await call_lifecycle(app[PLUGIN_MANAGER], "startup", app[SERVICES])
         try:
             yield
         finally:
+            await call_lifecycle(app[PLUGIN_MANAGER], "shutdown", app[SERVICES])
             await engine.close()
     finally:
         await db.dispose()
