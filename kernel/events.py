@@ -14,7 +14,7 @@ from kernel.contacts import event_identifiers
 from kernel.errors import ApiError, invalid
 from kernel.plugins import Registry
 from kernel.types import Event
-from kernel.validation import parse_timestamp, schema_errors, storable_problem, validator_for
+from kernel.validation import parse_timestamp, schema_errors, storable_problem
 
 _ID = {"type": "string", "minLength": 1, "maxLength": 200}
 _ID_OR_INT = {"type": ["string", "integer"], "minLength": 1, "maxLength": 200}
@@ -89,11 +89,13 @@ def parse_event(
         except (ValueError, OverflowError) as exc:
             raise invalid(f"occurred_at: {exc}") from None
     data = dict(body.get("data") or {})
-    data_errors = list(validator_for(event_type.data_schema).iter_errors(data))
+    data_errors = schema_errors(event_type.data_schema, data)
     if data_errors:
         first_error = data_errors[0]
-        path = "/".join(str(p) for p in first_error.absolute_path)
-        raise invalid(f"data of {type_}: {path or '/'}: {first_error.message[:300]}")
+        raise invalid(
+            f"data of {type_}: {first_error['path']}: {first_error['message'][:300]}",
+            data_errors[:20],
+        )
     if event_type.normalize is not None:
         try:
             data = event_type.normalize(data)
