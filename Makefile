@@ -5,8 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
 BENCH_ARGS ?=
+# The contrib distributions, pip-installed (not editable) as users install them; the stamp
+# changes with their files, so that an edit reinstalls them and nothing else does.
+CONTRIB := contrib/statusflow-stripe contrib/statusflow-twilio
+CONTRIB_FILES := $(shell find $(CONTRIB) -type f -not -path '*/tests/*' -not -path '*/build/*' \
+	-not -path '*.egg-info/*' -not -path '*/__pycache__/*' -not -path '*/.pytest_cache/*' | sort)
+CONTRIB_STAMP := $(VENV)/.contrib-installed-$(shell cat $(CONTRIB_FILES) | cksum | cut -d' ' -f1)
 
-.PHONY: install install-bench run test lint typecheck bench bench-quick bench-series clean
+.PHONY: install install-bench install-contrib run test lint typecheck bench bench-quick bench-series clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +22,13 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+$(CONTRIB_STAMP): $(STAMP) $(CONTRIB_FILES)
+	$(BIN)/python -m pip install --quiet $(addprefix ./,$(CONTRIB))
+	rm -f $(VENV)/.contrib-installed-*
+	touch $(CONTRIB_STAMP)
+
+install-contrib: $(CONTRIB_STAMP)
 
 # The benchmark needs the `bench` extra (psutil, matplotlib) on top of the usual install.
 $(BENCH_STAMP): $(STAMP)
@@ -28,13 +41,14 @@ install-bench: $(BENCH_STAMP)
 run: install
 	$(BIN)/statusflow serve $(if $(CONFIG),--config $(CONFIG))
 
-test: install
-	$(BIN)/ruff check kernel plugins tests
+test: install install-contrib
+	$(BIN)/ruff check kernel plugins tests contrib
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(addsuffix /tests,$(CONTRIB))
 
 lint: install
-	$(BIN)/ruff check kernel plugins tests
+	$(BIN)/ruff check kernel plugins tests contrib
 
 typecheck: install
 	$(BIN)/mypy

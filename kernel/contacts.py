@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from typing import Any
 
 import phonenumbers
 
 
+@lru_cache(maxsize=65536)
 def normalize_phone(raw: str, region: str) -> str:
     """``raw`` in E.164 form, parsed with ``region`` when it has no country code.
 

@@ -321,7 +321,7 @@ class Engine:
         """Evaluate and write a group of requests in one transaction (retried on conflicts)."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                async with self.db.write() as conn:
+                async with self.db.write_events() as conn:
                     writes = GroupWrites()
                     answers = await self._evaluate(conn, requests, writes)
                     await writes.flush(conn)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, tuple_, update
+from sqlalchemy import bindparam, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -89,10 +89,20 @@ async def load_snapshot(
         stored.update({row.id: row.result for row in rows})
 
     by_identifier: dict[tuple[str, str], list[str]] = {}
-    for chunk in _chunks(sorted(set(identifiers))):
-        query = select(IDENTIFIERS.c.kind, IDENTIFIERS.c.value, IDENTIFIERS.c.order_id).where(
-            tuple_(IDENTIFIERS.c.kind, IDENTIFIERS.c.value).in_(chunk)
+    values_by_kind: dict[str, set[str]] = {}
+    for kind, value in identifiers:
+        values_by_kind.setdefault(kind, set()).add(value)
+    # One indexed lookup per kind ("kind = ? AND value IN (...)"), glued with UNION ALL:
+    # a row-value IN over (kind, value) is not served by the index on SQLite.
+    parts = [
+        select(IDENTIFIERS.c.kind, IDENTIFIERS.c.value, IDENTIFIERS.c.order_id).where(
+            IDENTIFIERS.c.kind == kind, IDENTIFIERS.c.value.in_(chunk)
         )
+        for kind, values in sorted(values_by_kind.items())
+        for chunk in _chunks(sorted(values))
+    ]
+    if parts:
+        query = parts[0] if len(parts) == 1 else union_all(*parts)
         for row in await conn.execute(query):
             by_identifier.setdefault((row.kind, row.value), []).append(row.order_id)
 
@@ -156,16 +166,22 @@ class GroupWrites:
     def insert(self, table: Any, row: Mapping[str, Any]) -> None:
         self.plugin_rows.setdefault(table, []).append(dict(row))
 
-    def mark(self) -> tuple[int, dict[Any, int]]:
+    def mark(self) -> tuple[int, list[tuple[list[dict[str, Any]], int]]]:
         """Where the rows stand now, to drop what a failing sink added (:meth:`rewind`)."""
-        return len(self.timeline), {t: len(rows) for t, rows in self.plugin_rows.items()}
+        if not self.plugin_rows:
+            return len(self.timeline), []
+        return len(self.timeline), [(rows, len(rows)) for rows in self.plugin_rows.values()]
 
-    def rewind(self, mark: tuple[int, dict[Any, int]]) -> None:
+    def rewind(self, mark: tuple[int, list[tuple[list[dict[str, Any]], int]]]) -> None:
         """Drop the rows added since ``mark``."""
         timeline, tables = mark
         del self.timeline[timeline:]
-        for table, rows in self.plugin_rows.items():
-            del rows[tables.get(table, 0) :]
+        known = {id(rows) for rows, _ in tables}
+        for rows, length in tables:
+            del rows[length:]
+        for rows in self.plugin_rows.values():
+            if id(rows) not in known:  # a table first written by the failing sink
+                rows.clear()
 
     def add_timeline(self, order_id: str, kind: str, data: Mapping[str, Any], at: str) -> None:
         self.timeline.append({"order_id": order_id, "kind": kind, "data": dict(data), "at": at})

@@ -137,7 +137,9 @@ def migration_locations() -> str | None:
     ``statusflow migrate``). The plugin's first revision has ``down_revision = None``,
     ``branch_labels = ("NAME",)`` and ``depends_on`` the kernel revision whose tables it
     refers to (e.g. ``"0001"``); revision ids must be unique across plugins (prefix them
-    with the plugin's name).
+    with the plugin's name). An installed plugin's migrations run even while it is
+    disabled (its module is imported for this hook alone), so that its tables stay in
+    step and disabling it never stops start-up.
 
     :return: an absolute path, or ``None``.
     """

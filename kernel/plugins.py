@@ -275,8 +275,26 @@ def plugin_settings(
 
 
 def migration_locations(pm: pluggy.PluginManager) -> list[str]:
-    """The folders of the loaded plugins' own Alembic migrations."""
-    return [str(path) for path in pm.hook.migration_locations() if path]
+    """The folders of the Alembic migrations of every installed plugin, disabled ones too.
+
+    Alembic keeps only each branch's head in ``alembic_version``, and refuses to start
+    when it cannot locate one: a disabled plugin's migrations stay on the path, so that
+    disabling a plugin with tables never stops start-up (its tables are kept, unused).
+    """
+    locations = [str(path) for path in pm.hook.migration_locations() if path]
+    for ep in _entry_points():
+        if not pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
+            continue
+        spare = pluggy.PluginManager(ENTRY_POINT_GROUP)
+        spare.add_hookspecs(hookspecs)
+        try:
+            spare.register(ep.load(), name=ep.name)
+            found = [str(path) for path in spare.hook.migration_locations() if path]
+        except Exception as exc:
+            log.warning("plugin.introspection_failed", plugin=ep.name, error=str(exc))
+            continue
+        locations.extend(path for path in found if path not in locations)
+    return locations
 
 
 async def call_lifecycle(pm: pluggy.PluginManager, hook_name: str, kernel: KernelServices) -> None:

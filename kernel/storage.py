@@ -6,15 +6,16 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, insert, select
-from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import StaticPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kernel.models import DEFAULT_PIPELINE, KernelSetting, Status
@@ -53,15 +55,7 @@ def make_engine(url: str) -> AsyncEngine:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     if is_sqlite:
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-            cursor = dbapi_conn.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA busy_timeout=10000")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
 
     return engine
 
@@ -150,8 +144,27 @@ class Database:
         self.engine = engine
         self.is_sqlite = is_sqlite(engine)
         self._write_lock = asyncio.Lock()
+        self._direct: _DirectSQLite | None = None
         if self.is_sqlite:
-            _explicit_sqlite_begin(engine)
+            _explicit_sqlite_begin(engine.sync_engine)
+            self._direct = _DirectSQLite(engine)
+
+    @asynccontextmanager
+    async def write_events(self) -> AsyncIterator[AsyncConnection]:
+        """The event path's write transaction: like :meth:`write`, faster on SQLite.
+
+        On SQLite the statements run directly on the event loop's thread through the
+        stdlib driver (each takes microseconds: no thread hop per statement); only
+        ``BEGIN IMMEDIATE`` (which may wait for another process) and ``COMMIT`` (the
+        fsync) run on the database thread. The yielded object offers ``execute`` and
+        ``dialect`` like an ``AsyncConnection``.
+        """
+        if self._direct is None:
+            async with self.write() as conn:
+                yield conn
+            return
+        async with self._write_lock, self._direct.transaction() as conn:
+            yield cast(AsyncConnection, conn)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -177,16 +190,87 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
+        if self._direct is not None:
+            await self._direct.close()
         await self.engine.dispose()
 
 
-def _explicit_sqlite_begin(engine: AsyncEngine) -> None:
+class _SyncStatements:
+    """A synchronous Connection seen through ``AsyncConnection``'s ``execute``."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.dialect = conn.dialect
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.execute(statement, parameters)
+
+    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
+        return self._conn.scalar(statement, parameters)
+
+
+class _DirectSQLite:
+    """One stdlib-driver connection to the SQLite file, for the event path's writes."""
+
+    def __init__(self, async_engine: AsyncEngine) -> None:
+        url = async_engine.url.set(drivername="sqlite+pysqlite")
+        self._engine = create_engine(
+            url,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+            json_serializer=_json_dumps,
+            json_deserializer=orjson.loads,
+        )
+        event.listen(self._engine, "connect", _sqlite_pragmas)
+        _explicit_sqlite_begin(self._engine)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="statusflow-sqlite")
+        self._conn: Connection | None = None
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_SyncStatements]:
+        loop = asyncio.get_running_loop()
+        if self._conn is None:
+            self._conn = await loop.run_in_executor(self._thread, self._engine.connect)
+        conn = self._conn
+        conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+        tx = await loop.run_in_executor(self._thread, conn.begin)
+        try:
+            yield _SyncStatements(conn)
+        except BaseException:
+            await loop.run_in_executor(self._thread, tx.rollback)
+            raise
+        try:
+            await loop.run_in_executor(self._thread, tx.commit)
+        except BaseException:
+            self._conn = None
+            await loop.run_in_executor(self._thread, conn.invalidate)
+            raise
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._conn is not None:
+            await loop.run_in_executor(self._thread, self._conn.close)
+            self._conn = None
+        await loop.run_in_executor(self._thread, self._engine.dispose)
+        self._thread.shutdown(wait=True)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _explicit_sqlite_begin(engine: Engine) -> None:
     """Let SQLAlchemy, not the driver, emit BEGIN (the documented aiosqlite recipe)."""
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _no_driver_transactions(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _begin(conn: Connection) -> None:
         conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))

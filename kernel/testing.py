@@ -1,7 +1,7 @@
 """Helpers for testing statusflow and its plugins: temporary databases and apps.
 
-Used by statusflow's own tests; a later pytest plugin exposes them as fixtures for
-plugin authors.
+Used by statusflow's own tests, and by the pytest plugin :mod:`kernel.pytest_plugin`,
+which exposes them as fixtures for plugin authors (``statusflow_app``, ...).
 """
 
 from __future__ import annotations
