@@ -1,0 +1,95 @@
+"""``statusflow serve --workers N`` and ``statusflow migrate`` as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _config(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "statusflow.toml"
+    path.write_text(
+        f'database_url = "sqlite:///{tmp_path / "db.sqlite"}"\n'
+        f"[server]\nport = {port}\n"
+        '[plugins]\nenable = ["payment"]\n'
+    )
+    return path
+
+
+async def _wait_healthy(base: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(int(seconds * 10)):
+            assert process.poll() is None, "the server exited"
+            try:
+                async with session.get(f"{base}/healthz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    raise AssertionError("the server did not answer /healthz")
+
+
+async def test_two_workers_share_one_port_and_stop_on_sigterm(tmp_path):
+    port = _free_port()
+    config = _config(tmp_path, port)
+    process = subprocess.Popen(
+        [BIN / "statusflow", "serve", "--config", str(config), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await _wait_healthy(base, process)
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{base}/api/orders", json={"id": "o1"}) as response:
+                assert response.status == 201
+            trigger = {"type": "payment.received", "status": "P"}
+            async with session.post(f"{base}/api/triggers", json=trigger) as response:
+                assert response.status == 201
+            bodies = [
+                {"id": f"e{i}", "type": "payment.received", "order_id": "o1"} for i in range(20)
+            ]
+            results = []
+            for body in bodies:  # new connections: the kernel spreads them over the workers
+                async with (
+                    aiohttp.ClientSession() as fresh,
+                    fresh.post(f"{base}/api/events", json=body) as response,
+                ):
+                    assert response.status == 200
+                    results.append(await response.json())
+        assert sum(len(r["moves"]) for r in results) == 1  # one move, whichever worker
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+
+
+def test_migrate_creates_the_schema(tmp_path):
+    config = _config(tmp_path, _free_port())
+    done = subprocess.run(
+        [BIN / "statusflow", "migrate", "--config", str(config)],
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    with sqlite3.connect(tmp_path / "db.sqlite") as conn:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        statuses = [row[0] for row in conn.execute("SELECT id FROM statuses ORDER BY sort")]
+    assert {"alembic_version", "orders", "events", "triggers"} <= tables
+    assert statuses == ["N", "P", "S", "F", "D"]
