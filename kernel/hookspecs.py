@@ -191,8 +191,9 @@ def prepare_moves(outcome: Outcome, tx: Transaction) -> None:
 
     Called inside the transaction, after the engine chose the moves and before the
     commit, for every processed event (moves or not) and every manual move; never in a
-    dry run. Write with ``tx`` only (e.g. ``tx.add_timeline``). An exception here
-    rolls the event back: keep it to simple bookkeeping.
+    dry run. Write with ``tx`` only (``tx.add_timeline``, ``tx.insert``). An exception
+    here drops the rows this implementation added for the event, is logged, and is noted
+    in the stored event's ``errors``; the event and its moves still commit.
 
     :param outcome: the event, the orders it resolved to and its moves.
     :param tx: the open transaction.
