@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -29,6 +30,11 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "public_url": {"type": "string", "pattern": "^https?://"},
                 "max_body_bytes": {"type": "integer", "minimum": 1},
                 "secret": {"type": "string", "minLength": 16},
+                "request_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "public_rate_per_second": {"type": "number", "minimum": 0},
+                "public_burst": {"type": "integer", "minimum": 1},
+                "trusted_proxies": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "migrate_on_start": {"type": "boolean"},
             },
         },
         "auth": {
@@ -65,6 +71,11 @@ class Settings:
     public_url: str | None = None
     max_body_bytes: int = 1_048_576
     secret: str | None = None
+    request_timeout_seconds: float = 30.0
+    public_rate_per_second: float = 50.0
+    public_burst: int = 100
+    trusted_proxies: tuple[str, ...] = ()
+    migrate_on_start: bool = True
     tokens: tuple[str, ...] = ()
     disable: tuple[str, ...] = ()
     enable: tuple[str, ...] | None = None
@@ -97,6 +108,11 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
         where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
         raise StartupError(f"configuration error at {where}: {first.message}")
     server = raw.get("server", {})
+    for proxy in server.get("trusted_proxies", ()):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise StartupError(f"configuration error at server.trusted_proxies: {exc}") from None
     plugins = raw.get("plugins", {})
     enable = plugins.get("enable")
     return Settings(
@@ -106,6 +122,11 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
         public_url=server.get("public_url"),
         max_body_bytes=server.get("max_body_bytes", 1_048_576),
         secret=server.get("secret"),
+        request_timeout_seconds=float(server.get("request_timeout_seconds", 30.0)),
+        public_rate_per_second=float(server.get("public_rate_per_second", 50.0)),
+        public_burst=server.get("public_burst", 100),
+        trusted_proxies=tuple(server.get("trusted_proxies", ())),
+        migrate_on_start=server.get("migrate_on_start", True),
         tokens=tuple(raw.get("auth", {}).get("tokens", ())),
         disable=tuple(plugins.get("disable", ())),
         enable=tuple(enable) if enable is not None else None,

@@ -22,6 +22,7 @@ trace and the log (fault isolation).
 from __future__ import annotations
 
 import inspect
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kernel import metrics
 from kernel.errors import ApiError, not_found
 from kernel.events import ParsedEvent, parse_events
 from kernel.eventstore import (
@@ -119,6 +121,7 @@ def choose_move(
             match = trigger.trigger_type.match(view.settings, event)
         except Exception as exc:  # a plugin's bug never stops the event
             log.exception("plugin.match_failed", plugin=trigger.plugin, trigger_id=view.id)
+            metrics.plugin_error(trigger.plugin, "match")
             skip(trigger, f"plugin {trigger.plugin!r} failed to match: {exc!r}")
             continue
         if not match.matched:
@@ -289,13 +292,25 @@ class Engine:
         The list is validated whole first; a 422 or 404 stores nothing. Results are
         answered only after the commit; then the status sinks are told.
         """
-        parsed = parse_events(list(bodies), self.registry, self.region, allow_private=allow_private)
-        request = Request(parsed, only_trigger_id)
-        if dry_run:
-            processed = await self._dry_run(request)
-        else:
-            processed = await self._committer.submit(request)
+        started = time.perf_counter()
+        try:
+            parsed = parse_events(
+                list(bodies), self.registry, self.region, allow_private=allow_private
+            )
+            request = Request(parsed, only_trigger_id)
+            if dry_run:
+                processed = await self._dry_run(request)
+            else:
+                processed = await self._committer.submit(request)
+        except ApiError:
+            if not dry_run:
+                metrics.count_rejected(bodies, self.registry.event_types)
+            raise
+        if not dry_run:
+            metrics.LATENCY.observe(time.perf_counter() - started)
         for result, item in zip(processed.results, parsed, strict=True):
+            if not dry_run:
+                metrics.count_event(item.event.type, result)
             log.info(
                 "event.processed",
                 event_id=result["event_id"],
@@ -402,7 +417,16 @@ class Engine:
             if winner is not None:
                 target = winner.view.status
                 moves.append(
-                    Move(order.id, order.status, target, winner.view.id, event.id, event.type, at)
+                    Move(
+                        order.id,
+                        order.status,
+                        target,
+                        winner.view.id,
+                        event.id,
+                        event.type,
+                        at,
+                        winner.view.type,
+                    )
                 )
                 order.status = target  # later events of the group see the move
         order_ids = [o.id for o in orders]
@@ -436,6 +460,7 @@ class Engine:
                 raise  # the transaction is broken: the group is retried
             except Exception as exc:
                 log.exception("plugin.inspect_failed", plugin=impl.plugin_name, event_id=event.id)
+                metrics.plugin_error(impl.plugin_name, "inspect_event")
                 errors = event.facts.setdefault(INSPECT_ERRORS, {})
                 errors[impl.plugin_name] = (
                     f"plugin {impl.plugin_name!r} failed to inspect the event: {exc!r}"
@@ -451,6 +476,7 @@ class Engine:
             except Exception as exc:
                 writes.rewind(mark)
                 log.exception("plugin.sink_failed", plugin=impl.plugin_name, hook="prepare_moves")
+                metrics.plugin_error(impl.plugin_name, "prepare_moves")
                 errors.append(f"plugin {impl.plugin_name!r} failed in prepare_moves: {exc!r}")
         return errors
 
@@ -474,6 +500,9 @@ class Engine:
 
     async def notify(self, outcome: Outcome) -> None:
         """Tell the status sinks about a committed outcome; their failures are only logged."""
+        if outcome.event is None:  # a manual move (event moves are counted by process)
+            for move in outcome.moves:
+                metrics.count_manual_move(move.to_status)
         for impl in self._notifiers:
             try:
                 result = impl.function(outcome=outcome, kernel=self.services)
@@ -481,6 +510,7 @@ class Engine:
                     await result
             except Exception:
                 log.exception("plugin.sink_failed", plugin=impl.plugin_name, hook="moves_committed")
+                metrics.plugin_error(impl.plugin_name, "moves_committed")
 
     async def event_count(self, conn: AsyncConnection) -> int:
         """How many events are stored."""

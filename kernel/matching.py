@@ -11,10 +11,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kernel.errors import invalid
+import structlog
+
+from kernel import metrics
+from kernel.errors import ApiError, invalid
 from kernel.plugins import Registry
 from kernel.types import MISSING, ConditionOperator, Event, TriggerType, TriggerView
 from kernel.validation import schema_errors
+
+log = structlog.get_logger("statusflow.matching")
 
 ORDER_FIELDS = ("amount", "currency", "status", "responsible_id")
 FIELD_PATTERN = re.compile(
@@ -140,6 +145,10 @@ def failed_condition(
             held = condition.op.test(actual, condition.expected)
         except (TypeError, ValueError) as exc:
             return f"condition failed: {label} ({exc})"
+        except Exception as exc:  # a plugin operator's bug never stops the event
+            log.exception("plugin.condition_failed", op=condition.op.name)
+            metrics.plugin_error(condition.op.name, "condition_operator")
+            return f"condition failed: {label} (operator {condition.op.name!r} failed: {exc!r})"
         if not held:
             shown = "missing" if actual is MISSING else repr(actual)
             return f"condition failed: {label} ({condition.field} is {shown})"
@@ -149,7 +158,23 @@ def failed_condition(
 def inactive_reason(
     type_: str, conditions: Sequence[Mapping[str, Any]], registry: Registry
 ) -> str | None:
-    """Why a stored trigger cannot act now (its plugin or an operator is not loaded)."""
+    """Why a stored trigger cannot act now: its plugin or an operator is not loaded, or
+    a loaded operator no longer accepts its value (the engine ignores it then too)."""
+    reason = _not_loaded(type_, conditions, registry)
+    if reason is not None:
+        return reason
+    try:
+        compile_conditions(conditions, registry)
+    except ApiError as exc:
+        return f"conditions are no longer accepted: {exc.message}"
+    except Exception as exc:
+        return f"conditions cannot be compiled: {exc!r}"
+    return None
+
+
+def _not_loaded(
+    type_: str, conditions: Sequence[Mapping[str, Any]], registry: Registry
+) -> str | None:
     if type_ not in registry.trigger_types:
         return f"trigger type {type_!r} is not provided by any loaded plugin"
     for condition in conditions:
@@ -161,7 +186,7 @@ def inactive_reason(
 
 def compile_trigger(view: TriggerView, registry: Registry) -> CompiledTrigger | None:
     """The trigger ready for matching, or ``None`` while it is inactive."""
-    if inactive_reason(view.type, view.conditions, registry) is not None:
+    if _not_loaded(view.type, view.conditions, registry) is not None:
         return None
     try:
         conditions = compile_conditions(view.conditions, registry)

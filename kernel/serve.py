@@ -3,7 +3,9 @@
 With several workers, the parent applies the migrations once, then starts N processes
 that each serve the same port (``SO_REUSEPORT``: the kernel spreads connections), and
 supervises them: a worker that dies is started again; SIGTERM or SIGINT stops them all,
-each draining its in-flight requests (aiohttp's graceful shutdown).
+each draining its in-flight requests (:mod:`kernel.web.drain`). The workers' metrics
+are kept in ``prometheus_client``'s multiprocess mode, so any worker's ``/metrics``
+reports them all (:mod:`kernel.metrics`).
 """
 
 from __future__ import annotations
@@ -12,19 +14,23 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import time
 from types import FrameType
 
 import structlog
 from aiohttp import web
 
+from kernel import metrics
 from kernel.config import Settings
 from kernel.logs import configure_logging
 
 log = structlog.get_logger("statusflow.serve")
 
 SHUTDOWN_TIMEOUT = 30.0
+KEEPALIVE_TIMEOUT = 75.0  # an idle keep-alive connection is closed after this
 
 
 def _use_uvloop() -> None:
@@ -36,7 +42,7 @@ def _use_uvloop() -> None:
 
 
 def serve_one(settings: Settings, reuse_port: bool = False) -> None:
-    """Serve in this process until SIGTERM or SIGINT."""
+    """Serve in this process until SIGTERM or SIGINT, then drain and stop."""
     from kernel.web import init_app
 
     _use_uvloop()
@@ -44,15 +50,35 @@ def serve_one(settings: Settings, reuse_port: bool = False) -> None:
     log.info(
         "server.starting", host=settings.host, port=settings.port, public_url=settings.base_url
     )
-    web.run_app(
+    asyncio.run(_run(app, settings, reuse_port))
+
+
+async def _run(app: web.Application, settings: Settings, reuse_port: bool) -> None:
+    """Serve until a stop signal; then stop listening, let the requests in flight finish
+    (reading their bodies to the end: :mod:`kernel.web.drain`), and shut down."""
+    from kernel.web.drain import IN_FLIGHT
+
+    runner = web.AppRunner(
         app,
-        host=settings.host,
-        port=settings.port,
-        reuse_port=reuse_port or None,
-        shutdown_timeout=SHUTDOWN_TIMEOUT,
-        print=None,
+        handle_signals=False,
         access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
     )
+    await runner.setup()  # the application's start-up: migrations, engine, plugins
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        await site.stop()  # no new connections
+        await app[IN_FLIGHT].drain(SHUTDOWN_TIMEOUT)
+    finally:
+        await runner.cleanup()  # idle connections, then plugins, engine and database
+    log.info("server.stopped")
 
 
 def _worker(settings: Settings) -> None:
@@ -82,7 +108,22 @@ def serve(settings: Settings, workers: int = 1) -> int:
     from kernel.web import init_app
 
     init_app(settings)  # fail fast on a bad plugin set, before any worker starts
-    asyncio.run(migrate_database(settings))
+    if settings.migrate_on_start:
+        asyncio.run(migrate_database(settings))
+    # The workers share one port: each /metrics must report them all (kernel.metrics).
+    own_dir = None
+    if not metrics.multiprocess_dir():
+        own_dir = tempfile.mkdtemp(prefix="statusflow-metrics-")
+        os.environ[metrics.MULTIPROCESS_ENV] = own_dir
+    metrics.prepare_multiprocess_dir(os.environ[metrics.MULTIPROCESS_ENV])
+    try:
+        return _supervise(settings, workers)
+    finally:
+        if own_dir is not None:
+            shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _supervise(settings: Settings, workers: int) -> int:
     context = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -108,8 +149,13 @@ def serve(settings: Settings, workers: int = 1) -> int:
         for index, process in enumerate(processes):
             if not process.is_alive() and not stopping:
                 log.warning("server.worker_died", pid=process.pid, exitcode=process.exitcode)
+                if process.pid is not None:
+                    metrics.worker_exited(process.pid)
                 processes[index] = start()
         time.sleep(0.2)
     for process in processes:
         process.join(SHUTDOWN_TIMEOUT + 5)
-    return 0 if all(p.exitcode == 0 for p in processes) else 1
+    # A worker stopped while still starting (before it could handle SIGTERM) had
+    # nothing in flight: that is a clean stop too.
+    clean = (0, -signal.SIGTERM)
+    return 0 if all(p.exitcode in clean for p in processes) else 1

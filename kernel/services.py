@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kernel.config import Settings
+from kernel.metrics import GaugeCallbacks
 from kernel.models import Order, Trigger
 from kernel.types import TriggerView
 
@@ -43,6 +44,7 @@ class Services:
         self.public_url = settings.base_url
         self._key = b""
         self._engine: Engine | None = None
+        self.gauges = GaugeCallbacks()
 
     def bind(self, engine: Engine, signing_key: bytes) -> None:
         """Attach the running engine and the signing key (done at start-up)."""
@@ -56,6 +58,9 @@ class Services:
             raise RuntimeError("the service has not started")
         return self._engine
 
+    def register_gauge(self, name: str, documentation: str, callback: Callable[[], Any]) -> None:
+        self.gauges.register(name, documentation, callback)
+
     def plugin_config(self, name: str) -> Mapping[str, Any]:
         return self._plugin_settings.get(name, {})
 
@@ -67,7 +72,8 @@ class Services:
         body, _, signature = token.partition(".")
         if not body or not signature or not self._key:
             return None
-        if not hmac.compare_digest(signature, self._signature(body)):
+        # bytes: compare_digest refuses str with non-ASCII characters (a 500 otherwise)
+        if not hmac.compare_digest(signature.encode(), self._signature(body).encode()):
             return None
         try:
             payload = orjson.loads(_unb64(body))

@@ -12,9 +12,13 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
+import structlog
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, insert, select
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import column, delete, event, insert, select, table
 from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
@@ -29,6 +33,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from kernel.models import DEFAULT_PIPELINE, KernelSetting, Status
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+ALEMBIC_VERSION = table("alembic_version", column("version_num"))
+SETTINGS = KernelSetting.__table__  # type: ignore[attr-defined]
+KERNEL_BASE = "0001"
+"""The kernel's first revision: where databases migrated before ``KERNEL_REVISION`` stand."""
+KERNEL_REVISION = "kernel_revision"
+"""``kernel_settings`` key: the kernel's revision after the last migration."""
+
+log = structlog.get_logger("statusflow.storage")
 
 
 def normalize_url(url: str) -> str:
@@ -88,7 +100,69 @@ def _upgrade(connection: Connection, plugin_locations: Sequence[str]) -> None:
     if connection.dialect.name == "postgresql":
         # Several instances may start at once: one migrates, the others wait.
         connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7346151)")
-    command.upgrade(alembic_config(connection, plugin_locations), "heads")
+    cfg = alembic_config(connection, plugin_locations)
+    script = ScriptDirectory.from_config(cfg)
+    recorded = MigrationContext.configure(connection).get_current_heads()
+    orphans = [revision for revision in recorded if not _locatable(script, revision)]
+    stand_in = None
+    if orphans:
+        # An uninstalled plugin's head is recorded but its revisions are gone, and Alembic
+        # refuses to start. Its tables are kept, unused: upgrade around its head and keep
+        # it recorded, so that reinstalling the plugin resumes from it.
+        log.warning("migrations.plugin_missing", revisions=orphans)
+        connection.execute(
+            delete(ALEMBIC_VERSION).where(ALEMBIC_VERSION.c.version_num.in_(orphans))
+        )
+        # Alembic records no kernel revision that a plugin head depends on (it is implied):
+        # without the orphans, say where the kernel is, or its migrations would run again.
+        kernel_at = _setting(connection, KERNEL_REVISION) or KERNEL_BASE
+        kept = [revision for revision in recorded if revision not in orphans]
+        if kernel_at not in _implied(script, kept):
+            connection.execute(insert(ALEMBIC_VERSION).values(version_num=kernel_at))
+            stand_in = kernel_at
+    command.upgrade(cfg, "heads")
+    if orphans:
+        if stand_in is not None:  # the orphans imply it again (unless it was upgraded)
+            connection.execute(
+                delete(ALEMBIC_VERSION).where(ALEMBIC_VERSION.c.version_num == stand_in)
+            )
+        connection.execute(insert(ALEMBIC_VERSION), [{"version_num": r} for r in orphans])
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is not None and _setting(connection, KERNEL_REVISION) != head:
+        connection.execute(delete(SETTINGS).where(SETTINGS.c.key == KERNEL_REVISION))
+        connection.execute(insert(SETTINGS).values(key=KERNEL_REVISION, value=head))
+
+
+def _locatable(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        script.get_revision(revision)
+    except CommandError:
+        return False
+    return True
+
+
+def _implied(script: ScriptDirectory, heads: Sequence[str]) -> set[str]:
+    """The revisions that recorded ``heads`` stand for: theirs, their ancestors and the
+    revisions they depend on."""
+    implied: set[str] = set()
+    todo = list(heads)
+    while todo:
+        revision = script.get_revision(todo.pop())
+        if revision is None or revision.revision in implied:
+            continue
+        implied.add(revision.revision)
+        for above in (revision.down_revision, revision.dependencies):
+            if isinstance(above, str):
+                todo.append(above)
+            elif above:
+                todo.extend(above)
+    return implied
+
+
+def _setting(connection: Connection, key: str) -> str | None:
+    query = select(SETTINGS.c.value).where(SETTINGS.c.key == key)
+    value = connection.execute(query).scalar()
+    return None if value is None else str(value)
 
 
 async def migrate(engine: AsyncEngine, plugin_locations: Sequence[str] = ()) -> None:

@@ -196,6 +196,8 @@ class Move:
     :param event_id: the event that caused it, ``None`` for a manual move.
     :param event_type: that event's type, ``None`` for a manual move.
     :param at: ISO-8601 time in UTC.
+    :param trigger_type: the type of the trigger that caused it (e.g.
+        ``"payment.received"``), ``None`` for a manual move.
     """
 
     order_id: str
@@ -205,6 +207,7 @@ class Move:
     event_id: str | None
     event_type: str | None
     at: str
+    trigger_type: str | None = None
 
     def as_json(self) -> dict[str, JSON]:
         """The move as the API shows it."""
@@ -275,6 +278,18 @@ class KernelServices(Protocol):
 
     def plugin_config(self, name: str) -> Mapping[str, JSON]:
         """The ``[plugins.NAME]`` table of the configuration (empty if absent)."""
+        ...
+
+    def register_gauge(self, name: str, documentation: str, callback: Callable[[], Any]) -> None:
+        """Report ``callback()`` as the Prometheus gauge ``name`` at ``GET /metrics``.
+
+        The callback returns a number, or an awaitable of one (it may read the
+        database through :meth:`read`); it runs at scrape time, in whichever instance
+        is scraped, bounded to 5 seconds. Call it from ``startup``, e.g. to report an
+        outbox's backlog. A failing callback is logged and its gauge left out.
+
+        :raises ValueError: a malformed or already registered name.
+        """
         ...
 
     def sign(self, payload: Mapping[str, JSON]) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -58,15 +58,23 @@ def check(schema: Mapping[str, Any], value: Any, what: str, where: str = "") -> 
         raise invalid(f"{what}: {first['path']}: {first['message']}", errors[:20])
 
 
+MAX_FUTURE = timedelta(days=365)
+"""How far ahead of the server's clock an event's ``occurred_at`` may be."""
+
+
 def parse_timestamp(value: str) -> str:
-    """An ISO-8601 time with a zone, returned in UTC ``...Z`` form; ``ValueError`` if not."""
+    """An ISO-8601 time with a zone, returned in UTC ``...Z`` form; ``ValueError`` if not,
+    or if it is more than :data:`MAX_FUTURE` ahead of now (no event happens then)."""
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         raise ValueError(f"time {value!r} has no time zone")
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    parsed = parsed.astimezone(UTC)
+    if parsed > datetime.now(UTC) + MAX_FUTURE:
+        raise ValueError(f"time {value!r} is more than {MAX_FUTURE.days} days in the future")
+    return parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 MAX_JSON_DEPTH = 100

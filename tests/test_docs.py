@@ -177,3 +177,27 @@ async def test_the_writing_plugins_walkthrough_builds_a_working_plugin(
             await function(statusflow_app)
     finally:
         sys.modules.pop("statusflow_parcels", None)
+
+
+# --- contrib/statusflow-reviews/README.md: the worked example quotes its real files ------
+
+REVIEWS = ROOT / "contrib" / "statusflow-reviews"
+
+
+def test_the_reviews_worked_example_quotes_its_files_as_they_are():
+    text = (REVIEWS / "README.md").read_text()
+    quotes = re.findall(r"^From \[`([^`]+)`\]\(\1\):\n\n```\w+\n(.*?)^```$", text, re.S | re.M)
+    assert len(quotes) >= 6, "the README quotes each file it walks through"
+    for path, block in quotes:
+        lines = (REVIEWS / path).read_text().splitlines()
+        position = 0
+        for line in block.splitlines():
+            if not line.strip() or line.strip() == "...":
+                continue
+            try:
+                position = lines.index(line, position) + 1
+            except ValueError:
+                pytest.fail(f"README.md: line not found (in order) in {path}: {line!r}")
+    assert "contrib/statusflow-reviews/README.md" in WRITING_PLUGINS.read_text().replace(
+        "../", ""
+    ), "docs/writing-plugins.md points at the worked example"

@@ -74,10 +74,30 @@ async def test_two_workers_share_one_port_and_stop_on_sigterm(tmp_path):
                     assert response.status == 200
                     results.append(await response.json())
         assert sum(len(r["moves"]) for r in results) == 1  # one move, whichever worker
+        for _ in range(4):  # whichever worker answers /metrics reports both (multiprocess)
+            async with (
+                aiohttp.ClientSession() as fresh,
+                fresh.get(f"{base}/metrics") as response,
+            ):
+                assert response.status == 200
+                totals = _metric_totals(await response.text())
+            assert totals["statusflow_events_total"] == 20
+            assert totals["statusflow_moves_total"] == 1
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr.decode()[-2000:]
+
+
+def _metric_totals(text: str) -> dict[str, float]:
+    """Each sample name's sum over its labels."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+    return totals
 
 
 def test_migrate_creates_the_schema(tmp_path):

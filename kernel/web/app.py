@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 
 from kernel.config import Settings
 from kernel.engine import Engine
+from kernel.errors import StartupError
 from kernel.plugins import (
     build_registry,
     call_lifecycle,
@@ -19,6 +21,7 @@ from kernel.plugins import (
 )
 from kernel.services import Services
 from kernel.storage import Database, make_engine, migrate, seed, signing_secret
+from kernel.web.drain import IN_FLIGHT, InFlight
 from kernel.web.keys import (
     DATABASE,
     ENGINE,
@@ -28,6 +31,7 @@ from kernel.web.keys import (
     SERVICES,
     SETTINGS,
 )
+from kernel.web.limits import body_timeout_middleware, rate_limit_middleware
 from kernel.web.middlewares import auth_middleware, error_middleware
 from kernel.web.routes import setup_routes
 
@@ -43,11 +47,19 @@ def init_app(
     pm = make_plugin_manager(settings.disable, settings.enable, extra_plugins)
     registry = build_registry(pm)
     services = Services(settings, plugin_settings(pm, settings.plugin_tables))
+    in_flight = InFlight()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[
+            in_flight.middleware,
+            error_middleware,
+            rate_limit_middleware(settings),
+            auth_middleware,
+            body_timeout_middleware(settings),
+        ],
     )
     app[SETTINGS] = settings
+    app[IN_FLIGHT] = in_flight
     app[PLUGIN_MANAGER] = pm
     app[REGISTRY] = registry
     app[SERVICES] = services
@@ -62,9 +74,18 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = Database(make_engine(settings.database_url))
     try:
-        await migrate(db.engine, migration_locations(app[PLUGIN_MANAGER]))
-        await seed(db.engine)
-        key = await signing_secret(db.engine, settings.secret)
+        if settings.migrate_on_start:
+            await migrate(db.engine, migration_locations(app[PLUGIN_MANAGER]))
+            await seed(db.engine)
+        try:
+            key = await signing_secret(db.engine, settings.secret)
+        except DBAPIError as exc:
+            if settings.migrate_on_start:
+                raise
+            raise StartupError(
+                "the database has no statusflow schema yet: run `statusflow migrate` first "
+                f"([server] migrate_on_start is false): {exc.orig}"
+            ) from exc
         engine = Engine(
             db, app[PLUGIN_MANAGER], app[REGISTRY], settings.default_region, app[SERVICES]
         )

@@ -50,8 +50,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         code = _HTTP_CODES.get(exc.status, "http_error")
         return _error(exc.status, code, exc.reason)
     except Exception:
-        log.exception("http.unhandled_error", method=request.method, path=request.path)
+        log.exception("http.unhandled_error", method=request.method, route=_route(request))
         return _error(500, "internal", "internal server error")
+
+
+def _route(request: web.Request) -> str:
+    """The matched route's pattern (``/hooks/{secret}``): a path may carry a secret."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -62,11 +68,21 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
+def needs_token(path: str) -> bool:
+    """Whether ``path`` needs the bearer token (when tokens are configured).
+
+    ``/api/*`` (the contract) and ``/metrics``; never ``/healthz``, ``/readyz``, ``/t/*``,
+    ``/hooks/*`` or ``/sources/*``.
+    """
+    return path.startswith("/api/") or path in ("/api", "/metrics")
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """With ``[auth] tokens``, every ``/api/*`` call needs ``Authorization: Bearer TOKEN``."""
+    """With ``[auth] tokens``, every ``/api/*`` call (and ``/metrics``) needs
+    ``Authorization: Bearer TOKEN``."""
     tokens = request.app[SETTINGS].tokens
-    if tokens and (request.path == "/api" or request.path.startswith("/api/")):
+    if tokens and needs_token(request.path):
         given = _bearer(request)
         # compare against every token, in constant time, whatever matches
         ok = False

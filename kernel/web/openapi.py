@@ -9,6 +9,7 @@ from aiohttp import web
 
 from kernel.types import Route
 from kernel.web.keys import PLUGIN_ROUTES, SETTINGS
+from kernel.web.middlewares import needs_token
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -55,7 +56,7 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
         parameters = list(operation.get("parameters", [])) + _path_parameters(route.path)
         if parameters:
             operation["parameters"] = parameters
-        if route.path.startswith("/api/") and settings.tokens:
+        if needs_token(route.path) and settings.tokens:
             operation.setdefault("security", [{"bearer": []}])
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {

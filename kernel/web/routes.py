@@ -8,7 +8,7 @@ from aiohttp import web
 
 from kernel.events import EVENT_SCHEMA
 from kernel.types import Route
-from kernel.web import events, meta, orders, statuses, triggers
+from kernel.web import events, meta, moves, ops, orders, statuses, triggers
 from kernel.web.keys import PLUGIN_ROUTES
 from kernel.web.schemas import NEW_ORDER, NEW_TRIGGER, STATUS, STATUS_LIST
 
@@ -57,6 +57,24 @@ DRY_RUN = {
 
 KERNEL_ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", meta.healthz, _op("Liveness", 200, JSON_OBJECT)),
+    Route(
+        "GET",
+        "/readyz",
+        ops.readyz,
+        _op("Readiness: the database answers, migrations at head", 200, ops.READY_SCHEMA, 503),
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        ops.metrics_handler,
+        {
+            "summary": "Prometheus metrics (text exposition format)",
+            "responses": {
+                "200": {"description": "done", "content": {"text/plain": {"schema": {}}}},
+                "401": {"description": "error", "content": {"application/json": {"schema": ERROR}}},
+            },
+        },
+    ),
     Route("GET", "/api/openapi.json", meta.openapi, _op("This document", 200, JSON_OBJECT, 401)),
     Route(
         "GET",
@@ -155,6 +173,15 @@ KERNEL_ROUTES: tuple[Route, ...] = (
         "/api/events/{id}",
         events.get_event,
         _op("A processed event with its trace", 200, JSON_OBJECT, 401, 404),
+    ),
+    Route(
+        "GET",
+        "/api/moves",
+        moves.list_moves,
+        {
+            **_op("Committed moves after a cursor", 200, moves.FEED_SCHEMA, 401, 422),
+            "parameters": moves.FEED_PARAMETERS,
+        },
     ),
 )
 

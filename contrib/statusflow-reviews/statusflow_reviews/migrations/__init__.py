@@ -1,0 +1,1 @@
+"""The Alembic revisions of statusflow-reviews (see ``migration_locations``)."""

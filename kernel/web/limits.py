@@ -1,0 +1,158 @@
+"""Request limits: per-client rate limits on public endpoints, and a body read timeout.
+
+Public endpoints (``/t/*``, ``/hooks/*``, ``/sources/*``) need no token, so anybody can
+call them: each client address gets a token bucket (``[server] public_rate_per_second``
+tokens a second, up to ``public_burst``), held in memory by each process; an empty
+bucket answers 429 with ``Retry-After``. Behind a load balancer every request comes from
+its address: list it in ``[server] trusted_proxies`` and the client is read from
+``X-Forwarded-For`` instead.
+
+Every request body is read under ``[server] request_timeout_seconds``: a client that
+sends it too slowly gets a 408 and its connection is closed (body size is bounded by
+``max_body_bytes``, a 413).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import math
+import time
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from kernel import metrics
+from kernel.config import Settings
+from kernel.web.http import json_response
+from kernel.web.middlewares import Handler
+
+PUBLIC_PREFIXES = ("/t/", "/hooks/", "/sources/")
+MAX_CLIENTS = 10_000
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def is_public(path: str) -> bool:
+    """Whether ``path`` is a rate-limited public endpoint."""
+    return path.startswith(PUBLIC_PREFIXES)
+
+
+class TokenBuckets:
+    """One token bucket per key: ``rate`` tokens a second, at most ``burst`` held."""
+
+    def __init__(
+        self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self._clock = clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, updated)
+
+    def take(self, key: str) -> float:
+        """Take a token: 0.0 when one was there, else the seconds until one will be."""
+        now = self._clock()
+        tokens, updated = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - updated) * self.rate)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            if len(self._buckets) > MAX_CLIENTS:
+                self._forget_full(now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / self.rate
+
+    def _forget_full(self, now: float) -> None:
+        """Drop the buckets that have refilled (their clients are as good as new)."""
+        refill = self.burst / self.rate
+        self._buckets = {
+            key: value for key, value in self._buckets.items() if now - value[1] < refill
+        }
+
+
+def client_address(request: web.Request, trusted: Sequence[Network]) -> str:
+    """The client's address: the peer's, or from ``X-Forwarded-For`` via a trusted proxy."""
+    peer = request.remote or ""
+    if not trusted or not _is_trusted(peer, trusted):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]
+    for hop in reversed([h for h in hops if h]):
+        if not _is_trusted(hop, trusted):
+            return hop
+    return peer
+
+
+def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def rate_limit_middleware(settings: Settings) -> Middleware:
+    """The middleware limiting public endpoints per client address (0 disables it)."""
+    buckets = TokenBuckets(settings.public_rate_per_second, settings.public_burst)
+    trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
+    enabled = settings.public_rate_per_second > 0
+
+    @web.middleware
+    async def limit_public(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if enabled and is_public(request.path):
+            wait = buckets.take(client_address(request, trusted))
+            if wait > 0.0:
+                metrics.RATE_LIMITED.inc()
+                response = json_response(
+                    {
+                        "error": {
+                            "code": "too_many_requests",
+                            "message": "too many requests from this address; retry later",
+                            "details": {"retry_after_seconds": round(wait, 3)},
+                        }
+                    },
+                    429,
+                )
+                response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                return response
+        return await handler(request)
+
+    return limit_public
+
+
+def body_timeout_middleware(settings: Settings) -> Middleware:
+    """The middleware reading each request body under ``request_timeout_seconds``.
+
+    The body is read here, before the handler (which then gets it from aiohttp's
+    cache); ``multipart`` bodies are left to their handlers' streaming readers.
+    """
+    timeout = settings.request_timeout_seconds
+
+    @web.middleware
+    async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.can_read_body and not request.content_type.startswith("multipart/"):
+            try:
+                async with asyncio.timeout(timeout):
+                    await request.read()
+            except TimeoutError:
+                response = json_response(
+                    {
+                        "error": {
+                            "code": "request_timeout",
+                            "message": f"the request body took longer than {timeout:g} s to arrive",
+                            "details": None,
+                        }
+                    },
+                    408,
+                )
+                response.force_close()
+                # Answer, then close at once: aiohttp would otherwise linger, reading
+                # what is left of the slow body for up to ten more seconds.
+                await response.prepare(request)
+                await response.write_eof()
+                if request.transport is not None:
+                    request.transport.close()
+                return response
+        return await handler(request)
+
+    return read_body

@@ -1,0 +1,447 @@
+"""``/api/webhook-endpoints`` and ``/api/deliveries``: the plugin's HTTP API.
+
+Every route is under ``/api/``, so the API token applies as to the kernel's routes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import jsonschema
+import orjson
+import sqlalchemy as sa
+from aiohttp import web
+from sqlalchemy.exc import IntegrityError
+
+from kernel import ApiError, Route
+from plugins.outgoing_webhooks import outbox
+from plugins.outgoing_webhooks.settings import DESCRIPTION, ENDPOINT_ID, SECRET, URL
+from plugins.outgoing_webhooks.tables import DELIVERIES, ENDPOINTS, PENDING, STATES
+
+if TYPE_CHECKING:
+    from plugins.outgoing_webhooks import OutgoingWebhooks
+
+Handler = Callable[[web.Request], Any]
+
+NEW_ENDPOINT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["url"],
+    "properties": {
+        "id": ENDPOINT_ID,
+        "url": URL,
+        "secret": SECRET,
+        "enabled": {"type": "boolean"},
+        "description": DESCRIPTION,
+    },
+}
+ENDPOINT_PATCH = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "url": URL,
+        "secret": SECRET,
+        "enabled": {"type": "boolean"},
+        "description": {"anyOf": [DESCRIPTION, {"type": "null"}]},
+    },
+}
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+async def _read_object(request: web.Request, schema: dict[str, Any], what: str) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ApiError(
+            400, "malformed_json", f"the request body is not valid JSON: {exc}"
+        ) from None
+    if not isinstance(body, dict):
+        raise ApiError(422, "invalid", f"{what} must be a JSON object")
+    if _has_nul(body):
+        raise ApiError(422, "invalid", "strings may not contain NUL characters")
+    errors = sorted(
+        jsonschema.Draft202012Validator(schema).iter_errors(body), key=lambda e: list(e.path)
+    )
+    if errors:
+        details = [
+            {"path": "/".join(str(p) for p in e.absolute_path) or "/", "message": e.message[:300]}
+            for e in errors[:20]
+        ]
+        first = details[0]
+        raise ApiError(422, "invalid", f"{what}: {first['path']}: {first['message']}", details)
+    return body
+
+
+def endpoint_json(row: Any, *, with_secret: bool = False) -> dict[str, Any]:
+    """An endpoint as the API shows it; the secret only when it was just set."""
+    shown = {
+        "id": row.id,
+        "url": row.url,
+        "description": row.description,
+        "enabled": bool(row.enabled),
+        "source": row.source,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+    if with_secret:
+        shown["secret"] = row.secret
+    return shown
+
+
+def delivery_json(row: Any) -> dict[str, Any]:
+    """A delivery as the API shows it, its body parsed as ``payload``."""
+    return {
+        "id": row.id,
+        "endpoint_id": row.endpoint_id,
+        "order_id": row.order_id,
+        "state": row.state,
+        "attempts": row.attempts,
+        "created_at": row.created_at,
+        "next_attempt_at": row.next_attempt_at if row.state == PENDING else None,
+        "give_up_at": row.give_up_at,
+        "last_attempt_at": row.last_attempt_at,
+        "last_status": row.last_status,
+        "last_error": row.last_error,
+        "delivered_at": row.delivered_at,
+        "failed_at": row.failed_at,
+        "payload": orjson.loads(row.body),
+    }
+
+
+def _not_found(what: str, ident: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} {ident!r} not found", {"id": ident})
+
+
+def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(
+            422, "invalid", f"{name} must be an integer from {low} to {high}", {"field": name}
+        )
+    return int(raw)
+
+
+class Handlers:
+    """The route handlers of one app."""
+
+    def __init__(self, plugin: OutgoingWebhooks) -> None:
+        self.plugin = plugin
+        self.kernel = plugin.kernel
+
+    # endpoints ------------------------------------------------------------------------
+
+    async def _endpoint(self, conn: Any, endpoint_id: str) -> Any:
+        query = sa.select(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id)
+        row = (await conn.execute(query)).first()
+        if row is None:
+            raise _not_found("webhook endpoint", endpoint_id)
+        return row
+
+    async def list_endpoints(self, request: web.Request) -> web.Response:
+        async with self.kernel.read() as conn:
+            rows = (await conn.execute(sa.select(ENDPOINTS).order_by(ENDPOINTS.c.id))).all()
+        return _json([endpoint_json(r) for r in rows])
+
+    async def create_endpoint(self, request: web.Request) -> web.Response:
+        body = await _read_object(request, NEW_ENDPOINT, "a webhook endpoint")
+        endpoint_id = body.get("id") or f"ep_{secrets.token_hex(8)}"
+        at = outbox.stamp(outbox.now())
+        row = {
+            "id": endpoint_id,
+            "url": body["url"],
+            "secret": body.get("secret") or f"whsec_{secrets.token_urlsafe(32)}",
+            "description": body.get("description", ""),
+            "enabled": body.get("enabled", True),
+            "source": "api",
+            "created_at": at,
+            "updated_at": at,
+        }
+        conflict = ApiError(
+            409, "conflict", f"webhook endpoint {endpoint_id!r} already exists", {"id": endpoint_id}
+        )
+        try:
+            async with self.kernel.write() as conn:
+                query = sa.select(ENDPOINTS.c.id).where(ENDPOINTS.c.id == endpoint_id)
+                if (await conn.execute(query)).first() is not None:
+                    raise conflict
+                await conn.execute(ENDPOINTS.insert().values(**row))
+                stored = await self._endpoint(conn, endpoint_id)
+        except IntegrityError:
+            raise conflict from None
+        return _json(endpoint_json(stored, with_secret=True), 201)
+
+    async def get_endpoint(self, request: web.Request) -> web.Response:
+        async with self.kernel.read() as conn:
+            row = await self._endpoint(conn, request.match_info["id"])
+        return _json(endpoint_json(row))
+
+    async def patch_endpoint(self, request: web.Request) -> web.Response:
+        patch = await _read_object(request, ENDPOINT_PATCH, "a merge patch of an endpoint")
+        endpoint_id = request.match_info["id"]
+        async with self.kernel.write() as conn:
+            row = await self._endpoint(conn, endpoint_id)
+            _editable(row)
+            values = dict(patch)
+            if "description" in values and values["description"] is None:
+                values["description"] = ""
+            if values:
+                values["updated_at"] = outbox.stamp(outbox.now())
+                await conn.execute(
+                    sa.update(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id).values(**values)
+                )
+            row = await self._endpoint(conn, endpoint_id)
+        self.plugin.wake()
+        return _json(endpoint_json(row, with_secret="secret" in patch))
+
+    async def delete_endpoint(self, request: web.Request) -> web.Response:
+        endpoint_id = request.match_info["id"]
+        async with self.kernel.write() as conn:
+            _editable(await self._endpoint(conn, endpoint_id))
+            await conn.execute(sa.delete(DELIVERIES).where(DELIVERIES.c.endpoint_id == endpoint_id))
+            await conn.execute(sa.delete(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id))
+        return web.Response(status=204)
+
+    # deliveries -----------------------------------------------------------------------
+
+    async def _delivery(self, conn: Any, delivery_id: str) -> Any:
+        query = sa.select(DELIVERIES).where(DELIVERIES.c.id == delivery_id)
+        row = (await conn.execute(query)).first()
+        if row is None:
+            raise _not_found("delivery", delivery_id)
+        return row
+
+    async def list_deliveries(self, request: web.Request) -> web.Response:
+        query = sa.select(DELIVERIES)
+        state = request.query.get("state")
+        if state is not None:
+            if state not in STATES:
+                raise ApiError(
+                    422, "invalid", f"state must be one of {', '.join(STATES)}", {"field": "state"}
+                )
+            query = query.where(DELIVERIES.c.state == state)
+        for name in ("endpoint_id", "order_id"):
+            if name in request.query:
+                query = query.where(DELIVERIES.c[name] == request.query[name])
+        after = _int_param(request, "after", 0, 0, 2**62)
+        limit = _int_param(request, "limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+        query = query.where(DELIVERIES.c.seq > after).order_by(DELIVERIES.c.seq).limit(limit)
+        async with self.kernel.read() as conn:
+            rows = (await conn.execute(query)).all()
+        next_cursor = str(rows[-1].seq) if rows else str(after)
+        return _json({"deliveries": [delivery_json(r) for r in rows], "next": next_cursor})
+
+    async def get_delivery(self, request: web.Request) -> web.Response:
+        async with self.kernel.read() as conn:
+            row = await self._delivery(conn, request.match_info["id"])
+        return _json(delivery_json(row))
+
+    async def retry_delivery(self, request: web.Request) -> web.Response:
+        delivery_id = request.match_info["id"]
+        moment = outbox.now()
+        give_up_at = moment + timedelta(seconds=self.plugin.settings.give_up_after)
+        async with self.kernel.write() as conn:
+            row = await self._delivery(conn, delivery_id)
+            if row.state == PENDING:
+                raise ApiError(
+                    409,
+                    "conflict",
+                    f"delivery {delivery_id!r} is still pending: it will be attempted anyway",
+                    {"id": delivery_id, "state": row.state},
+                )
+            await conn.execute(
+                sa.update(DELIVERIES)
+                .where(DELIVERIES.c.seq == row.seq)
+                .values(
+                    state=PENDING,
+                    attempts=0,
+                    next_attempt_at=outbox.stamp(moment),
+                    give_up_at=outbox.stamp(give_up_at),
+                    lease_until=None,
+                    lease_token=None,
+                    delivered_at=None,
+                    failed_at=None,
+                )
+            )
+            row = await self._delivery(conn, delivery_id)
+        self.plugin.wake()
+        return _json(delivery_json(row))
+
+    def routes(self) -> list[Route]:
+        """Every route, with its OpenAPI operation."""
+        return [
+            Route(
+                "GET",
+                "/api/webhook-endpoints",
+                self.list_endpoints,
+                _op("Outgoing webhook endpoints", 200, {"type": "array"}),
+            ),
+            Route(
+                "POST",
+                "/api/webhook-endpoints",
+                self.create_endpoint,
+                _op(
+                    "Add an outgoing webhook endpoint (the answer shows its secret)",
+                    201,
+                    ENDPOINT_SCHEMA,
+                    400,
+                    409,
+                    413,
+                    422,
+                    body=NEW_ENDPOINT,
+                ),
+            ),
+            Route(
+                "GET",
+                "/api/webhook-endpoints/{id}",
+                self.get_endpoint,
+                _op("An outgoing webhook endpoint", 200, ENDPOINT_SCHEMA, 404),
+            ),
+            Route(
+                "PATCH",
+                "/api/webhook-endpoints/{id}",
+                self.patch_endpoint,
+                _op(
+                    "Merge-patch an endpoint (not one of the configuration file)",
+                    200,
+                    ENDPOINT_SCHEMA,
+                    400,
+                    404,
+                    409,
+                    413,
+                    422,
+                    body=ENDPOINT_PATCH,
+                ),
+            ),
+            Route(
+                "DELETE",
+                "/api/webhook-endpoints/{id}",
+                self.delete_endpoint,
+                _op("Delete an endpoint and its deliveries", 204, None, 404, 409),
+            ),
+            Route(
+                "GET",
+                "/api/deliveries",
+                self.list_deliveries,
+                {
+                    **_op("Deliveries, oldest first, a page at a time", 200, PAGE_SCHEMA, 422),
+                    "parameters": LIST_PARAMETERS,
+                },
+            ),
+            Route(
+                "GET",
+                "/api/deliveries/{id}",
+                self.get_delivery,
+                _op("A delivery", 200, DELIVERY_SCHEMA, 404),
+            ),
+            Route(
+                "POST",
+                "/api/deliveries/{id}/retry",
+                self.retry_delivery,
+                _op(
+                    "Send a failed (or delivered) delivery again",
+                    200,
+                    DELIVERY_SCHEMA,
+                    404,
+                    409,
+                ),
+            ),
+        ]
+
+
+def _editable(row: Any) -> None:
+    if row.source == "config":
+        raise ApiError(
+            409,
+            "conflict",
+            f"webhook endpoint {row.id!r} is defined in the configuration file: change it there",
+            {"id": row.id, "source": row.source},
+        )
+
+
+# --- OpenAPI -------------------------------------------------------------------------------
+
+ENDPOINT_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "url": {"type": "string"},
+        "description": {"type": "string"},
+        "enabled": {"type": "boolean"},
+        "source": {"enum": ["config", "api"]},
+        "secret": {"type": "string", "description": "only in the answers that set it"},
+        "created_at": {"type": "string"},
+        "updated_at": {"type": "string"},
+    },
+}
+DELIVERY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "endpoint_id": {"type": "string"},
+        "order_id": {"type": "string"},
+        "state": {"enum": list(STATES)},
+        "attempts": {"type": "integer"},
+        "payload": {"type": "object"},
+    },
+}
+PAGE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "deliveries": {"type": "array", "items": DELIVERY_SCHEMA},
+        "next": {"type": "string", "description": "pass as `after` for the next page"},
+    },
+}
+LIST_PARAMETERS = [
+    {"name": "state", "in": "query", "required": False, "schema": {"enum": list(STATES)}},
+    {"name": "endpoint_id", "in": "query", "required": False, "schema": {"type": "string"}},
+    {"name": "order_id", "in": "query", "required": False, "schema": {"type": "string"}},
+    {"name": "after", "in": "query", "required": False, "schema": {"type": "string"}},
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+    },
+]
+_ERROR = {
+    "description": "error",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+def _op(
+    summary: str, ok: int, schema: dict[str, Any] | None, *errors: int, body: Any = None
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {str(ok): {"description": "done"}}
+    if schema is not None:
+        responses[str(ok)]["content"] = {"application/json": {"schema": schema}}
+    for status in (401, *errors):
+        responses[str(status)] = _ERROR
+    operation: dict[str, Any] = {"summary": summary, "responses": responses}
+    if body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": body}},
+        }
+    return operation

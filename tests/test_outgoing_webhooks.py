@@ -1,0 +1,773 @@
+"""Outgoing webhooks (issue 6): a durable outbox, signed deliveries, the change feed.
+
+Every delivery goes to a real aiohttp server on a loopback port (``Receiver``), which
+checks each request's signature as a store would. Retry delays, timeouts and leases are
+made short through ``[plugins.outgoing_webhooks]`` so that the tests stay fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from openapi_spec_validator import validate as validate_openapi
+
+import kernel.web.moves as feed
+from kernel.errors import StartupError
+from kernel.models import MoveRecord
+from kernel.storage import make_engine, migrate
+from kernel.testing import settings_for
+from kernel.web import init_app
+from kernel.web.keys import SERVICES
+from plugins import outgoing_webhooks
+from plugins.outgoing_webhooks import outbox
+from plugins.outgoing_webhooks.signing import signature, verify
+from plugins.outgoing_webhooks.tables import DELIVERIES, MOVES, metadata
+from plugins.outgoing_webhooks.worker import backoff_delay, retry_after_seconds
+from tests.helpers import Api, event
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "outgoing_webhooks.md"
+KERNEL_MOVES = MoveRecord.__table__  # type: ignore[attr-defined]
+SECRET = "test-secret-0123456789abcdef"
+FAST = {
+    "poll_interval": 0.05,
+    "request_timeout": 2.0,
+    "lease": 5.0,
+    "retry_initial_delay": 0.05,
+    "retry_max_delay": 0.2,
+    "give_up_after": 60.0,
+}
+PLUGINS = ("payment", "outgoing_webhooks")
+
+
+@pytest.fixture
+def database_url(reused_database_url: str) -> str:
+    """A fresh SQLite file, then the session's PostgreSQL database emptied (faster)."""
+    return reused_database_url
+
+
+# --- a receiving store ----------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    """One request the receiver got."""
+
+    headers: dict[str, str]
+    body: bytes
+    payload: dict[str, Any]
+    valid: bool
+    at: float
+    status: int = 0
+
+
+@dataclass
+class Receiver:
+    """A store's webhook endpoint: records every request, answers as ``respond`` says."""
+
+    url: str = ""
+    secret: str = SECRET
+    received: list[Received] = field(default_factory=list)
+    respond: Callable[[Received], web.Response] = lambda item: web.Response(status=204)
+    delay: float = 0.0
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        item = Received(
+            headers=dict(request.headers),
+            body=body,
+            payload=json.loads(body),
+            valid=verify(
+                self.secret,
+                body,
+                request.headers.get("Statusflow-Timestamp"),
+                request.headers.get("Statusflow-Signature"),
+            ),
+            at=time.monotonic(),
+        )
+        self.received.append(item)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        response = self.respond(item)
+        item.status = response.status
+        return response
+
+    def delivered(self) -> list[dict[str, Any]]:
+        """The payloads answered with a 2xx, in the order they arrived."""
+        return [r.payload for r in self.received if 200 <= r.status < 300]
+
+    def moves_by_order(self) -> dict[str, list[tuple[str, str]]]:
+        """``{order_id: [(from, to), ...]}`` of the delivered payloads, in arrival order."""
+        found: dict[str, list[tuple[str, str]]] = {}
+        for p in self.delivered():
+            found.setdefault(p["order_id"], []).append((p["from"], p["to"]))
+        return found
+
+
+@pytest.fixture
+async def receiver(aiohttp_server: Any) -> Receiver:
+    store = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", store.handle)
+    server = await aiohttp_server(app)
+    store.url = str(server.make_url("/hook"))
+    return store
+
+
+async def start(
+    make_client: Any,
+    receiver: Receiver | None,
+    *,
+    tokens: tuple[str, ...] = (),
+    **settings: Any,
+) -> Api:
+    """An app with ``payment`` and ``outgoing_webhooks``; the receiver as endpoint ``store``."""
+    table: dict[str, Any] = {**FAST, **settings}
+    if receiver is not None:
+        table["endpoints"] = [{"id": "store", "url": receiver.url, "secret": SECRET}]
+    client = await make_client(
+        enable=PLUGINS, plugin_tables={"outgoing_webhooks": table}, tokens=tokens
+    )
+    return Api(client)
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 15.0) -> None:
+    """Wait until ``check()`` is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        assert time.monotonic() < deadline, "timed out waiting"
+        await asyncio.sleep(0.02)
+
+
+async def deliveries(api: Api, **params: str) -> list[dict[str, Any]]:
+    """Every delivery (``GET /api/deliveries``, all pages)."""
+    found: list[dict[str, Any]] = []
+    after = "0"
+    while True:
+        page = await api.call("GET", "/api/deliveries", params={**params, "after": after})
+        found.extend(page["deliveries"])
+        if not page["deliveries"]:
+            return found
+        after = page["next"]
+
+
+async def all_delivered(api: Api) -> None:
+    """Wait until every delivery is recorded as delivered (a result is recorded just
+    after the receiver answered, so the receiver may know before the API does)."""
+
+    async def recorded() -> bool:
+        return {d["state"] for d in await deliveries(api)} == {"delivered"}
+
+    await eventually(recorded)
+
+
+async def feed_moves(api: Api, after: str = "0", limit: int = 1000) -> tuple[list[dict], str]:
+    page = await api.call("GET", "/api/moves", params={"after": after, "limit": str(limit)})
+    return page["moves"], page["next"]
+
+
+async def three_moves(api: Api, order_ids: list[str], tag: str = "") -> None:
+    """Each order moves N -> P (payment event), P -> S, S -> F (manual), interleaved."""
+    for order_id in order_ids:
+        await api.create_order(order_id)
+    for order_id in order_ids:
+        await api.post_events(event(order_id=order_id, id=f"pay-{order_id}{tag}"))
+    for status in ("S", "F"):
+        for order_id in order_ids:
+            await api.patch_order(order_id, {"status": status})
+
+
+THREE = [("N", "P"), ("P", "S"), ("S", "F")]
+
+
+# --- delivery -------------------------------------------------------------------------------
+
+
+async def test_deliveries_arrive_signed_and_in_order(make_client, receiver):
+    api = await start(make_client, receiver)
+    trigger_id = await api.trigger_id("P")
+    await three_moves(api, ["o1", "o2"])
+    await eventually(lambda: len(receiver.delivered()) == 6)
+
+    await all_delivered(api)
+    assert receiver.moves_by_order() == {"o1": THREE, "o2": THREE}
+    now = time.time()
+    for item in receiver.received:
+        assert item.valid, item.headers
+        headers = item.headers
+        assert headers["Content-Type"] == "application/json"
+        assert abs(int(headers["Statusflow-Timestamp"]) - now) < 60
+        assert headers["Statusflow-Signature"] == signature(
+            SECRET, int(headers["Statusflow-Timestamp"]), item.body
+        )
+        assert headers["Statusflow-Delivery"] == item.payload["delivery_id"]
+        assert headers["Statusflow-Attempt"] == "1"
+        assert not verify(
+            "another-secret-000000",
+            item.body,
+            headers["Statusflow-Timestamp"],
+            headers["Statusflow-Signature"],
+        )
+    paid = next(p for p in receiver.delivered() if p["order_id"] == "o1" and p["to"] == "P")
+    assert paid == {
+        "type": "order.moved",
+        "delivery_id": paid["delivery_id"],
+        "endpoint_id": "store",
+        "order_id": "o1",
+        "from": "N",
+        "to": "P",
+        "trigger_id": trigger_id,
+        "event_id": "pay-o1",
+        "event_type": "payment.received",
+        "manual": False,
+        "at": paid["at"],
+    }
+    manual = next(p for p in receiver.delivered() if p["order_id"] == "o1" and p["to"] == "S")
+    assert (manual["manual"], manual["trigger_id"], manual["event_id"]) == (True, None, None)
+
+    # the deliveries API, and the feed, tell the same story
+    listed = await deliveries(api)
+    assert {d["id"] for d in listed} == {p["delivery_id"] for p in receiver.delivered()}
+    assert {(d["state"], d["attempts"], d["last_status"]) for d in listed} == {
+        ("delivered", 1, 204)
+    }
+    one = await api.call("GET", f"/api/deliveries/{paid['delivery_id']}")
+    assert one["payload"] == paid and one["next_attempt_at"] is None
+    moves, _ = await feed_moves(api)
+    assert [(m["order_id"], m["from"], m["to"], m["at"]) for m in moves] == [
+        (p["order_id"], p["from"], p["to"], p["at"])
+        for p in sorted(receiver.delivered(), key=lambda p: (p["at"], p["order_id"]))
+    ]
+
+
+async def test_a_failing_receiver_gets_everything_once_it_recovers(make_client, receiver):
+    answers = iter([500] * 6 + [503])
+
+    def respond(item: Received) -> web.Response:
+        status = next(answers, 200)
+        headers = {"Retry-After": "1"} if status == 503 else {}
+        return web.Response(status=status, headers=headers, text="busy")
+
+    receiver.respond = respond
+    api = await start(make_client, receiver)
+    await api.trigger_id("P")
+    await three_moves(api, ["o1", "o2", "o3"])
+    await eventually(lambda: len(receiver.delivered()) == 9)
+
+    assert receiver.moves_by_order() == {"o1": THREE, "o2": THREE, "o3": THREE}
+    assert all(item.valid for item in receiver.received)
+    ids = [p["delivery_id"] for p in receiver.delivered()]
+    assert len(set(ids)) == 9  # every move delivered, none twice
+    # Retry-After: 1 held the next attempt of that delivery back by a second
+    told = next(r for r in receiver.received if r.status == 503)
+    later = [r for r in receiver.received if r.payload == told.payload and r.at > told.at]
+    assert later and later[0].at - told.at >= 0.9
+    assert int(later[0].headers["Statusflow-Attempt"]) > int(told.headers["Statusflow-Attempt"])
+    await all_delivered(api)
+    assert [d for d in await deliveries(api) if d["attempts"] > 1]
+
+
+async def test_a_restart_mid_backlog_loses_nothing(make_client, receiver, database_url):
+    receiver.respond = lambda item: web.Response(status=503)  # the store is down
+    first = await start(make_client, receiver)
+    await first.trigger_id("P")
+    await three_moves(first, ["o1", "o2", "o3"])
+    await eventually(lambda: len(receiver.received) >= 3)  # attempts are failing
+    await first.client.close()
+
+    # As a process killed mid-delivery leaves things: a delivery under a lease that
+    # nobody will finish, and a committed move not yet fanned out into deliveries.
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            seq = await conn.scalar(
+                sa.select(sa.func.min(DELIVERIES.c.seq)).where(DELIVERIES.c.state == "pending")
+            )
+            await conn.execute(
+                sa.update(DELIVERIES)
+                .where(DELIVERIES.c.seq == seq)
+                .values(
+                    lease_token="killed",
+                    lease_until=outbox.stamp(outbox.now() + timedelta(seconds=0.5)),
+                )
+            )
+            await conn.execute(
+                MOVES.insert().values(
+                    order_id="o9", from_status="N", to_status="D", at=outbox.stamp(outbox.now())
+                )
+            )
+    finally:
+        await engine.dispose()
+
+    receiver.respond = lambda item: web.Response(status=200)  # the store is back
+    second = await start(make_client, receiver)
+    await eventually(lambda: len(receiver.delivered()) == 10)
+    assert receiver.moves_by_order() == {"o1": THREE, "o2": THREE, "o3": THREE, "o9": [("N", "D")]}
+    # nothing was delivered before the restart, so nothing is delivered twice
+    assert Counter(p["delivery_id"] for p in receiver.delivered()).most_common(1)[0][1] == 1
+    await all_delivered(second)
+
+
+async def test_dead_letter_after_the_configured_time_and_manual_retry(make_client, receiver):
+    receiver.respond = lambda item: web.Response(status=500, text="broken")
+    api = await start(make_client, None, give_up_after=0.4)
+    endpoint = await api.call(
+        "POST", "/api/webhook-endpoints", {"url": receiver.url, "secret": SECRET}, expect=201
+    )
+    await api.trigger_id("P")
+    await api.create_order("o1")
+    await api.post_events(event(order_id="o1", id="e1"))
+    await api.patch_order("o1", {"status": "S"})
+
+    async def dead() -> bool:
+        return len(await deliveries(api, state="failed")) == 2
+
+    await eventually(dead)
+    failed = await deliveries(api, state="failed")
+    assert [(d["payload"]["from"], d["payload"]["to"]) for d in failed] == [("N", "P"), ("P", "S")]
+    for d in failed:
+        assert d["endpoint_id"] == endpoint["id"] and d["order_id"] == "o1"
+        assert d["last_status"] == 500 and "HTTP 500" in d["last_error"]
+        assert d["attempts"] >= 1 and d["failed_at"] and d["next_attempt_at"] is None
+    assert await deliveries(api, state="pending") == []
+    assert receiver.delivered() == []
+
+    # retried while the endpoint is paused: pending, and a second retry is a conflict
+    path = f"/api/webhook-endpoints/{endpoint['id']}"
+    await api.call("PATCH", path, {"enabled": False})
+    retried = await api.call("POST", f"/api/deliveries/{failed[0]['id']}/retry")
+    assert retried["state"] == "pending" and retried["attempts"] == 0
+    error = await api.error("POST", f"/api/deliveries/{failed[0]['id']}/retry", expect=409)
+    assert error["code"] == "conflict"
+    await api.error("POST", "/api/deliveries/nope/retry", expect=404)
+
+    receiver.respond = lambda item: web.Response(status=200)
+    await api.call("POST", f"/api/deliveries/{failed[1]['id']}/retry")
+    await api.call("PATCH", path, {"enabled": True})
+    await eventually(lambda: len(receiver.delivered()) == 2)
+    assert receiver.moves_by_order() == {"o1": [("N", "P"), ("P", "S")]}  # in order again
+    await all_delivered(api)
+    # a delivered one may be sent again too, with the same delivery id
+    again = await api.call("POST", f"/api/deliveries/{failed[0]['id']}/retry")
+    assert again["state"] == "pending"
+    await eventually(lambda: len(receiver.delivered()) == 3)
+    assert receiver.delivered()[-1]["delivery_id"] == failed[0]["id"]
+
+
+async def test_two_instances_drain_one_outbox_each_row_once(make_client, receiver):
+    receiver.delay = 0.02
+    a = await start(make_client, receiver, concurrency=1)
+    b = await start(make_client, receiver, concurrency=1)
+    await a.trigger_id("P")
+    orders = [f"o{i}" for i in range(12)]
+    for order_id in orders:
+        await a.create_order(order_id)
+    posts = [
+        (a if i % 2 else b).post_events(event(order_id=order_id, id=f"e-{order_id}"))
+        for i, order_id in enumerate(orders)
+    ]
+    await asyncio.gather(*posts)
+    for order_id in orders[:6]:
+        await b.patch_order(order_id, {"status": "S"})
+    await eventually(lambda: len(receiver.delivered()) == 18)
+    await asyncio.sleep(0.2)  # anything sent twice would show up now
+
+    counts = Counter(p["delivery_id"] for p in receiver.delivered())
+    assert len(counts) == 18 and set(counts.values()) == {1}
+    assert len(receiver.received) == 18  # not a single extra attempt
+    expected = {o: [("N", "P"), ("P", "S")] if o in orders[:6] else [("N", "P")] for o in orders}
+    assert receiver.moves_by_order() == expected
+    workers = [outgoing_webhooks.instance(api.client.app[SERVICES]).worker for api in (a, b)]
+    assert all(w is not None and w.sent > 0 for w in workers), "both instances delivered"
+
+
+# --- endpoints ------------------------------------------------------------------------------
+
+
+async def test_endpoints_api_and_configured_endpoints(
+    make_client, receiver, aiohttp_server, database_url
+):
+    other = Receiver()
+    other_app = web.Application()
+    other_app.router.add_post("/hook", other.handle)
+    other.url = str((await aiohttp_server(other_app)).make_url("/hook"))
+    api = await start(make_client, receiver)
+
+    listed = await api.call("GET", "/api/webhook-endpoints")
+    assert [(e["id"], e["source"], e["enabled"]) for e in listed] == [("store", "config", True)]
+    assert "secret" not in listed[0]
+    for method, body in (("PATCH", {"enabled": False}), ("DELETE", None)):
+        error = await api.error(method, "/api/webhook-endpoints/store", body, expect=409)
+        assert "configuration" in error["message"]
+
+    created = await api.call(
+        "POST", "/api/webhook-endpoints", {"url": other.url, "description": "crm"}, expect=201
+    )
+    assert created["id"].startswith("ep_") and created["source"] == "api"
+    assert created["secret"].startswith("whsec_") and created["enabled"] is True
+    other.secret = created["secret"]
+    shown = await api.call("GET", f"/api/webhook-endpoints/{created['id']}")
+    assert "secret" not in shown and shown["description"] == "crm"
+
+    named = await api.call(
+        "POST",
+        "/api/webhook-endpoints",
+        {"id": "paused", "url": other.url, "secret": SECRET, "enabled": False},
+        expect=201,
+    )
+    assert named["secret"] == SECRET
+    await api.error(
+        "POST", "/api/webhook-endpoints", {"id": "paused", "url": other.url}, expect=409
+    )
+    for bad in (
+        {},
+        {"url": "ftp://x"},
+        {"url": other.url, "secret": "short"},
+        {"url": other.url, "extra": 1},
+        {"url": other.url, "id": "bad id"},
+        {"url": other.url, "description": "nul\x00"},
+        [],
+    ):
+        await api.error("POST", "/api/webhook-endpoints", bad, expect=422)
+    await api.error("PATCH", "/api/webhook-endpoints/paused", {"url": "nope"}, expect=422)
+    await api.error("GET", "/api/webhook-endpoints/missing", expect=404)
+    response = await api.client.post("/api/webhook-endpoints", data=b"{not json")
+    assert response.status == 400
+
+    await api.trigger_id("P")
+    await api.create_order("o1")
+    await api.post_events(event(order_id="o1", id="e1"))
+    await eventually(lambda: len(receiver.delivered()) == 1 and len(other.delivered()) == 1)
+    assert other.received[0].valid  # signed with the endpoint's own secret
+    assert {d["endpoint_id"] for d in await deliveries(api)} == {"store", created["id"]}
+
+    patched = await api.call(
+        "PATCH", f"/api/webhook-endpoints/{created['id']}", {"secret": SECRET + "x"}
+    )
+    assert patched["secret"] == SECRET + "x"
+    await api.call("DELETE", f"/api/webhook-endpoints/{created['id']}", expect=204)
+    await api.error("GET", f"/api/webhook-endpoints/{created['id']}", expect=404)
+    assert {d["endpoint_id"] for d in await deliveries(api)} == {"store"}
+
+    # an id of the file may not take over an endpoint of the API
+    clash = {"endpoints": [{"id": "paused", "url": other.url, "secret": SECRET}]}
+    settings = settings_for(
+        database_url, enable=PLUGINS, plugin_tables={"outgoing_webhooks": clash}
+    )
+    refused = TestClient(TestServer(init_app(settings)))
+    try:
+        with pytest.raises(StartupError, match=r"paused.*created through the API"):
+            await refused.start_server()
+    finally:
+        await refused.close()
+
+
+async def test_auth_applies_to_the_new_api_routes(make_client, receiver):
+    api = await start(make_client, receiver, tokens=("sesame",))
+    routes = [
+        ("GET", "/api/moves"),
+        ("GET", "/api/webhook-endpoints"),
+        ("POST", "/api/webhook-endpoints"),
+        ("GET", "/api/webhook-endpoints/store"),
+        ("PATCH", "/api/webhook-endpoints/store"),
+        ("DELETE", "/api/webhook-endpoints/store"),
+        ("GET", "/api/deliveries"),
+        ("GET", "/api/deliveries/x"),
+        ("POST", "/api/deliveries/x/retry"),
+    ]
+    for method, path in routes:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            response = await api.client.request(method, path, json={}, headers=headers)
+            assert response.status == 401, (method, path, headers)
+    good = {"Authorization": "Bearer sesame"}
+    for path in ("/api/moves", "/api/webhook-endpoints", "/api/deliveries"):
+        assert (await api.client.get(path, headers=good)).status == 200
+    document = await (await api.client.get("/api/openapi.json", headers=good)).json()
+    for path in ("/api/moves", "/api/webhook-endpoints", "/api/deliveries/{id}/retry"):
+        assert path in document["paths"]
+    validate_openapi(document)
+
+
+# --- the change feed ------------------------------------------------------------------------
+
+
+async def test_the_feed_resumes_from_a_cursor_with_nothing_skipped(make_client):
+    api = Api(await make_client(enable=("payment",)))
+    await api.trigger_id("P")
+    await three_moves(api, ["o1", "o2"])
+
+    seen: list[dict[str, Any]] = []
+    cursor = "0"
+    while True:
+        page, cursor = await feed_moves(api, cursor, limit=4)
+        if not page:
+            break
+        seen.extend(page)
+    assert [(m["order_id"], m["from"], m["to"]) for m in seen] == [
+        ("o1", "N", "P"), ("o2", "N", "P"), ("o1", "P", "S"),
+        ("o2", "P", "S"), ("o1", "S", "F"), ("o2", "S", "F"),
+    ]  # fmt: skip
+    assert [m["cursor"] for m in seen] == sorted({m["cursor"] for m in seen}, key=int)
+    assert cursor == seen[-1]["cursor"]
+    assert seen[0]["event_id"] == "pay-o1" and seen[0]["manual"] is False
+    assert seen[2]["manual"] is True and seen[2]["trigger_id"] is None
+
+    end = (await api.call("GET", "/api/moves", params={"after": "end"}))["next"]
+    assert end == cursor
+    await three_moves(api, ["o3"])
+    page, after = await feed_moves(api, cursor)
+    assert [(m["order_id"], m["to"]) for m in page] == [("o3", "P"), ("o3", "S"), ("o3", "F")]
+    assert await feed_moves(api, after) == ([], after)
+    for params in ({"after": "x"}, {"after": "-1"}, {"limit": "0"}, {"limit": "1001"}):
+        await api.error("GET", "/api/moves", params=params, expect=422)
+
+
+async def test_the_feed_under_concurrent_commits_misses_nothing(make_client):
+    a = Api(await make_client(enable=("payment",)))
+    b = Api(await make_client(enable=("payment",)))
+    await a.trigger_id("P")
+    orders = [f"o{i}" for i in range(24)]
+    for order_id in orders:
+        await a.create_order(order_id)
+    seen: list[dict[str, Any]] = []
+    done = asyncio.Event()
+
+    async def follow() -> None:
+        cursor = "0"
+        while True:
+            finished = done.is_set()
+            page, cursor = await feed_moves(a, cursor, limit=7)
+            seen.extend(page)
+            if finished and not page:
+                return
+
+    async def post(api: Api, order_ids: list[str]) -> None:
+        for order_id in order_ids:
+            await api.post_events(event(order_id=order_id, id=f"e-{order_id}"))
+            await api.patch_order(order_id, {"status": "S"})
+
+    follower = asyncio.create_task(follow())
+    await asyncio.gather(*(post((a, b)[i % 2], orders[i::4]) for i in range(4)))
+    done.set()
+    await follower
+    assert len(seen) == 48 and len({m["cursor"] for m in seen}) == 48
+    for order_id in orders:
+        assert [m["to"] for m in seen if m["order_id"] == order_id] == ["P", "S"]
+
+
+async def test_the_feed_waits_for_a_move_still_in_flight(make_client, database_url, monkeypatch):
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite has one writer: seq order is commit order")
+    monkeypatch.setattr(feed, "SETTLE_TIMEOUT", 0.3)
+    api = Api(await make_client(enable=("payment",)))
+    await api.trigger_id("P")
+    await api.create_order("o1")
+    await api.create_order("o2")
+    engine = make_engine(database_url)
+    try:
+        async with engine.connect() as held:
+            await held.begin()
+            at = outbox.stamp(outbox.now())
+            row = {"order_id": "o1", "from_status": "N", "to_status": "D", "at": at}
+            await held.execute(KERNEL_MOVES.insert().values(**row))  # takes seq 1, uncommitted
+            await api.post_events(event(order_id="o2", id="e2"))  # seq 2 commits first
+            started = time.monotonic()
+            assert await feed_moves(api, "0") == ([], "0")  # not past seq 1, still open
+            assert time.monotonic() - started >= 0.25
+            await held.commit()
+        page, cursor = await feed_moves(api, "0")
+        assert [(m["cursor"], m["order_id"]) for m in page] == [("1", "o1"), ("2", "o2")]
+
+        async with engine.connect() as rolled_back:
+            await rolled_back.begin()
+            await rolled_back.execute(KERNEL_MOVES.insert().values(**row))  # seq 3, dropped
+            await api.patch_order("o1", {"status": "F"})  # seq 4
+            await rolled_back.rollback()
+        page, cursor = await feed_moves(api, cursor)
+        assert [(m["cursor"], m["to"]) for m in page] == [("4", "F")]  # the gap is for good
+    finally:
+        await engine.dispose()
+
+
+async def test_statusflow_tail_prints_the_feed(aiohttp_client, sqlite_url):
+    """The command reads the same feed on either database: SQLite alone is enough."""
+    settings = settings_for(sqlite_url, enable=("payment",), tokens=("sesame",))
+    api = Api(await aiohttp_client(init_app(settings)))
+    api.client.session.headers["Authorization"] = "Bearer sesame"
+    await api.trigger_id("P")
+    await three_moves(api, ["o1"])
+    base = str(api.client.make_url("")).rstrip("/")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kernel.cli", "tail", "--url", base, "--token", "sesame",
+        "--after", "1", "--once",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "STATUSFLOW_TOKEN": ""},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert len(lines) == 2, lines
+    assert re.match(r"^2  \S+Z  o1  P -> S  manual$", lines[0]), lines
+    assert lines[1].startswith("3  ") and lines[1].endswith("o1  S -> F  manual")
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kernel.cli", "tail", "--url", base, "--after", "0", "--once",
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "STATUSFLOW_TOKEN": ""},
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 1 and "401" in err.decode()
+
+
+# --- pieces ---------------------------------------------------------------------------------
+
+
+def test_backoff_is_exponential_with_jitter_and_capped():
+    assert [backoff_delay(n, 1, 30, rand=lambda: 0.0) for n in (1, 2, 3, 4, 5, 6)] == [
+        0.5, 1, 2, 4, 8, 15
+    ]  # fmt: skip
+    assert [backoff_delay(n, 1, 30, rand=lambda: 1.0) for n in (1, 2, 3, 6, 1000)] == [
+        1, 2, 4, 30, 30
+    ]  # fmt: skip
+    delays = {backoff_delay(4, 1, 30) for _ in range(50)}
+    assert len(delays) > 1 and all(4 <= d <= 8 for d in delays)
+
+
+def test_retry_after_in_seconds_or_as_a_date():
+    moment = outbox.parse_stamp("2026-11-27T10:00:00.000000Z")
+    assert retry_after_seconds("120", moment) == 120
+    assert retry_after_seconds("Fri, 27 Nov 2026 10:01:30 GMT", moment) == 90
+    assert retry_after_seconds("Fri, 27 Nov 2026 09:00:00 GMT", moment) == 0
+    for junk in (None, "", "soon", "-5"):
+        assert retry_after_seconds(junk, moment) is None
+
+
+def _doc_block(language: str) -> str:
+    text = DOCS.read_text()
+    match = re.search(rf"```{language}\n(.*?)```", text, re.S)
+    assert match, f"no {language} block in {DOCS}"
+    return match.group(1)
+
+
+def test_the_documented_verifiers_accept_real_signatures_and_refuse_others():
+    body = b'{"type":"order.moved","order_id":"1001","from":"N","to":"P"}'
+    timestamp = int(time.time())
+    header = signature(SECRET, timestamp, body)
+    assert (
+        header
+        == "sha256="
+        + hmac.new(SECRET.encode(), f"{timestamp}.".encode() + body, "sha256").hexdigest()
+    )
+    cases = [
+        (str(timestamp), header, True),
+        (str(timestamp), signature(SECRET + "x", timestamp, body), False),
+        (str(timestamp - 3600), signature(SECRET, timestamp - 3600, body), False),  # replay
+        (str(timestamp + 1), header, False),
+    ]
+    namespace: dict[str, Any] = {}
+    exec(_doc_block("python"), namespace)
+    for ts, sig, expected in cases:
+        assert namespace["verify_statusflow"](SECRET, body, ts, sig) is expected
+        assert verify(SECRET, body, ts, sig) is expected
+
+    node = subprocess.run(["which", "node"], capture_output=True, text=True).stdout.strip()
+    if not node:
+        pytest.skip("Node.js is not installed")
+    script = _doc_block("js") + (
+        "\nconst cases = JSON.parse(process.env.CASES);\n"
+        "const body = Buffer.from(process.env.BODY, 'base64');\n"
+        "console.log(JSON.stringify(cases.map(([ts, sig]) =>"
+        " verifyStatusflow(process.env.SECRET, body, ts, sig))));\n"
+    )
+
+    result = subprocess.run(
+        [node, "-e", script],
+        env={
+            "CASES": json.dumps([[ts, sig] for ts, sig, _ in cases]),
+            "BODY": base64.b64encode(body).decode(),
+            "SECRET": SECRET,
+            "PATH": os.environ.get("PATH", ""),
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [expected for _, _, expected in cases]
+
+
+async def test_bad_settings_stop_start_up(make_client, monkeypatch):
+    monkeypatch.delenv("STORE_SECRET", raising=False)
+    endpoint = {"id": "store", "url": "http://127.0.0.1:9/hook", "secret": SECRET}
+    for table, fragment in (
+        ({"endpoints": [{**endpoint, "secret": "short"}]}, "secret"),
+        ({"endpoints": [{**endpoint, "url": "mailto:x"}]}, "url"),
+        ({"endpoints": [endpoint, endpoint]}, "unique"),
+        ({"lease": 5, "request_timeout": 10}, "lease"),
+        ({"retries": 3}, "retries"),
+        ({"endpoints": [{**endpoint, "secret": {"$env": "STORE_SECRET"}}]}, "STORE_SECRET"),
+    ):
+        with pytest.raises(StartupError, match=fragment):
+            await make_client(enable=PLUGINS, plugin_tables={"outgoing_webhooks": table})
+    monkeypatch.setenv("STORE_SECRET", SECRET)
+    api = Api(
+        await make_client(
+            enable=PLUGINS,
+            plugin_tables={
+                "outgoing_webhooks": {
+                    "endpoints": [{**endpoint, "secret": {"$env": "STORE_SECRET"}}]
+                }
+            },
+        )
+    )
+    assert [e["id"] for e in await api.call("GET", "/api/webhook-endpoints")] == ["store"]
+
+
+async def test_migrations_match_the_tables_and_a_disabled_plugin_never_stops_start_up(
+    make_client, database_url
+):
+    await make_client(enable=PLUGINS)
+    await make_client(enable=("payment",))  # its migrations stay known while it is disabled
+    engine = make_engine(database_url)
+    try:
+        await migrate(engine, [str(outgoing_webhooks.MIGRATIONS)])
+        async with engine.connect() as conn:
+
+            def diff(sync_conn: Any) -> list[Any]:
+                context = MigrationContext.configure(
+                    sync_conn,
+                    opts={
+                        "include_name": lambda name, kind, parent: (
+                            kind != "table" or str(name).startswith("outgoing_webhooks")
+                        )
+                    },
+                )
+                return list(compare_metadata(context, metadata))
+
+            assert await conn.run_sync(diff) == []
+    finally:
+        await engine.dispose()
