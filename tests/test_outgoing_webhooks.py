@@ -771,3 +771,15 @@ async def test_migrations_match_the_tables_and_a_disabled_plugin_never_stops_sta
             assert await conn.run_sync(diff) == []
     finally:
         await engine.dispose()
+
+
+async def test_non_ascii_digits_in_feed_and_deliveries_queries_are_422(make_client):
+    client = await make_client()
+    for path in (
+        "/api/moves?after=%C2%B3",
+        "/api/moves?limit=%C2%B2",
+        "/api/deliveries?limit=%C2%B2",
+    ):
+        response = await client.get(path)
+        assert response.status == 422, path
+        assert set((await response.json())["error"]) == {"code", "message", "details"}

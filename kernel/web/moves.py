@@ -154,7 +154,7 @@ async def end_cursor(db: Database, settle_timeout: float | None = None) -> int:
 
 def _cursor(request: web.Request) -> str:
     raw = request.query.get("after", "0").strip()
-    if raw != END and (not raw.isdigit() or len(raw) > 18):
+    if raw != END and (not (raw.isascii() and raw.isdigit()) or len(raw) > 18):
         raise invalid(
             "after must be a cursor from an earlier answer's next, 0 or end", {"field": "after"}
         )
@@ -163,7 +163,7 @@ def _cursor(request: web.Request) -> str:
 
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", str(DEFAULT_LIMIT)).strip()
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
         raise invalid(f"limit must be an integer from 1 to {MAX_LIMIT}", {"field": "limit"})
     return int(raw)
 

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from kernel.types import Route
 from kernel.web.keys import PLUGIN_ROUTES, SETTINGS
+from kernel.web.limits import is_public
 from kernel.web.middlewares import needs_token
 
 ERROR_SCHEMA = {
@@ -25,6 +26,12 @@ ERROR_SCHEMA = {
             },
         }
     },
+}
+
+
+LIMIT_ANSWER = {
+    "description": "a limit of the server (408: slow body, 429: rate limit)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
 
 
@@ -58,6 +65,13 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
             operation["parameters"] = parameters
         if needs_token(route.path) and settings.tokens:
             operation.setdefault("security", [{"bearer": []}])
+        # the limits every route of its kind may answer (docs/operations.md#limits)
+        limits = {"429": is_public(route.path), "408": route.method in ("POST", "PUT", "PATCH")}
+        if any(limits.values()):
+            responses = dict(operation.get("responses", {}))
+            for status in (code for code, applies in limits.items() if applies):
+                responses.setdefault(status, LIMIT_ANSWER)
+            operation["responses"] = responses
         paths.setdefault(route.path, {})[route.method.lower()] = operation
     return {
         "openapi": "3.1.0",

@@ -1,10 +1,12 @@
 """Operations: ``GET /readyz`` (database and migrations) and ``GET /metrics`` (Prometheus).
 
 ``/healthz`` says the process answers; ``/readyz`` says this instance can serve: the
-database answers, and every head of the kernel's and the plugins' migrations is in its
-``alembic_version`` (a newer instance that still waits for ``statusflow migrate``, or an
-instance whose database went away, answers 503). Neither needs a token. ``/metrics``
-needs one when ``[auth] tokens`` is set (see ``docs/operations.md``).
+database answers, and it is not behind this release's migrations (the kernel's and the
+plugins'). An instance whose database went away, or a newer release started with
+``migrate_on_start = false`` before ``statusflow migrate`` ran, answers 503; a database
+ahead of this release (migrated by a newer one during a rolling upgrade) is fine.
+Neither needs a token. ``/metrics`` needs one when ``[auth] tokens`` is set (see
+``docs/operations.md``).
 """
 
 from __future__ import annotations

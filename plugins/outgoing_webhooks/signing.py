@@ -47,10 +47,13 @@ def verify(
     :param tolerance: seconds the timestamp may differ from ``now``; a replayed request
         older than this is refused (receivers also drop delivery ids already seen).
     """
-    if not timestamp_header or not signature_header or not timestamp_header.isdigit():
+    if not timestamp_header or not signature_header:
+        return False
+    if not (timestamp_header.isascii() and timestamp_header.isdigit()):
         return False
     timestamp = int(timestamp_header)
     current = time.time() if now is None else now
     if abs(current - timestamp) > tolerance:
         return False
-    return hmac.compare_digest(signature(secret, timestamp, body), signature_header.strip())
+    expected = signature(secret, timestamp, body).encode()
+    return hmac.compare_digest(expected, signature_header.strip().encode("utf-8", "replace"))
