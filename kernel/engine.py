@@ -30,7 +30,7 @@ from typing import Any
 
 import pluggy
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -39,7 +39,6 @@ from kernel import metrics
 from kernel.errors import ApiError, not_found
 from kernel.events import ParsedEvent, parse_events
 from kernel.eventstore import (
-    EVENTS,
     DatabaseStateStore,
     GroupWrites,
     OrderState,
@@ -512,10 +511,6 @@ class Engine:
                 log.exception("plugin.sink_failed", plugin=impl.plugin_name, hook="moves_committed")
                 metrics.plugin_error(impl.plugin_name, "moves_committed")
 
-    async def event_count(self, conn: AsyncConnection) -> int:
-        """How many events are stored."""
-        return int((await conn.execute(select(func.count()).select_from(EVENTS))).scalar_one())
-
 
 def _unknown_order(
     request: Request, snapshot: Snapshot, done: Mapping[str, Any]
@@ -578,4 +573,4 @@ def _retryable(exc: DBAPIError) -> bool:
     return "deadlock" in text or "could not serialize" in text
 
 
-__all__ = ["ApiError", "Engine", "choose_move", "public_result", "trigger_view"]
+__all__ = ["Engine", "choose_move", "public_result", "trigger_view"]

@@ -1,7 +1,7 @@
 """The database tables, as sqlmodel models.
 
-The admin API reads and writes them through sqlmodel sessions; the event path uses
-their SQLAlchemy ``__table__`` with Core statements (see :mod:`kernel.engine`). Times
+The admin API and the event path both use their SQLAlchemy ``__table__`` with Core
+statements (see :mod:`kernel.engine` and :mod:`kernel.web`). Times
 are ISO-8601 strings in UTC (``2026-11-27T10:00:00.000000Z``), which sort as they read.
 The schema itself comes from the Alembic migrations in ``kernel/migrations``; a test
 checks that they agree with these models.

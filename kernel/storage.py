@@ -24,11 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
-    async_sessionmaker,
     create_async_engine,
 )
 from sqlalchemy.pool import StaticPool
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from kernel.models import DEFAULT_PIPELINE, KernelSetting, Status
 
@@ -75,11 +73,6 @@ def make_engine(url: str) -> AsyncEngine:
 def is_sqlite(engine: AsyncEngine) -> bool:
     """Whether the engine talks to SQLite."""
     return engine.dialect.name == "sqlite"
-
-
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    """sqlmodel sessions for the admin API."""
-    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
 
 
 def alembic_config(
@@ -257,10 +250,6 @@ class Database:
         """A connection for reading."""
         async with self.engine.connect() as conn:
             yield conn
-
-    def session(self, conn: AsyncConnection) -> AsyncSession:
-        """A sqlmodel session on ``conn``, joining its transaction."""
-        return AsyncSession(bind=conn, expire_on_commit=False)
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

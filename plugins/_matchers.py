@@ -105,11 +105,18 @@ def _actual(event: Event, field: str) -> str | None:
     return None if value is None else str(value)
 
 
-def equals(setting: str, field: str | None = None) -> MatchFunction:
-    """Match when the event's ``data[field]`` equals ``settings[setting]`` as strings.
+def _compare(
+    setting: str,
+    field: str | None,
+    holds: Callable[[str, str], bool],
+    wants: str,
+    mismatch: Callable[[str, str, str], str],
+) -> MatchFunction:
+    """A match of an event data field against an optional string setting.
 
-    :param setting: the optional setting; absent, every event matches.
-    :param field: the event data field, by default named like the setting.
+    :param holds: ``holds(actual, wanted)``, both as strings.
+    :param wants: how a reason names what the trigger wants, before the wanted value.
+    :param mismatch: ``mismatch(name, actual, wanted)``, the reason when it does not hold.
     """
     name = field or setting
 
@@ -119,12 +126,27 @@ def equals(setting: str, field: str | None = None) -> MatchFunction:
             return MATCHED
         actual = _actual(event, name)
         if actual is None:
-            return Match(False, f"event has no {name}, trigger wants {show(wanted)}")
-        if actual != wanted:
-            return Match(False, f"{name} is {show(actual)}, trigger wants {show(wanted)}")
+            return Match(False, f"event has no {name}, trigger wants {wants}{show(wanted)}")
+        if not holds(actual, wanted):
+            return Match(False, mismatch(name, actual, wanted))
         return MATCHED
 
     return match
+
+
+def equals(setting: str, field: str | None = None) -> MatchFunction:
+    """Match when the event's ``data[field]`` equals ``settings[setting]`` as strings.
+
+    :param setting: the optional setting; absent, every event matches.
+    :param field: the event data field, by default named like the setting.
+    """
+    return _compare(
+        setting,
+        field,
+        lambda actual, wanted: actual == wanted,
+        "",
+        lambda name, actual, wanted: f"{name} is {show(actual)}, trigger wants {show(wanted)}",
+    )
 
 
 def starts_with(setting: str, field: str | None = None) -> MatchFunction:
@@ -133,22 +155,13 @@ def starts_with(setting: str, field: str | None = None) -> MatchFunction:
     :param setting: the optional setting; absent, every event matches.
     :param field: the event data field, by default named like the setting.
     """
-    name = field or setting
-
-    def match(settings: Mapping[str, JSON], event: Event) -> Match:
-        wanted = _wanted(settings, setting)
-        if wanted is None:
-            return MATCHED
-        actual = _actual(event, name)
-        if actual is None:
-            return Match(
-                False, f"event has no {name}, trigger wants one starting with {show(wanted)}"
-            )
-        if not actual.startswith(wanted):
-            return Match(False, f"{name} {show(actual)} does not start with {show(wanted)}")
-        return MATCHED
-
-    return match
+    return _compare(
+        setting,
+        field,
+        lambda actual, wanted: actual.startswith(wanted),
+        "one starting with ",
+        lambda name, actual, wanted: f"{name} {show(actual)} does not start with {show(wanted)}",
+    )
 
 
 def contains(setting: str, field: str | None = None) -> MatchFunction:
@@ -157,23 +170,15 @@ def contains(setting: str, field: str | None = None) -> MatchFunction:
     :param setting: the optional setting; absent, every event matches.
     :param field: the event data field, by default named like the setting.
     """
-    name = field or setting
-
-    def match(settings: Mapping[str, JSON], event: Event) -> Match:
-        wanted = _wanted(settings, setting)
-        if wanted is None:
-            return MATCHED
-        actual = _actual(event, name)
-        if actual is None:
-            return Match(False, f"event has no {name}, trigger wants one containing {show(wanted)}")
-        if wanted.casefold() not in actual.casefold():
-            return Match(
-                False,
-                f"{name} {show(actual)} does not contain {show(wanted)} (ignoring case)",
-            )
-        return MATCHED
-
-    return match
+    return _compare(
+        setting,
+        field,
+        lambda actual, wanted: wanted.casefold() in actual.casefold(),
+        "one containing ",
+        lambda name, actual, wanted: (
+            f"{name} {show(actual)} does not contain {show(wanted)} (ignoring case)"
+        ),
+    )
 
 
 def fact_is_true(fact: str, reason: Callable[[Event], str]) -> MatchFunction:

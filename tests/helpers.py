@@ -20,6 +20,24 @@ from kernel.web.keys import DATABASE
 EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
 
 
+BUILT_IN_PLUGINS = frozenset(
+    {
+        "responsible",
+        "email",
+        "calls",
+        "forms",
+        "payment",
+        "shipment",
+        "orders",
+        "webhook",
+        "visits",
+        "chat",
+        "documents",
+    }
+)
+"""The 11 plugins of contract §3."""
+
+
 class Api:
     """statusflow's HTTP API through an aiohttp test client; every call checks its status."""
 

@@ -16,6 +16,8 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate as validate_openapi
 
+from tests.helpers import BUILT_IN_PLUGINS
+
 
 @pytest.fixture
 def database_url(reused_database_url):
@@ -30,19 +32,7 @@ DEFAULT_PIPELINE = [
     {"id": "F", "name": "Completed", "sort": 200, "semantics": "success"},
     {"id": "D", "name": "Canceled", "sort": 250, "semantics": "failure"},
 ]
-PLUGIN_NAMES = {
-    "responsible",
-    "email",
-    "calls",
-    "forms",
-    "payment",
-    "shipment",
-    "orders",
-    "webhook",
-    "visits",
-    "chat",
-    "documents",
-}
+PLUGIN_NAMES = BUILT_IN_PLUGINS
 ORDER_KEYS = {
     "id",
     "status",

@@ -29,20 +29,9 @@ from kernel.errors import StartupError
 from kernel.plugins import build_registry, list_plugins, make_plugin_manager
 from kernel.testing import settings_for
 from kernel.web import init_app
+from tests.helpers import BUILT_IN_PLUGINS
 
-BUILT_IN = {
-    "responsible",
-    "email",
-    "calls",
-    "forms",
-    "payment",
-    "shipment",
-    "orders",
-    "webhook",
-    "visits",
-    "chat",
-    "documents",
-}
+BUILT_IN = BUILT_IN_PLUGINS
 PLUGIN_KEYS = {"name", "distribution", "version", "trigger_types", "enabled"}
 STATUSFLOW = Path(sys.executable).with_name("statusflow")
 PAID_TRIGGER = {"type": "payment.received", "status": "P"}

@@ -13,10 +13,14 @@ from kernel.validation import storable_problem
 NO_BODY = object()
 
 
-async def read_json(request: web.Request, *, optional: bool = False) -> Any:
+async def read_json(
+    request: web.Request, *, optional: bool = False, check_storable: bool = True
+) -> Any:
     """The request's JSON body; 400 when it is malformed, 413 when it is too large.
 
     :param optional: return :data:`NO_BODY` for an empty body instead of a 400.
+    :param check_storable: refuse (422) a NUL character or too deep nesting here;
+        ``False`` where the caller checks the parts it stores itself (events).
     """
     raw = await request.read()
     if not raw.strip():
@@ -29,7 +33,7 @@ async def read_json(request: web.Request, *, optional: bool = False) -> Any:
         raise ApiError(
             400, "malformed_json", f"the request body is not valid JSON: {exc}"
         ) from None
-    problem = storable_problem(body)
+    problem = storable_problem(body) if check_storable else None
     if problem is not None:
         raise ApiError(422, "invalid", problem)
     return body

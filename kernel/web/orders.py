@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kernel.contacts import order_identifiers
-from kernel.errors import ApiError, conflict, invalid, not_found
+from kernel.errors import conflict, invalid, not_found
 from kernel.models import Order, OrderIdentifier, Status, TimelineEntry
 from kernel.types import Outcome
 from kernel.validation import check, utc_now
@@ -168,4 +168,4 @@ async def get_timeline(request: web.Request) -> web.Response:
     return json_response([{"at": r.at, "kind": r.kind, **(r.data or {})} for r in rows])
 
 
-__all__ = ["ApiError", "create_order", "get_order", "get_timeline", "patch_order"]
+__all__ = ["create_order", "get_order", "get_timeline", "patch_order"]
