@@ -30,14 +30,13 @@ from typing import Any
 
 import pluggy
 import structlog
-from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kernel import metrics
 from kernel.errors import ApiError, not_found
 from kernel.events import ParsedEvent, parse_events
+from kernel.eventsql import DEFINITIONS_VERSION, DRIVER_ERRORS, EventSQL, StorageConflict
 from kernel.eventstore import (
     DatabaseStateStore,
     GroupWrites,
@@ -47,7 +46,7 @@ from kernel.eventstore import (
 )
 from kernel.groupcommit import GroupCommitter
 from kernel.matching import CompiledTrigger, compile_trigger, failed_condition
-from kernel.models import FINAL_SEMANTICS, KernelSetting, Status, Trigger
+from kernel.models import FINAL_SEMANTICS, KernelSetting
 from kernel.plugins import Registry
 from kernel.storage import Database
 from kernel.types import Event, KernelServices, Move, Outcome, TriggerView
@@ -55,10 +54,7 @@ from kernel.validation import utc_now
 
 log = structlog.get_logger("statusflow.engine")
 
-STATUSES = Status.__table__  # type: ignore[attr-defined]
-TRIGGERS = Trigger.__table__  # type: ignore[attr-defined]
 SETTINGS = KernelSetting.__table__  # type: ignore[attr-defined]
-DEFINITIONS_VERSION = "definitions_version"
 
 MAX_ATTEMPTS = 5
 INSPECT_ERRORS = "kernel.inspect_errors"
@@ -235,35 +231,33 @@ class Engine:
         )
         self.invalidate()
 
-    async def _check_definitions(self, conn: AsyncConnection) -> None:
-        query = select(SETTINGS.c.value).where(SETTINGS.c.key == DEFINITIONS_VERSION)
-        version = (await conn.execute(query)).scalar()
+    async def _check_definitions(self, sql: EventSQL) -> None:
+        version = await sql.setting(DEFINITIONS_VERSION)
         if version != self._definitions_version:
             self.invalidate()
             self._definitions_version = version
 
-    async def statuses(self, conn: AsyncConnection) -> dict[str, StatusInfo]:
+    async def statuses(self, sql: EventSQL) -> dict[str, StatusInfo]:
         """The pipeline by status id (cached)."""
         cached = self._statuses
         if cached is not None:
             return cached
         generation = self._generation
-        query = select(STATUSES.c.id, STATUSES.c.sort, STATUSES.c.semantics)
-        rows = (await conn.execute(query)).all()
-        statuses = {r.id: StatusInfo(r.id, r.sort, r.semantics in FINAL_SEMANTICS) for r in rows}
+        statuses = {
+            id_: StatusInfo(id_, sort, semantics in FINAL_SEMANTICS)
+            for id_, sort, semantics in await sql.statuses()
+        }
         if generation == self._generation:
             self._statuses = statuses
         return statuses
 
-    async def triggers_by_event(
-        self, conn: AsyncConnection
-    ) -> dict[str, tuple[CompiledTrigger, ...]]:
+    async def triggers_by_event(self, sql: EventSQL) -> dict[str, tuple[CompiledTrigger, ...]]:
         """Active triggers by the event type they listen to, oldest first (cached)."""
         cached = self._triggers
         if cached is not None:
             return cached
         generation = self._generation
-        rows = (await conn.execute(select(TRIGGERS).order_by(TRIGGERS.c.id))).mappings().all()
+        rows = await sql.triggers()
         by_event: dict[str, list[CompiledTrigger]] = {}
         for row in rows:
             compiled = compile_trigger(trigger_view(row), self.registry)
@@ -324,9 +318,8 @@ class Engine:
         return processed.results
 
     async def _dry_run(self, request: Request) -> Processed:
-        async with self.db.read() as conn, conn.begin() as tx:
-            answer = (await self._evaluate(conn, [request], None))[0]
-            await tx.rollback()
+        async with self.db.event_reads() as sql:
+            answer = (await self._evaluate(sql, [request], None))[0]
         if isinstance(answer, BaseException):
             raise answer
         return answer
@@ -335,35 +328,35 @@ class Engine:
         """Evaluate and write a group of requests in one transaction (retried on conflicts)."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                async with self.db.write_events() as conn:
+                async with self.db.event_writes() as sql:
                     writes = GroupWrites()
-                    answers = await self._evaluate(conn, requests, writes)
-                    await writes.flush(conn)
+                    answers = await self._evaluate(sql, requests, writes)
+                    await writes.write_to(sql)
                 return answers
-            except DBAPIError as exc:
+            except StorageConflict as exc:
                 # A concurrent duplicate event id, or a deadlock, on PostgreSQL: the
                 # transaction rolled back whole; run it again (duplicates now answer as such).
-                if attempt == MAX_ATTEMPTS or not _retryable(exc):
+                if attempt == MAX_ATTEMPTS:
                     raise
-                log.info("group.retry", attempt=attempt, error=type(exc.orig).__name__)
+                log.info("group.retry", attempt=attempt, error=str(exc))
         raise AssertionError("unreachable")
 
     async def _evaluate(
-        self, conn: AsyncConnection, requests: Sequence[Request], writes: GroupWrites | None
+        self, sql: EventSQL, requests: Sequence[Request], writes: GroupWrites | None
     ) -> list[Processed | ApiError]:
         """Decide every event of ``requests``; with ``writes`` (not a dry run), record rows."""
-        await self._check_definitions(conn)
-        statuses = await self.statuses(conn)
-        triggers = await self.triggers_by_event(conn)
+        await self._check_definitions(sql)
+        statuses = await self.statuses(sql)
+        triggers = await self.triggers_by_event(sql)
         items = [item for request in requests for item in request.events]
         snapshot = await load_snapshot(
-            conn,
+            sql,
             (i.event.id for i in items if i.client_id),
             (i.event.order_id for i in items if i.event.order_id is not None),
             (pair for i in items for pair in i.lookup),
             lock=writes is not None and self._lock_orders,
         )
-        state = DatabaseStateStore(conn, dry_run=writes is None)
+        state = DatabaseStateStore(sql, dry_run=writes is None)
         done: dict[str, Mapping[str, Any]] = dict(snapshot.stored_results)
         answers: list[Processed | ApiError] = []
         for request in requests:
@@ -455,8 +448,8 @@ class Engine:
                 outcome = impl.function(event=event, state=state)
                 if inspect.isawaitable(outcome):
                     await outcome
-            except DBAPIError:
-                raise  # the transaction is broken: the group is retried
+            except DRIVER_ERRORS:
+                raise  # the transaction is broken: the group fails (or is retried)
             except Exception as exc:
                 log.exception("plugin.inspect_failed", plugin=impl.plugin_name, event_id=event.id)
                 metrics.plugin_error(impl.plugin_name, "inspect_event")
@@ -564,13 +557,6 @@ def trigger_view(row: Any) -> TriggerView:
         conditions=tuple(row["conditions"] or ()),
         secret=row["secret"],
     )
-
-
-def _retryable(exc: DBAPIError) -> bool:
-    if isinstance(exc, IntegrityError):
-        return "events" in str(exc.orig) or "unique" in str(exc.orig).lower()
-    text = str(exc.orig).lower()
-    return "deadlock" in text or "could not serialize" in text
 
 
 __all__ = ["Engine", "choose_move", "public_result", "trigger_view"]

@@ -3,8 +3,8 @@
 The engine evaluates a whole group of requests in one transaction: everything it needs
 is read up front (:func:`load_snapshot`: stored results of the group's event ids, the
 orders it names or fans out to, locked on PostgreSQL), and everything it decided is
-written at the end (:class:`GroupWrites`: one multi-row statement per table). SQLAlchemy
-Core only; no ORM session on this path.
+written at the end (:class:`GroupWrites`: one ``executemany`` per table). The statements
+run on the bare drivers (:mod:`kernel.eventsql`); no ORM session on this path.
 """
 
 from __future__ import annotations
@@ -13,16 +13,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, union_all, update
-from sqlalchemy.dialects import postgresql, sqlite
+import orjson
+from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kernel.eventsql import EventSQL, event_row, move_row, timeline_row
 from kernel.models import (
     EventRecord,
     MoveRecord,
     Order,
     OrderIdentifier,
-    PluginMark,
     TimelineEntry,
 )
 from kernel.types import Event, Move
@@ -32,10 +32,7 @@ EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
 MOVES = MoveRecord.__table__  # type: ignore[attr-defined]
 ORDERS = Order.__table__  # type: ignore[attr-defined]
 IDENTIFIERS = OrderIdentifier.__table__  # type: ignore[attr-defined]
-MARKS = PluginMark.__table__  # type: ignore[attr-defined]
 TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
-
-CHUNK = 500  # bound parameters per IN list, well under every driver's limit
 
 _UPDATE_ORDER = (
     update(ORDERS)
@@ -44,13 +41,25 @@ _UPDATE_ORDER = (
 )
 
 
-@dataclass(slots=True)
 class OrderState:
-    """An order as the engine holds it during a group (its status follows the moves)."""
+    """An order as the engine holds it during a group (its status follows the moves).
 
-    id: str
-    status: str
-    doc: Mapping[str, Any]
+    ``doc`` is decoded from the stored JSON text the first time a condition reads it.
+    """
+
+    __slots__ = ("_doc", "id", "status")
+
+    def __init__(self, id: str, status: str, doc: str | Mapping[str, Any]) -> None:
+        self.id = id
+        self.status = status
+        self._doc = doc
+
+    @property
+    def doc(self) -> Mapping[str, Any]:
+        doc = self._doc
+        if isinstance(doc, str):
+            doc = self._doc = orjson.loads(doc)
+        return doc
 
 
 @dataclass
@@ -62,13 +71,8 @@ class Snapshot:
     orders_by_identifier: dict[tuple[str, str], list[str]]
 
 
-def _chunks(values: list[Any]) -> Iterable[list[Any]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
-
-
 async def load_snapshot(
-    conn: AsyncConnection,
+    sql: EventSQL,
     event_ids: Iterable[str],
     order_ids: Iterable[str],
     identifiers: Iterable[tuple[str, str]],
@@ -81,41 +85,25 @@ async def load_snapshot(
     :param lock: lock the orders (``FOR UPDATE``, in id order, so that concurrent groups
         on PostgreSQL never deadlock on them).
     """
-    stored: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(sorted(set(event_ids))):
-        rows = await conn.execute(
-            select(EVENTS.c.id, EVENTS.c.result).where(EVENTS.c.id.in_(chunk))
-        )
-        stored.update({row.id: row.result for row in rows})
+    ids = sorted(set(event_ids))
+    stored = await sql.stored_results(ids) if ids else {}
 
     by_identifier: dict[tuple[str, str], list[str]] = {}
     values_by_kind: dict[str, set[str]] = {}
     for kind, value in identifiers:
         values_by_kind.setdefault(kind, set()).add(value)
-    # One indexed lookup per kind ("kind = ? AND value IN (...)"), glued with UNION ALL:
-    # a row-value IN over (kind, value) is not served by the index on SQLite.
-    parts = [
-        select(IDENTIFIERS.c.kind, IDENTIFIERS.c.value, IDENTIFIERS.c.order_id).where(
-            IDENTIFIERS.c.kind == kind, IDENTIFIERS.c.value.in_(chunk)
-        )
-        for kind, values in sorted(values_by_kind.items())
-        for chunk in _chunks(sorted(values))
-    ]
-    if parts:
-        query = parts[0] if len(parts) == 1 else union_all(*parts)
-        for row in await conn.execute(query):
-            by_identifier.setdefault((row.kind, row.value), []).append(row.order_id)
+    if values_by_kind:
+        wanted_values = {kind: sorted(values) for kind, values in sorted(values_by_kind.items())}
+        for kind, value, order_id in await sql.identified_orders(wanted_values):
+            by_identifier.setdefault((kind, value), []).append(order_id)
 
     wanted = set(order_ids)
-    for ids in by_identifier.values():
-        wanted.update(ids)
+    for found in by_identifier.values():
+        wanted.update(found)
     orders: dict[str, OrderState] = {}
-    for chunk in _chunks(sorted(wanted)):
-        query = select(ORDERS.c.id, ORDERS.c.status, ORDERS.c.doc).where(ORDERS.c.id.in_(chunk))
-        if lock:
-            query = query.order_by(ORDERS.c.id).with_for_update()
-        for row in await conn.execute(query):
-            orders[row.id] = OrderState(row.id, row.status, row.doc)
+    if wanted:
+        for order_id, status, doc in await sql.orders(sorted(wanted), lock):
+            orders[order_id] = OrderState(order_id, status, doc)
     return Snapshot(stored, orders, by_identifier)
 
 
@@ -127,30 +115,22 @@ class DatabaseStateStore:
     nothing is written; claims are remembered for the rest of the dry run.
     """
 
-    def __init__(self, conn: AsyncConnection, dry_run: bool) -> None:
-        self._conn = conn
+    def __init__(self, sql: EventSQL, dry_run: bool) -> None:
+        self._sql = sql
         self._dry_run = dry_run
         self._claimed_in_dry_run: set[tuple[str, str]] = set()
 
     async def seen(self, namespace: str, key: str) -> bool:
         if self._dry_run and (namespace, key) in self._claimed_in_dry_run:
             return True
-        query = select(MARKS.c.id).where(MARKS.c.namespace == namespace, MARKS.c.key == key)
-        return (await self._conn.execute(query.limit(1))).first() is not None
+        return await self._sql.mark_exists(namespace, key)
 
     async def claim(self, namespace: str, key: str) -> bool:
         if self._dry_run:
             first = not await self.seen(namespace, key)
             self._claimed_in_dry_run.add((namespace, key))
             return first
-        dialect = postgresql if self._conn.dialect.name == "postgresql" else sqlite
-        statement = (
-            dialect.insert(MARKS)
-            .values(namespace=namespace, key=key, created_at=utc_now())
-            .on_conflict_do_nothing(index_elements=["namespace", "key"])
-        )
-        result = await self._conn.execute(statement)
-        return bool(result.rowcount == 1)
+        return await self._sql.claim(namespace, key, utc_now())
 
 
 @dataclass
@@ -219,8 +199,20 @@ class GroupWrites:
                 }
             )
 
+    async def write_to(self, sql: EventSQL) -> None:
+        """Write everything on the event path's driver connection (moves in commit order)."""
+        await sql.write(
+            [event_row(row) for row in self.events],
+            [(u["b_status"], u["b_at"], u["b_id"]) for u in self.order_updates.values()],
+            [move_row(row) for row in self.moves],
+            [timeline_row(row) for row in self.timeline],
+            list(self.plugin_rows.items()),
+        )
+        self.events, self.order_updates, self.moves, self.timeline = [], {}, [], []
+        self.plugin_rows = {}
+
     async def flush(self, conn: AsyncConnection) -> None:
-        """Write everything in one statement per table (moves in commit order)."""
+        """Write everything through SQLAlchemy, one statement per table (manual moves)."""
         if self.events:
             await conn.execute(EVENTS.insert(), self.events)
         if self.order_updates:

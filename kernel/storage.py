@@ -6,10 +6,9 @@ import asyncio
 import os
 import secrets
 from collections.abc import AsyncIterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import orjson
 import structlog
@@ -19,15 +18,20 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import column, delete, event, insert, select, table
-from sqlalchemy.engine import Connection, Engine, create_engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
     create_async_engine,
 )
-from sqlalchemy.pool import StaticPool
 
+from kernel.eventconnections import (
+    PostgresEventConnections,
+    SQLiteEventConnections,
+    sqlite_pragmas,
+)
+from kernel.eventsql import EventSQL
 from kernel.models import DEFAULT_PIPELINE, KernelSetting, Status
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -205,33 +209,41 @@ class Database:
     SQLite has one writer: write transactions take an in-process lock and start with
     ``BEGIN IMMEDIATE`` (so a second process waits on ``busy_timeout`` instead of failing
     on a stale snapshot). PostgreSQL writes run concurrently; the engine locks rows.
+    The event path has connections of its own (:mod:`kernel.eventconnections`).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.is_sqlite = is_sqlite(engine)
         self._write_lock = asyncio.Lock()
-        self._direct: _DirectSQLite | None = None
+        self._events: SQLiteEventConnections | PostgresEventConnections
         if self.is_sqlite:
             _explicit_sqlite_begin(engine.sync_engine)
-            self._direct = _DirectSQLite(engine)
+            path = engine.url.database
+            if not path or path == ":memory:":
+                raise ValueError("statusflow needs an SQLite file, not an in-memory database")
+            self._events = SQLiteEventConnections(path)
+        else:
+            self._events = PostgresEventConnections(engine.url)
 
     @asynccontextmanager
-    async def write_events(self) -> AsyncIterator[AsyncConnection]:
-        """The event path's write transaction: like :meth:`write`, faster on SQLite.
+    async def event_writes(self) -> AsyncIterator[EventSQL]:
+        """The event path's write transaction, committed when the block ends.
 
-        On SQLite the statements run directly on the event loop's thread through the
-        stdlib driver (each takes microseconds: no thread hop per statement); only
-        ``BEGIN IMMEDIATE`` (which may wait for another process) and ``COMMIT`` (the
-        fsync) run on the database thread. The yielded object offers ``execute`` and
-        ``dialect`` like an ``AsyncConnection``.
+        :raises StorageConflict: (PostgreSQL) it lost a race and rolled back: run it again.
         """
-        if self._direct is None:
-            async with self.write() as conn:
-                yield conn
-            return
-        async with self._write_lock, self._direct.transaction() as conn:
-            yield cast(AsyncConnection, conn)
+        if self.is_sqlite:
+            async with self._write_lock, self._events.write() as statements:
+                yield statements
+        else:
+            async with self._events.write() as statements:
+                yield statements
+
+    @asynccontextmanager
+    async def event_reads(self) -> AsyncIterator[EventSQL]:
+        """The event path's statements in a read transaction that is rolled back (dry runs)."""
+        async with self._events.read() as statements:
+            yield statements
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -253,78 +265,12 @@ class Database:
 
     async def dispose(self) -> None:
         """Close every pooled connection."""
-        if self._direct is not None:
-            await self._direct.close()
+        await self._events.close()
         await self.engine.dispose()
 
 
-class _SyncStatements:
-    """A synchronous Connection seen through ``AsyncConnection``'s ``execute``."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self.dialect = conn.dialect
-
-    async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        return self._conn.execute(statement, parameters)
-
-    async def scalar(self, statement: Any, parameters: Any = None) -> Any:
-        return self._conn.scalar(statement, parameters)
-
-
-class _DirectSQLite:
-    """One stdlib-driver connection to the SQLite file, for the event path's writes."""
-
-    def __init__(self, async_engine: AsyncEngine) -> None:
-        url = async_engine.url.set(drivername="sqlite+pysqlite")
-        self._engine = create_engine(
-            url,
-            poolclass=StaticPool,
-            connect_args={"check_same_thread": False},
-            json_serializer=_json_dumps,
-            json_deserializer=orjson.loads,
-        )
-        event.listen(self._engine, "connect", _sqlite_pragmas)
-        _explicit_sqlite_begin(self._engine)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="statusflow-sqlite")
-        self._conn: Connection | None = None
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[_SyncStatements]:
-        loop = asyncio.get_running_loop()
-        if self._conn is None:
-            self._conn = await loop.run_in_executor(self._thread, self._engine.connect)
-        conn = self._conn
-        conn = conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-        tx = await loop.run_in_executor(self._thread, conn.begin)
-        try:
-            yield _SyncStatements(conn)
-        except BaseException:
-            await loop.run_in_executor(self._thread, tx.rollback)
-            raise
-        try:
-            await loop.run_in_executor(self._thread, tx.commit)
-        except BaseException:
-            self._conn = None
-            await loop.run_in_executor(self._thread, conn.invalidate)
-            raise
-
-    async def close(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._conn is not None:
-            await loop.run_in_executor(self._thread, self._conn.close)
-            self._conn = None
-        await loop.run_in_executor(self._thread, self._engine.dispose)
-        self._thread.shutdown(wait=True)
-
-
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+    sqlite_pragmas(dbapi_conn)
 
 
 def _explicit_sqlite_begin(engine: Engine) -> None:

@@ -1,0 +1,208 @@
+"""The event path's own database connections, on the bare drivers.
+
+:class:`SQLiteEventConnections`: one ``sqlite3`` connection for the group writer, whose
+statements run on the event loop's thread (each takes microseconds; a thread hop per
+statement cost far more), with only ``BEGIN IMMEDIATE`` (which may wait for another
+process) and ``COMMIT`` (the fsync) on a database thread; a few more connections for
+dry runs, which only read. With several processes on one file, writers queue on an
+``flock`` of ``DATABASE-statusflow.lock`` (taken on the database thread) instead of
+polling SQLite's busy handler, so a waiting writer starts the moment the lock is free.
+
+:class:`PostgresEventConnections`: one ``asyncpg`` connection for the group writer (its
+statements prepared once) and a small pool for dry runs.
+
+Both yield an :class:`~kernel.eventsql.EventSQL` inside a transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import structlog
+from sqlalchemy.engine import URL
+
+from kernel.eventsql import EventSQL, PostgresEventSQL, SQLiteEventSQL, StorageConflict
+
+log = structlog.get_logger("statusflow.storage")
+
+READERS = 4
+"""Idle dry-run connections kept."""
+
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA busy_timeout=10000",
+    "PRAGMA foreign_keys=ON",
+)
+
+
+def sqlite_pragmas(conn: Any) -> None:
+    """The kernel's SQLite settings, on any DB-API connection: WAL, fsync on commit, wait
+    up to 10 s for a lock, foreign keys on."""
+    cursor = conn.cursor()
+    for pragma in SQLITE_PRAGMAS:
+        cursor.execute(pragma)
+    cursor.close()
+
+
+class SQLiteEventConnections:
+    """See the module docstring."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="statusflow-sqlite")
+        self._writer: sqlite3.Connection | None = None
+        self._writer_sql: SQLiteEventSQL | None = None
+        self._readers: list[SQLiteEventSQL] = []
+        self._lock_file: int | None = None
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, cached_statements=512
+        )
+        sqlite_pragmas(conn)
+        return conn
+
+    def _begin(self) -> sqlite3.Connection:
+        if self._lock_file is None:
+            self._lock_file = os.open(f"{self.path}-statusflow.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        try:
+            if self._writer is None:
+                self._writer = self._connect()
+            self._writer.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            raise
+        return self._writer
+
+    def _end(self, conn: sqlite3.Connection, commit: bool) -> None:
+        try:
+            conn.execute("COMMIT" if commit else "ROLLBACK")
+        except BaseException:
+            # the connection's state is unknown: the next group starts on a new one
+            self._writer = self._writer_sql = None
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+            raise
+        finally:
+            if self._lock_file is not None:
+                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[EventSQL]:
+        """A write transaction, committed (fsync included) when the block ends."""
+        loop = asyncio.get_running_loop()
+        conn = await loop.run_in_executor(self._thread, self._begin)
+        if self._writer_sql is None or self._writer_sql.conn is not conn:
+            self._writer_sql = SQLiteEventSQL(conn)
+        try:
+            yield self._writer_sql
+        except BaseException:
+            await loop.run_in_executor(self._thread, self._end, conn, False)
+            raise
+        await loop.run_in_executor(self._thread, self._end, conn, True)
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[EventSQL]:
+        """A read-only transaction (one snapshot), rolled back when the block ends."""
+        statements = self._readers.pop() if self._readers else SQLiteEventSQL(self._connect())
+        statements.conn.execute("BEGIN")
+        try:
+            yield statements
+        finally:
+            statements.conn.execute("ROLLBACK")
+            if len(self._readers) < READERS:
+                self._readers.append(statements)
+            else:
+                statements.conn.close()
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._writer is not None:
+            await loop.run_in_executor(self._thread, self._writer.close)
+            self._writer = self._writer_sql = None
+        for reader in self._readers:
+            reader.conn.close()
+        self._readers = []
+        self._thread.shutdown(wait=True)
+        if self._lock_file is not None:
+            os.close(self._lock_file)
+            self._lock_file = None
+
+
+_RETRYABLE = (
+    asyncpg.UniqueViolationError,  # a concurrent duplicate event id
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+class PostgresEventConnections:
+    """See the module docstring."""
+
+    def __init__(self, url: URL) -> None:
+        self.dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._writer: Any = None
+        self._writer_sql: PostgresEventSQL | None = None
+        self._readers: Any = None
+
+    async def _writer_connection(self) -> Any:
+        if self._writer is None or self._writer.is_closed():
+            self._writer = await asyncpg.connect(self.dsn)
+            self._writer_sql = PostgresEventSQL(self._writer)
+        return self._writer
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[EventSQL]:
+        """A write transaction, committed when the block ends.
+
+        :raises StorageConflict: the transaction lost a race and rolled back whole.
+        """
+        conn = await self._writer_connection()
+        assert self._writer_sql is not None
+        try:
+            async with conn.transaction():
+                yield self._writer_sql
+        except _RETRYABLE as exc:
+            raise StorageConflict(f"{type(exc).__name__}: {exc}") from exc
+        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError):
+            await self._drop_writer()
+            raise
+
+    async def _drop_writer(self) -> None:
+        writer, self._writer, self._writer_sql = self._writer, None, None
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.terminate()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[EventSQL]:
+        """A read transaction (one snapshot), rolled back when the block ends."""
+        if self._readers is None:
+            self._readers = await asyncpg.create_pool(self.dsn, min_size=0, max_size=READERS)
+        async with self._readers.acquire() as conn:
+            transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+            await transaction.start()
+            try:
+                yield PostgresEventSQL(conn)
+            finally:
+                await transaction.rollback()
+
+    async def close(self) -> None:
+        await self._drop_writer()
+        if self._readers is not None:
+            await self._readers.close()
+            self._readers = None
+
+
+__all__ = ["PostgresEventConnections", "SQLiteEventConnections", "sqlite_pragmas"]
