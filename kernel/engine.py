@@ -202,7 +202,9 @@ class Engine:
         self._preparers = pm.hook.prepare_moves.get_hookimpls()
         self._notifiers = pm.hook.moves_committed.get_hookimpls()
         self._lock_orders = not db.is_sqlite
-        self._committer: GroupCommitter[Request, Processed] = GroupCommitter(self._commit_group)
+        self._committer: GroupCommitter[Request, Processed] = GroupCommitter(
+            self._commit_group, writers=db.event_writers
+        )
 
     async def close(self) -> None:
         """Finish queued work and stop the group committer."""
@@ -304,7 +306,7 @@ class Engine:
         for result, item in zip(processed.results, parsed, strict=True):
             if not dry_run:
                 metrics.count_event(item.event.type, result)
-            log.info(
+            log.debug(  # the stored event has it all; moves are logged by the sink
                 "event.processed",
                 event_id=result["event_id"],
                 type=item.event.type,

@@ -8,8 +8,8 @@ dry runs, which only read. With several processes on one file, writers queue on 
 ``flock`` of ``DATABASE-statusflow.lock`` (taken on the database thread) instead of
 polling SQLite's busy handler, so a waiting writer starts the moment the lock is free.
 
-:class:`PostgresEventConnections`: one ``asyncpg`` connection for the group writer (its
-statements prepared once) and a small pool for dry runs.
+:class:`PostgresEventConnections`: ``asyncpg`` connections of the group writers (their
+statements prepared once per connection) and a small pool for dry runs.
 
 Both yield an :class:`~kernel.eventsql.EventSQL` inside a transaction.
 """
@@ -152,38 +152,31 @@ class PostgresEventConnections:
 
     def __init__(self, url: URL) -> None:
         self.dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._writer: Any = None
-        self._writer_sql: PostgresEventSQL | None = None
+        self._idle_writers: list[PostgresEventSQL] = []
         self._readers: Any = None
-
-    async def _writer_connection(self) -> Any:
-        if self._writer is None or self._writer.is_closed():
-            self._writer = await asyncpg.connect(self.dsn)
-            self._writer_sql = PostgresEventSQL(self._writer)
-        return self._writer
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[EventSQL]:
-        """A write transaction, committed when the block ends.
+        """A write transaction, committed when the block ends (on a connection of the
+        writers' own, each with its prepared statements).
 
         :raises StorageConflict: the transaction lost a race and rolled back whole.
         """
-        conn = await self._writer_connection()
-        assert self._writer_sql is not None
+        if self._idle_writers:
+            statements = self._idle_writers.pop()
+        else:
+            statements = PostgresEventSQL(await asyncpg.connect(self.dsn))
+        conn = statements.conn
         try:
             async with conn.transaction():
-                yield self._writer_sql
+                yield statements
         except _RETRYABLE as exc:
             raise StorageConflict(f"{type(exc).__name__}: {exc}") from exc
-        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError):
-            await self._drop_writer()
-            raise
-
-    async def _drop_writer(self) -> None:
-        writer, self._writer, self._writer_sql = self._writer, None, None
-        if writer is not None:
-            with contextlib.suppress(Exception):
-                writer.terminate()
+        finally:
+            if conn.is_closed() or conn.is_in_transaction():
+                conn.terminate()  # broken, or cancelled half-way: never reused
+            else:
+                self._idle_writers.append(statements)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[EventSQL]:
@@ -199,7 +192,10 @@ class PostgresEventConnections:
                 await transaction.rollback()
 
     async def close(self) -> None:
-        await self._drop_writer()
+        writers, self._idle_writers = self._idle_writers, []
+        for statements in writers:
+            with contextlib.suppress(Exception):
+                await statements.conn.close(timeout=5)
         if self._readers is not None:
             await self._readers.close()
             self._readers = None

@@ -1,8 +1,10 @@
-"""Group commit: one writer task commits, in one transaction, every request that waited.
+"""Group commit: a writer task commits, in one transaction, every request that waited.
 
 While a transaction commits (an fsync on SQLite, a round trip on PostgreSQL), new
 requests queue up; the writer takes them all for the next transaction. Each request is
-answered only after the transaction holding it committed.
+answered only after the transaction holding it committed. SQLite has one writer;
+PostgreSQL, where a group spends most of its time waiting for round trips and rows are
+locked, can have a few, each taking what has queued when it is free.
 """
 
 from __future__ import annotations
@@ -30,28 +32,36 @@ class GroupCommitter(Generic[Job, Answer]):
     """
 
     def __init__(
-        self, run_group: Callable[[Sequence[Job]], Awaitable[Sequence[Answer | BaseException]]]
+        self,
+        run_group: Callable[[Sequence[Job]], Awaitable[Sequence[Answer | BaseException]]],
+        writers: int = 1,
     ) -> None:
         self._run_group = run_group
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Answer]]] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writers = writers
 
     async def submit(self, job: Job) -> Answer:
         """Queue ``job`` and wait until the transaction holding it has committed."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._writer(), name="statusflow-group-commit")
+        if len(self._tasks) < self._writers or any(task.done() for task in self._tasks):
+            self._tasks = [task for task in self._tasks if not task.done()]
+            while len(self._tasks) < self._writers:
+                name = f"statusflow-group-commit-{len(self._tasks)}"
+                self._tasks.append(asyncio.create_task(self._writer(), name=name))
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         await self._queue.put((job, future))
         return await future
 
     async def close(self) -> None:
         """Finish the queued jobs, then stop the writer."""
-        while not self._queue.empty() and self._task is not None and not self._task.done():
+        while not self._queue.empty() and any(not task.done() for task in self._tasks):
             await asyncio.sleep(0.01)
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+        self._tasks = []
 
     async def _writer(self) -> None:
         while True:

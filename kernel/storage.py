@@ -44,6 +44,10 @@ KERNEL_REVISION = "kernel_revision"
 
 log = structlog.get_logger("statusflow.storage")
 
+POSTGRES_WRITERS = 3
+"""Event groups in flight at once per process on PostgreSQL: a group mostly waits for
+round trips, and its orders are locked, so a few overlap safely."""
+
 
 def normalize_url(url: str) -> str:
     """Give a database URL its async driver: ``sqlite+aiosqlite``, ``postgresql+asyncpg``."""
@@ -217,6 +221,8 @@ class Database:
         self.is_sqlite = is_sqlite(engine)
         self._write_lock = asyncio.Lock()
         self._events: SQLiteEventConnections | PostgresEventConnections
+        self.event_writers = 1
+        """Event groups written at once: one on SQLite (one writer), a few on PostgreSQL."""
         if self.is_sqlite:
             _explicit_sqlite_begin(engine.sync_engine)
             path = engine.url.database
@@ -225,6 +231,7 @@ class Database:
             self._events = SQLiteEventConnections(path)
         else:
             self._events = PostgresEventConnections(engine.url)
+            self.event_writers = POSTGRES_WRITERS
 
     @asynccontextmanager
     async def event_writes(self) -> AsyncIterator[EventSQL]:

@@ -74,7 +74,13 @@ def parse_timestamp(value: str) -> str:
     parsed = parsed.astimezone(UTC)
     if parsed > datetime.now(UTC) + MAX_FUTURE:
         raise ValueError(f"time {value!r} is more than {MAX_FUTURE.days} days in the future")
-    return parsed.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _utc_text(parsed)
+
+
+def _utc_text(moment: datetime) -> str:
+    """``moment`` (in UTC) as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (``isoformat`` is several
+    times faster than ``strftime``; years before 1000 keep their four digits)."""
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 MAX_JSON_DEPTH = 100
@@ -100,4 +106,4 @@ def storable_problem(value: Any) -> str | None:
 
 def utc_now() -> str:
     """Now, as the ISO-8601 UTC string every stored time uses."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return _utc_text(datetime.now(UTC))

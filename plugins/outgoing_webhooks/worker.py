@@ -43,8 +43,10 @@ log = structlog.get_logger("statusflow.outgoing_webhooks")
 USER_AGENT = "statusflow-outgoing-webhooks/1"
 MIN_SLEEP = 0.005
 STOP_TIMEOUT = 5.0
-FAN_OUT_EVERY = 0.05
-"""Seconds between two fan-outs prompted by commits in this process (they coalesce)."""
+FAN_OUT_EVERY = 0.2
+"""Seconds between two fan-outs prompted by commits in this process (they coalesce: a
+busy server pays one fan-out transaction for hundreds of moves, and a delivery starts
+at most this much later)."""
 
 
 def backoff_delay(
