@@ -34,6 +34,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kernel import metrics
+from kernel.choosing import (
+    INSPECT_ERRORS,
+    TraceGroup,
+    TriggerClass,
+    choose_move,
+    classify,
+    expand,
+    trace_of,
+)
 from kernel.errors import ApiError, not_found
 from kernel.events import ParsedEvent, parse_events
 from kernel.eventsql import DEFINITIONS_VERSION, DRIVER_ERRORS, EventSQL, StorageConflict
@@ -45,11 +54,11 @@ from kernel.eventstore import (
     load_snapshot,
 )
 from kernel.groupcommit import GroupCommitter
-from kernel.matching import CompiledTrigger, compile_trigger, failed_condition
+from kernel.matching import CompiledTrigger, compile_trigger
 from kernel.models import FINAL_SEMANTICS, KernelSetting
 from kernel.plugins import Registry
 from kernel.storage import Database
-from kernel.types import Event, KernelServices, Move, Outcome, TriggerView
+from kernel.types import Event, KernelServices, Match, Move, Outcome, TriggerView
 from kernel.validation import utc_now
 
 log = structlog.get_logger("statusflow.engine")
@@ -57,8 +66,6 @@ log = structlog.get_logger("statusflow.engine")
 SETTINGS = KernelSetting.__table__  # type: ignore[attr-defined]
 
 MAX_ATTEMPTS = 5
-INSPECT_ERRORS = "kernel.inspect_errors"
-"""``event.facts`` key: plugin name -> why its ``inspect_event`` failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,83 +93,15 @@ class Processed:
     outcomes: list[Outcome] = field(default_factory=list)
 
 
-# --- choosing a move ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Listening:
+    """The triggers listening to one event type, oldest first, and their classes."""
+
+    triggers: tuple[CompiledTrigger, ...]
+    classes: tuple[TriggerClass, ...]
 
 
-def choose_move(
-    order: OrderState,
-    event: Event,
-    triggers: Sequence[CompiledTrigger],
-    statuses: Mapping[str, StatusInfo],
-) -> tuple[CompiledTrigger | None, list[dict[str, Any]]]:
-    """Apply contract §2 to one order: the winning trigger (or none) and the trace."""
-    current = statuses.get(order.status)
-    trace: dict[int, dict[str, Any]] = {}
-    eligible: list[tuple[int, int, CompiledTrigger]] = []
-
-    def skip(trigger: CompiledTrigger, reason: str) -> None:
-        trace[trigger.view.id] = _entry(order.id, trigger.view.id, "skipped", reason)
-
-    inspect_errors: Mapping[str, str] = event.facts.get(INSPECT_ERRORS, {})
-    for trigger in triggers:
-        view = trigger.view
-        if not view.enabled:
-            skip(trigger, "trigger is disabled")
-            continue
-        if trigger.plugin in inspect_errors:
-            skip(trigger, inspect_errors[trigger.plugin])
-            continue
-        try:
-            match = trigger.trigger_type.match(view.settings, event)
-        except Exception as exc:  # a plugin's bug never stops the event
-            log.exception("plugin.match_failed", plugin=trigger.plugin, trigger_id=view.id)
-            metrics.plugin_error(trigger.plugin, "match")
-            skip(trigger, f"plugin {trigger.plugin!r} failed to match: {exc!r}")
-            continue
-        if not match.matched:
-            skip(trigger, f"settings do not match: {match.reason}")
-            continue
-        failure = failed_condition(trigger.conditions, order.status, order.doc, event)
-        if failure is not None:
-            skip(trigger, failure)
-            continue
-        target = statuses.get(view.status)
-        if target is None:
-            skip(trigger, f"target status {view.status!r} does not exist")
-            continue
-        if view.status == order.status:
-            skip(trigger, f"order is already in status {view.status!r}")
-            continue
-        if current is not None and target.sort < current.sort and not view.allow_backwards:
-            skip(
-                trigger,
-                f"backwards not allowed: {view.status!r} (sort {target.sort}) comes before "
-                f"{order.status!r} (sort {current.sort})",
-            )
-            continue
-        eligible.append((target.sort, view.id, trigger))
-    winner: CompiledTrigger | None = None
-    if eligible:
-        eligible.sort(key=lambda item: (item[0], item[1]))
-        winner = eligible[0][2]
-        trace[winner.view.id] = _entry(
-            order.id,
-            winner.view.id,
-            "moved",
-            f"moved from {order.status!r} to {winner.view.status!r}",
-        )
-        for _sort, trigger_id, _trigger in eligible[1:]:
-            trace[trigger_id] = _entry(
-                order.id,
-                trigger_id,
-                "skipped",
-                f"lost to trigger {winner.view.id} (its target {winner.view.status!r} comes first)",
-            )
-    return winner, [trace[t.view.id] for t in triggers]
-
-
-def _entry(order_id: str, trigger_id: int, outcome: str, reason: str) -> dict[str, Any]:
-    return {"order_id": order_id, "trigger_id": trigger_id, "outcome": outcome, "reason": reason}
+NOBODY = Listening((), ())
 
 
 def public_result(stored: Mapping[str, Any], duplicate: bool) -> dict[str, Any]:
@@ -196,7 +135,7 @@ class Engine:
         self.services = services
         self._generation = 0
         self._definitions_version: str | None = None
-        self._triggers: dict[str, tuple[CompiledTrigger, ...]] | None = None
+        self._triggers: dict[str, Listening] | None = None
         self._statuses: dict[str, StatusInfo] | None = None
         self._inspectors = pm.hook.inspect_event.get_hookimpls()
         self._preparers = pm.hook.prepare_moves.get_hookimpls()
@@ -253,8 +192,9 @@ class Engine:
             self._statuses = statuses
         return statuses
 
-    async def triggers_by_event(self, sql: EventSQL) -> dict[str, tuple[CompiledTrigger, ...]]:
-        """Active triggers by the event type they listen to, oldest first (cached)."""
+    async def triggers_by_event(self, sql: EventSQL) -> dict[str, Listening]:
+        """Active triggers by the event type they listen to, oldest first, and their
+        classes (cached)."""
         cached = self._triggers
         if cached is not None:
             return cached
@@ -267,7 +207,7 @@ class Engine:
                 continue
             for event_type in compiled.trigger_type.events:
                 by_event.setdefault(event_type, []).append(compiled)
-        result = {k: tuple(v) for k, v in by_event.items()}
+        result = {k: Listening(tuple(v), classify(v)) for k, v in by_event.items()}
         if generation == self._generation:
             self._triggers = result
         return result
@@ -383,7 +323,7 @@ class Engine:
         request: Request,
         snapshot: Snapshot,
         statuses: Mapping[str, StatusInfo],
-        triggers: Mapping[str, tuple[CompiledTrigger, ...]],
+        triggers: Mapping[str, Listening],
         state: DatabaseStateStore,
         done: dict[str, Mapping[str, Any]],
         writes: GroupWrites | None,
@@ -394,19 +334,22 @@ class Engine:
         if earlier is not None:
             repeated = public_result(earlier, True)
             if writes is None:  # a dry run's results carry their trace: the first one's
-                repeated.update(trace=list(earlier["trace"]), dry_run=True)
+                repeated.update(trace=trace_of(earlier), dry_run=True)
             return repeated, None
         at = utc_now()
         orders = _resolve(event, item, snapshot, statuses)
         if self._inspectors:
             await self._inspect(event, state)
-        candidates = triggers.get(event.type, ())
+        listening = triggers.get(event.type, NOBODY)
+        classes = listening.classes
         if request.only_trigger_id is not None:
-            candidates = tuple(t for t in candidates if t.view.id == request.only_trigger_id)
-        trace: list[dict[str, Any]] = []
+            only = request.only_trigger_id
+            classes = classify([t for t in listening.triggers if t.view.id == only])
+        trace: list[TraceGroup] = []
+        memo: dict[tuple[str, bytes], Match | str] = {}
         moves: list[Move] = []
         for order in orders:
-            winner, order_trace = choose_move(order, event, candidates, statuses)
+            winner, order_trace = choose_move(order, event, classes, statuses, memo)
             trace.extend(order_trace)
             if winner is not None:
                 target = winner.view.status
@@ -428,12 +371,12 @@ class Engine:
             "event_id": event.id,
             "order_ids": order_ids,
             "moves": [m.as_json() for m in moves],
-            "trace": trace,
+            "trace_groups": trace,
         }
         done[event.id] = stored
         result = public_result(stored, False)
         if writes is None:
-            result.update(trace=trace, dry_run=True)
+            result.update(trace=expand(trace), dry_run=True)
             return result, None
         outcome = Outcome(event, tuple(order_ids), tuple(moves), at)
         sink_errors = self._prepare(outcome, writes)
@@ -561,4 +504,4 @@ def trigger_view(row: Any) -> TriggerView:
     )
 
 
-__all__ = ["Engine", "choose_move", "public_result", "trigger_view"]
+__all__ = ["Engine", "Listening", "public_result", "trigger_view"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy import select
 
+from kernel.choosing import trace_of
 from kernel.errors import invalid, not_found
 from kernel.models import EventRecord
 from kernel.web.http import json_response, read_json
@@ -45,6 +46,6 @@ async def get_event(request: web.Request) -> web.Response:
             "received_at": row.received_at,
             "order_ids": result["order_ids"],
             "moves": result["moves"],
-            "trace": result["trace"],
+            "trace": trace_of(result),
         }
     )
