@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -62,9 +64,17 @@ MAX_FUTURE = timedelta(days=365)
 """How far ahead of the server's clock an event's ``occurred_at`` may be."""
 
 
+_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
+
+
 def parse_timestamp(value: str) -> str:
     """An ISO-8601 time with a zone, returned in UTC ``...Z`` form; ``ValueError`` if not,
     or if it is more than :data:`MAX_FUTURE` ahead of now (no event happens then)."""
+    if _CANONICAL.fullmatch(value):  # already the stored form: check it is a real time
+        datetime.fromisoformat(value[:-1])
+        if value > _latest_allowed():
+            raise ValueError(f"time {value!r} is more than {MAX_FUTURE.days} days in the future")
+        return value
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -75,6 +85,18 @@ def parse_timestamp(value: str) -> str:
     if parsed > datetime.now(UTC) + MAX_FUTURE:
         raise ValueError(f"time {value!r} is more than {MAX_FUTURE.days} days in the future")
     return _utc_text(parsed)
+
+
+_limit: tuple[int, str] = (0, "")
+
+
+def _latest_allowed() -> str:
+    """Now plus :data:`MAX_FUTURE` in the stored form (worked out once a second)."""
+    global _limit
+    whole = int(time.time())
+    if whole != _limit[0]:
+        _limit = (whole, _utc_text(datetime.now(UTC) + MAX_FUTURE))
+    return _limit[1]
 
 
 def _utc_text(moment: datetime) -> str:
@@ -104,6 +126,15 @@ def storable_problem(value: Any) -> str | None:
     return None
 
 
+_second: tuple[int, str] = (0, "")
+
+
 def utc_now() -> str:
-    """Now, as the ISO-8601 UTC string every stored time uses."""
-    return _utc_text(datetime.now(UTC))
+    """Now, as the ISO-8601 UTC string every stored time uses (the date and time of day
+    formatted once a second)."""
+    global _second
+    now = time.time()
+    whole = int(now)
+    if whole != _second[0]:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int((now - whole) * 1_000_000):06d}Z"
