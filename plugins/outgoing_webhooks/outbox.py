@@ -22,6 +22,7 @@ The life of a delivery:
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -223,9 +224,14 @@ def _head_of_chain() -> sa.ColumnElement[bool]:
     )
 
 
-def _claimable(at: str, limit: int) -> sa.Select[Any]:
+@functools.cache
+def _claimable(limit: int, lock: bool = False) -> sa.Select[Any]:
+    """Due deliveries at the head of their chain, ``at`` bound when executed (built once
+    per limit: the worker asks often, and building the statement costs more than running
+    it on an idle outbox)."""
+    at = sa.bindparam("at", type_=sa.String)
     free = sa.or_(DELIVERIES.c.lease_until.is_(None), DELIVERIES.c.lease_until <= at)
-    return (
+    query = (
         sa.select(DELIVERIES.c.seq)
         .join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id)
         .where(
@@ -238,6 +244,7 @@ def _claimable(at: str, limit: int) -> sa.Select[Any]:
         .order_by(DELIVERIES.c.next_attempt_at, DELIVERIES.c.seq)
         .limit(limit)
     )
+    return query.with_for_update(skip_locked=True, of=DELIVERIES) if lock else query
 
 
 async def claim(kernel: KernelServices, limit: int, lease: float) -> list[Claimed]:
@@ -245,14 +252,12 @@ async def claim(kernel: KernelServices, limit: int, lease: float) -> list[Claime
     moment = now()
     at = stamp(moment)
     async with kernel.read() as conn:  # no write transaction when nothing is due
-        if (await conn.execute(_claimable(at, 1))).first() is None:
+        if (await conn.execute(_claimable(1), {"at": at})).first() is None:
             return []
     token = uuid.uuid4().hex
     async with kernel.write() as conn:
-        query = _claimable(at, limit)
-        if conn.dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=DELIVERIES)
-        seqs = (await conn.execute(query)).scalars().all()
+        query = _claimable(limit, lock=conn.dialect.name == "postgresql")
+        seqs = (await conn.execute(query, {"at": at})).scalars().all()
         if not seqs:
             return []
         await conn.execute(
@@ -290,14 +295,14 @@ async def claim(kernel: KernelServices, limit: int, lease: float) -> list[Claime
     ]
 
 
-async def next_due(kernel: KernelServices) -> datetime | None:
-    """When the earliest head of a chain may be claimed (its schedule or its lease's end)."""
+@functools.cache
+def _next_due() -> sa.Select[Any]:
     lease_ends_later = sa.and_(
         DELIVERIES.c.lease_until.is_not(None),
         DELIVERIES.c.lease_until > DELIVERIES.c.next_attempt_at,
     )
     due = sa.case((lease_ends_later, DELIVERIES.c.lease_until), else_=DELIVERIES.c.next_attempt_at)
-    query = (
+    return (
         sa.select(sa.func.min(due))
         .select_from(DELIVERIES.join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id))
         .where(
@@ -306,8 +311,12 @@ async def next_due(kernel: KernelServices) -> datetime | None:
             _head_of_chain(),
         )
     )
+
+
+async def next_due(kernel: KernelServices) -> datetime | None:
+    """When the earliest head of a chain may be claimed (its schedule or its lease's end)."""
     async with kernel.read() as conn:
-        value = await conn.scalar(query)
+        value = await conn.scalar(_next_due())
     return None if value is None else parse_stamp(value)
 
 
