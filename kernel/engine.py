@@ -22,6 +22,7 @@ trace and the log (fault isolation).
 from __future__ import annotations
 
 import inspect
+import logging
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -243,9 +244,12 @@ class Engine:
             raise
         if not dry_run:
             metrics.LATENCY.observe(time.perf_counter() - started)
+        debug = log.is_enabled_for(logging.DEBUG)
         for result, item in zip(processed.results, parsed, strict=True):
             if not dry_run:
                 metrics.count_event(item.event.type, result)
+            if not debug:
+                continue
             log.debug(  # the stored event has it all; moves are logged by the sink
                 "event.processed",
                 event_id=result["event_id"],

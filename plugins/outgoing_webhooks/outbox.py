@@ -147,8 +147,9 @@ async def fan_out(kernel: KernelServices, batch_size: int, give_up_after: float)
             locked = await conn.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(FAN_OUT_LOCK)))
             if not locked:
                 return 0  # another process is fanning out right now
-        moves = (await conn.execute(sa.select(MOVES).order_by(MOVES.c.id).limit(batch_size))).all()
-        if not moves:
+        queued = sa.select(MOVES.c.id).order_by(MOVES.c.id).limit(batch_size)
+        ids = (await conn.execute(queued)).scalars().all()
+        if not ids:
             return 0
         endpoints = (
             (
@@ -161,6 +162,12 @@ async def fan_out(kernel: KernelServices, batch_size: int, give_up_after: float)
             .scalars()
             .all()
         )
+        if not endpoints:  # nobody to tell: the moves are done with
+            await conn.execute(sa.delete(MOVES).where(MOVES.c.id.in_(ids)))
+            return len(ids)
+        moves = (
+            await conn.execute(sa.select(MOVES).where(MOVES.c.id.in_(ids)).order_by(MOVES.c.id))
+        ).all()
         created = now()
         at, give_up_at = stamp(created), stamp(created + timedelta(seconds=give_up_after))
         rows = []
@@ -185,8 +192,8 @@ async def fan_out(kernel: KernelServices, batch_size: int, give_up_after: float)
             await conn.execute(DELIVERIES.insert(), rows)
         # by id, never "id <= max": a move that committed meanwhile with a lower id
         # (sequence order is not commit order on PostgreSQL) must stay queued
-        await conn.execute(sa.delete(MOVES).where(MOVES.c.id.in_([m.id for m in moves])))
-    return len(moves)
+        await conn.execute(sa.delete(MOVES).where(MOVES.c.id.in_(ids)))
+    return len(ids)
 
 
 # --- claiming ----------------------------------------------------------------------------
