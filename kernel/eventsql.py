@@ -174,10 +174,15 @@ class EventSQL(ABC):
             (self.update_order, order_updates),
             (self.insert_move, moves),
             (self.insert_timeline, timeline),
-            *self._plugin_batches(plugin_rows),
         ):
             if rows:
-                await self.executemany(sql, rows)
+                await self.write_rows(sql, rows)
+        for sql, rows in self._plugin_batches(plugin_rows):
+            await self.executemany(sql, rows)
+
+    async def write_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Run one of the kernel's writes for ``rows`` (by default once per row)."""
+        await self.executemany(sql, rows)
 
     def _compiled_insert(self, table: Table, row: Mapping[str, Any]) -> _CompiledInsert:
         keys = tuple(sorted(row))
@@ -301,17 +306,30 @@ class PostgresEventSQL(EventSQL):
     """The statements on an ``asyncpg`` connection (prepared once per connection)."""
 
     dialect = postgresql.dialect(paramstyle="numeric_dollar")
+    # The kernel's writes take one array per column: one statement for all the rows of
+    # a group (``executemany`` pays PostgreSQL's per-statement work for every row).
+    # ``unnest`` yields the rows in array order, so moves get their ``seq`` in order.
     insert_event = (
         "INSERT INTO events (id, type, order_id, contact, data, occurred_at, received_at, "
-        "result) VALUES ($1, $2, $3, $4::text::json, $5::text::json, $6, $7, $8::text::json)"
+        "result) SELECT id, type, order_id, contact::json, data::json, occurred_at, "
+        "received_at, result::json FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], "
+        "$4::text[], $5::text[], $6::varchar[], $7::varchar[], $8::text[]) "
+        "AS r(id, type, order_id, contact, data, occurred_at, received_at, result)"
     )
-    update_order = "UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3"
+    update_order = (
+        "UPDATE orders SET status = u.status, updated_at = u.at "
+        "FROM unnest($1::varchar[], $2::varchar[], $3::varchar[]) AS u(status, at, id) "
+        "WHERE orders.id = u.id"
+    )
     insert_move = (
         "INSERT INTO moves (order_id, from_status, to_status, trigger_id, event_id, "
-        "event_type, at) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        "event_type, at) SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], "
+        "$4::integer[], $5::varchar[], $6::varchar[], $7::varchar[])"
     )
     insert_timeline = (
-        "INSERT INTO timeline (order_id, at, kind, data) VALUES ($1, $2, $3, $4::text::json)"
+        "INSERT INTO timeline (order_id, at, kind, data) SELECT order_id, at, kind, "
+        "data::json FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::text[]) "
+        "AS r(order_id, at, kind, data)"
     )
 
     def __init__(self, conn: Any) -> None:
@@ -378,6 +396,9 @@ class PostgresEventSQL(EventSQL):
 
     async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         await self.conn.executemany(sql, rows)
+
+    async def write_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        await self.conn.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
 
 
 def _trigger_row(row: Sequence[Any]) -> dict[str, Any]:
