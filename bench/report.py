@@ -16,6 +16,9 @@ import psutil
 
 from bench.procs import ROOT
 
+ANALYSIS = ROOT / "bench" / "analysis.md"
+"""The hand-written part of ``docs/performance.md``: where the time goes."""
+
 PACKAGES = (
     "statusflow",
     "aiohttp",
@@ -544,4 +547,6 @@ def write_docs(
         targets_table(targets, markdown=True),
         "",
     ]
+    if ANALYSIS.exists():  # written by hand: what the profiles show
+        parts += [ANALYSIS.read_text().rstrip(), ""]
     path.write_text("\n".join(parts))

@@ -127,6 +127,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--workers", type=int, help="passed to `statusflow serve --workers` when it supports it"
     )
     parser.add_argument(
+        "--render",
+        action="store_true",
+        help="only rewrite docs/performance.md from the saved series and last full run",
+    )
+    parser.add_argument(
         "--series",
         action="store_true",
         help="the scaling series (SQLite): writes docs/performance.md and docs/performance.png",
@@ -566,6 +571,8 @@ def save_json(path: Path, data: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; print the figures and the summary; 0 when it ran."""
     args = parse_args(argv)
+    if args.render:
+        return render_docs()
     workdir = Path(tempfile.mkdtemp(prefix="statusflow-bench-"))
     runner = Runner(args, workdir)
     command = command_line(argv)
@@ -596,6 +603,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner.say("done" if not runner.failures else f"done, {runner.failures} measurement(s) failed")
     print(summary, flush=True)
     return 1 if runner.failures else 0
+
+
+def render_docs() -> int:
+    """Rewrite ``docs/performance.md`` from the saved series and last full run (after a
+    ``make bench`` that followed the series, or an edit of ``bench/analysis.md``)."""
+    series = load_json(RESULTS / "last-series.json")
+    if series is None:
+        print("no saved series (bench/results/last-series.json): run make bench-series first")
+        return 1
+    last_run = load_json(RESULTS / "last-run.json")
+    databases = last_run["databases"] if last_run else []
+    workers = last_run.get("workers") if last_run else None
+    targets = report.evaluate_targets(databases, {**series, "this_run": True}, workers)
+    report.write_docs(DOCS / "performance.md", "performance.png", series, last_run, targets)
+    print(report.targets_table(targets))
+    print("wrote docs/performance.md")
+    return 0
 
 
 def finish_main(

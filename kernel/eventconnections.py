@@ -153,6 +153,16 @@ _RETRYABLE = (
 )
 
 
+_CONNECTION_LOST = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError)
+
+
+async def _rollback(conn: Any, transaction: Any) -> None:
+    """Roll back unless the connection is gone (the server dropped the transaction)."""
+    if not conn.is_closed():
+        with contextlib.suppress(*_CONNECTION_LOST):
+            await transaction.rollback()
+
+
 class PostgresEventConnections:
     """See the module docstring."""
 
@@ -168,23 +178,44 @@ class PostgresEventConnections:
 
         :raises StorageConflict: the transaction lost a race and rolled back whole.
         """
-        if self._idle_writers:
-            statements = self._idle_writers.pop()
-        else:
-            statements = PostgresEventSQL(
-                await asyncpg.connect(self.dsn, server_settings=SERVER_SETTINGS)
-            )
+        statements, transaction = await self._begin()
         conn = statements.conn
         try:
-            async with conn.transaction():
-                yield statements
-        except _RETRYABLE as exc:
-            raise StorageConflict(f"{type(exc).__name__}: {exc}") from exc
+            yield statements
+        except BaseException as exc:
+            await _rollback(conn, transaction)
+            if isinstance(exc, _RETRYABLE):
+                raise StorageConflict(f"{type(exc).__name__}: {exc}") from exc
+            raise
+        else:
+            await transaction.commit()
         finally:
             if conn.is_closed() or conn.is_in_transaction():
                 conn.terminate()  # broken, or cancelled half-way: never reused
             else:
                 self._idle_writers.append(statements)
+
+    async def _begin(self) -> tuple[PostgresEventSQL, Any]:
+        """An idle writer connection (or a new one) inside a started transaction.
+
+        An idle connection that the server closed meanwhile (a restart, an idle
+        timeout) fails at ``BEGIN``, before anything was sent: it is dropped and a new
+        one takes its place.
+        """
+        while self._idle_writers:
+            statements = self._idle_writers.pop()
+            try:
+                transaction = statements.conn.transaction()
+                await transaction.start()
+            except _CONNECTION_LOST:
+                statements.conn.terminate()
+                continue
+            return statements, transaction
+        conn = await asyncpg.connect(self.dsn, server_settings=SERVER_SETTINGS)
+        statements = PostgresEventSQL(conn)
+        transaction = conn.transaction()
+        await transaction.start()
+        return statements, transaction
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[EventSQL]:

@@ -43,3 +43,33 @@ async def test_a_pipeline_change_on_one_instance_acts_on_another(make_client):
     await a.create_order("o2", status="N")
     result = await b.call("POST", "/api/events", event(order_id="o2", id="e1"))
     assert result["moves"] == []  # P is now backwards from N
+
+
+async def test_events_go_on_after_postgresql_drops_the_connections(make_client, database_url):
+    """The event path's own connections (and the admin API's pool) survive a server that
+    closed them: the next event is processed, not answered with a 500."""
+    if not database_url.startswith("postgresql"):
+        return  # SQLite has no server to drop connections
+    import asyncpg
+
+    api = Api(await make_client())
+    await api.create_order("o1")
+    await api.create_order("o2")
+    await api.call("POST", "/api/triggers", {"type": "payment.received", "status": "P"}, expect=201)
+    first = await api.call("POST", "/api/events", event(order_id="o1", id="e1"))
+    assert [m["to"] for m in first["moves"]] == ["P"]
+    admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        dropped = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    assert dropped >= 1  # at least the event writer's connection
+    second = await api.call("POST", "/api/events", event(order_id="o2", id="e2"))
+    assert [m["to"] for m in second["moves"]] == ["P"]
+    dry = await api.call(
+        "POST", "/api/events", event(order_id="o1", id="e3"), params={"dry_run": "true"}
+    )
+    assert dry["dry_run"] is True
