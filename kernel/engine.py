@@ -222,6 +222,7 @@ class Engine:
         dry_run: bool = False,
         only_trigger_id: int | None = None,
         allow_private: bool = False,
+        check_storable: bool = True,
     ) -> list[dict[str, Any]]:
         """Process a list of event bodies atomically; return their results, in order.
 
@@ -231,7 +232,11 @@ class Engine:
         started = time.perf_counter()
         try:
             parsed = parse_events(
-                list(bodies), self.registry, self.region, allow_private=allow_private
+                list(bodies),
+                self.registry,
+                self.region,
+                allow_private=allow_private,
+                check_storable=check_storable,
             )
             request = Request(parsed, only_trigger_id)
             if dry_run:

@@ -53,17 +53,24 @@ class ParsedEvent:
 
 
 def parse_event(
-    body: Any, registry: Registry, region: str, *, allow_private: bool = False
+    body: Any,
+    registry: Registry,
+    region: str,
+    *,
+    allow_private: bool = False,
+    check_storable: bool = True,
 ) -> ParsedEvent:
     """Validate one event body; raise a 422 :class:`ApiError` saying what is wrong.
 
     :param allow_private: accept event types that are not ``public`` (plugin routes).
+    :param check_storable: look for NUL characters and too deep nesting (``False`` when
+        the caller knows from the raw body that there are none).
     """
     errors = schema_errors(EVENT_SCHEMA, body)
     if errors:
         first = errors[0]
         raise invalid(f"event: {first['path']}: {first['message']}", errors[:20])
-    problem = storable_problem(body)
+    problem = storable_problem(body) if check_storable else None
     if problem is not None:
         raise invalid(f"event: {problem}")
     type_ = body["type"]
@@ -115,7 +122,12 @@ def parse_event(
 
 
 def parse_events(
-    bodies: list[Any], registry: Registry, region: str, *, allow_private: bool = False
+    bodies: list[Any],
+    registry: Registry,
+    region: str,
+    *,
+    allow_private: bool = False,
+    check_storable: bool = True,
 ) -> list[ParsedEvent]:
     """Validate a whole list; the first bad event rejects it, its index in ``details``."""
     if not bodies:
@@ -123,7 +135,15 @@ def parse_events(
     parsed = []
     for index, body in enumerate(bodies):
         try:
-            parsed.append(parse_event(body, registry, region, allow_private=allow_private))
+            parsed.append(
+                parse_event(
+                    body,
+                    registry,
+                    region,
+                    allow_private=allow_private,
+                    check_storable=check_storable,
+                )
+            )
         except ApiError as exc:
             raise ApiError(
                 exc.status,

@@ -49,7 +49,7 @@ class GroupCommitter(Generic[Job, Answer]):
                 name = f"statusflow-group-commit-{len(self._tasks)}"
                 self._tasks.append(asyncio.create_task(self._writer(), name=name))
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-        await self._queue.put((job, future))
+        self._queue.put_nowait((job, future))
         return await future
 
     async def close(self) -> None:

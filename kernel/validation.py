@@ -108,6 +108,13 @@ def _utc_text(moment: datetime) -> str:
 MAX_JSON_DEPTH = 100
 
 
+def surely_storable(raw: bytes) -> bool:
+    """Whether every value parsed from the JSON text ``raw`` is storable, judged from the
+    bytes alone (no ``\\u0000`` escape, too few brackets to nest too deep); ``False``
+    means "check with :func:`storable_problem`"."""
+    return b"\\u0000" not in raw and raw.count(b"[") + raw.count(b"{") <= MAX_JSON_DEPTH
+
+
 def storable_problem(value: Any) -> str | None:
     """Why a JSON value cannot be stored, or ``None``: U+0000 in a string or key
     (PostgreSQL text cannot hold it) or nesting deeper than :data:`MAX_JSON_DEPTH`

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 import jsonschema
+import orjson
 import pytest
 from openapi_spec_validator import validate as validate_openapi
 
@@ -1333,3 +1334,22 @@ def _is_error_shape(body: Any) -> bool:
         and isinstance(body["error"], dict)
         and set(body["error"]) == {"code", "message", "details"}
     )
+
+
+@pytest.mark.parametrize(
+    ("raw", "sure"),
+    [
+        (b'{"type": "payment.received", "data": {"amount": 5}}', True),
+        (b'{"type": "x", "data": {"note": "\\u0000"}}', False),
+        (b'{"\\u0000": 1}', False),
+        (orjson.dumps(nested(99)), True),
+        (orjson.dumps(nested(101)), False),
+        (orjson.dumps([[]] * 120), False),  # many brackets: checked the slow way, to be sure
+    ],
+)
+def test_bodies_are_known_storable_from_their_bytes_or_checked(raw: bytes, sure: bool) -> None:
+    from kernel.validation import storable_problem, surely_storable
+
+    assert surely_storable(raw) is sure
+    if sure:
+        assert storable_problem(orjson.loads(raw)) is None

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from kernel.choosing import trace_of
 from kernel.errors import invalid, not_found
 from kernel.models import EventRecord
+from kernel.validation import surely_storable
 from kernel.web.http import json_response, read_json
 from kernel.web.keys import DATABASE, ENGINE
 
@@ -17,14 +18,20 @@ TRUE = ("1", "true", "yes")
 
 async def post_events(request: web.Request) -> web.Response:
     body = await read_json(request, check_storable=False)  # parse_event checks each event
+    check_storable = not surely_storable(await request.read())  # (read once, cached)
     dry_run_flag = request.query.get("dry_run", "false").lower()
     if dry_run_flag not in (*TRUE, "0", "false", "no"):
         raise invalid("dry_run must be true or false")
     dry_run = dry_run_flag in TRUE
     if isinstance(body, list):
-        return json_response(await request.app[ENGINE].process(body, dry_run=dry_run))
+        engine = request.app[ENGINE]
+        return json_response(
+            await engine.process(body, dry_run=dry_run, check_storable=check_storable)
+        )
     if isinstance(body, dict):
-        return json_response((await request.app[ENGINE].process([body], dry_run=dry_run))[0])
+        engine = request.app[ENGINE]
+        results = await engine.process([body], dry_run=dry_run, check_storable=check_storable)
+        return json_response(results[0])
     raise invalid("the body must be an event (a JSON object) or a list of events")
 
 

@@ -11,6 +11,7 @@ from kernel.errors import ApiError
 from kernel.validation import storable_problem
 
 NO_BODY = object()
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 async def read_json(
@@ -41,7 +42,7 @@ async def read_json(
 
 def json_response(body: Any, status: int = 200) -> web.Response:
     """A JSON answer serialised with orjson."""
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+    return web.Response(body=orjson.dumps(body), status=status, headers=JSON_HEADERS)
 
 
 def require_object(body: Any, what: str) -> dict[str, Any]:

@@ -131,6 +131,9 @@ def body_timeout_middleware(settings: Settings) -> Middleware:
     @web.middleware
     async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.can_read_body and not request.content_type.startswith("multipart/"):
+            if request.content.is_eof():  # the whole body came with the headers
+                await request.read()
+                return await handler(request)
             try:
                 async with asyncio.timeout(timeout):
                     await request.read()
