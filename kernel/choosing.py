@@ -60,6 +60,7 @@ class TriggerClass:
     first: CompiledTrigger
     ids: tuple[int, ...]
     match_key: tuple[str, bytes]
+    conditions_key: bytes
 
 
 def classify(triggers: Sequence[CompiledTrigger]) -> tuple[TriggerClass, ...]:
@@ -79,7 +80,7 @@ def classify(triggers: Sequence[CompiledTrigger]) -> tuple[TriggerClass, ...]:
         )
         members.setdefault(key, []).append(trigger)
     classes = [
-        TriggerClass(group[0], tuple(t.view.id for t in group), (key[0], key[2]))
+        TriggerClass(group[0], tuple(t.view.id for t in group), (key[0], key[2]), key[3])
         for key, group in members.items()
     ]
     classes.sort(key=lambda c: c.ids[0])
@@ -114,29 +115,36 @@ def choose_move(
 ) -> tuple[CompiledTrigger | None, list[TraceGroup]]:
     """Apply contract §2 to one order: the winning trigger (or none) and the trace."""
     current = statuses.get(order.status)
-    groups: list[TraceGroup] = []
+    skipped: dict[str, list[int]] = {}  # reason -> trigger ids: one group per reason
     eligible: list[tuple[int, int, TriggerClass]] = []
     inspect_errors: Mapping[str, str] = event.facts.get(INSPECT_ERRORS, {})
+    conditions: dict[bytes, str | None] = {}  # per order: alike conditions fail alike
     for cls in classes:
-        reason = _skip_reason(cls, order, event, statuses, current, inspect_errors, memo)
+        reason = _skip_reason(
+            cls, order, event, statuses, current, inspect_errors, memo, conditions
+        )
         if reason is None:
             eligible.append((statuses[cls.first.view.status].sort, cls.ids[0], cls))
         else:
-            groups.append((order.id, "skipped", reason, cls.ids))
-    if not eligible:
-        return None, groups
-    eligible.sort(key=lambda item: (item[0], item[1]))
-    winner = eligible[0][2]
-    view = winner.first.view
-    groups.append(
-        (order.id, "moved", f"moved from {order.status!r} to {view.status!r}", (view.id,))
+            skipped.setdefault(reason, []).extend(cls.ids)
+    winner: TriggerClass | None = None
+    groups: list[TraceGroup] = []
+    if eligible:
+        eligible.sort(key=lambda item: (item[0], item[1]))
+        winner = eligible[0][2]
+        view = winner.first.view
+        moved = f"moved from {order.status!r} to {view.status!r}"
+        groups.append((order.id, "moved", moved, (view.id,)))
+        lost = skipped.setdefault(
+            f"lost to trigger {view.id} (its target {view.status!r} comes first)", []
+        )
+        lost.extend(winner.ids[1:])
+        for _sort, _first, cls in eligible[1:]:
+            lost.extend(cls.ids)
+    groups.extend(
+        (order.id, "skipped", reason, tuple(ids)) for reason, ids in skipped.items() if ids
     )
-    lost = f"lost to trigger {view.id} (its target {view.status!r} comes first)"
-    if len(winner.ids) > 1:
-        groups.append((order.id, "skipped", lost, winner.ids[1:]))
-    for _sort, _first, cls in eligible[1:]:
-        groups.append((order.id, "skipped", lost, cls.ids))
-    return winner.first, groups
+    return (winner.first if winner is not None else None), groups
 
 
 def _skip_reason(
@@ -147,6 +155,7 @@ def _skip_reason(
     current: Status | None,
     inspect_errors: Mapping[str, str],
     memo: dict[tuple[str, bytes], Match | str],
+    conditions: dict[bytes, str | None],
 ) -> str | None:
     """Why the class's triggers do not move ``order``; ``None``: they are eligible."""
     trigger = cls.first
@@ -160,9 +169,16 @@ def _skip_reason(
         return match
     if not match.matched:
         return f"settings do not match: {match.reason}"
-    failure = failed_condition(trigger.conditions, order.status, order.doc, event)
-    if failure is not None:
-        return failure
+    if trigger.conditions:
+        key = cls.conditions_key
+        if key in conditions:
+            failure = conditions[key]
+        else:
+            failure = conditions[key] = failed_condition(
+                trigger.conditions, order.status, order.doc, event
+            )
+        if failure is not None:
+            return failure
     target = statuses.get(view.status)
     if target is None:
         return f"target status {view.status!r} does not exist"
