@@ -341,6 +341,8 @@ SERIES_HEADERS = (
     "CPU %",
     "peak RSS MB",
     "errors",
+    "moves/event",
+    "CPU ms/event",
 )
 
 DIMENSION_TITLES = {
@@ -373,9 +375,19 @@ def series_rows(series: Mapping[str, Any]) -> list[list[str]]:
                 f"{engine['cpu_percent']:.0f}",
                 f"{engine['peak_rss_mb']:.0f}",
                 fmt_errors(engine["errors"]),
+                _moves_per_event(engine),
+                f"{1000 * engine['cpu_seconds'] / engine['requests']:.2f}"
+                if engine.get("requests")
+                else "-",
             ]
         )
     return rows
+
+
+def _moves_per_event(engine: Mapping[str, Any]) -> str:
+    """Moves stored per event stored: how much work the point's events did."""
+    stored = engine.get("stored") or {}
+    return f"{stored['moves'] / stored['events']:.2f}" if stored.get("events") else "-"
 
 
 def write_plot(series: Mapping[str, Any], path: Path) -> None:
