@@ -7,6 +7,10 @@ process) and ``COMMIT`` (the fsync) on a database thread; a few more connections
 dry runs, which only read. With several processes on one file, writers queue on an
 ``flock`` of ``DATABASE-statusflow.lock`` (taken on the database thread) instead of
 polling SQLite's busy handler, so a waiting writer starts the moment the lock is free.
+The writer never checkpoints the WAL inside its ``COMMIT`` (where a checkpoint of a
+thousand pages would stall every request of the group): a background thread runs
+passive checkpoints, which never block the writer, every :data:`CHECKPOINT_EVERY`
+seconds.
 
 :class:`PostgresEventConnections`: ``asyncpg`` connections of the group writers (their
 statements prepared once per connection) and a small pool for dry runs.
@@ -21,7 +25,8 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any
@@ -36,6 +41,9 @@ log = structlog.get_logger("statusflow.storage")
 
 READERS = 4
 """Idle dry-run connections kept."""
+
+CHECKPOINT_EVERY = 0.25
+"""Seconds between two passive WAL checkpoints of the checkpointer thread."""
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -64,6 +72,7 @@ class SQLiteEventConnections:
         self._writer_sql: SQLiteEventSQL | None = None
         self._readers: list[SQLiteEventSQL] = []
         self._lock_file: int | None = None
+        self._checkpointer: Checkpointer | None = None
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -79,6 +88,9 @@ class SQLiteEventConnections:
         try:
             if self._writer is None:
                 self._writer = self._connect()
+                self._writer.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
+                if self._checkpointer is None:
+                    self._checkpointer = Checkpointer(self._connect)
             self._writer.execute("BEGIN IMMEDIATE")
         except BaseException:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
@@ -128,6 +140,9 @@ class SQLiteEventConnections:
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
+        if self._checkpointer is not None:
+            await loop.run_in_executor(None, self._checkpointer.stop)
+            self._checkpointer = None
         if self._writer is not None:
             await loop.run_in_executor(self._thread, self._writer.close)
             self._writer = self._writer_sql = None
@@ -145,6 +160,47 @@ SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
 after a few runs of a prepared statement, is made once: planned while ``events`` was
 small it scanned the whole table for ever after (a fifth of a millisecond of planning
 per statement buys index lookups whatever the statistics say)."""
+
+
+class Checkpointer:
+    """A daemon thread running ``PRAGMA wal_checkpoint(PASSIVE)`` on its own connection.
+
+    A passive checkpoint copies what it can of the WAL into the database file without
+    waiting for, or blocking, readers and writers; the WAL is then reused from its start.
+    A failed attempt is logged and tried again at the next round.
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name="statusflow-sqlite-checkpoint", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        while not self._stopping.wait(CHECKPOINT_EVERY):
+            try:
+                if conn is None:
+                    conn = self._connect()
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:
+                log.warning("sqlite.checkpoint_failed", error=str(exc))
+                if conn is not None:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.close()
+                conn = None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                conn.close()
+
+    def stop(self) -> None:
+        """Run a last checkpoint and stop the thread."""
+        self._stopping.set()
+        self._thread.join(timeout=10)
+
 
 _RETRYABLE = (
     asyncpg.UniqueViolationError,  # a concurrent duplicate event id

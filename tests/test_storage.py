@@ -62,3 +62,45 @@ async def test_seed_only_on_empty_database(database_url):
         assert ids == ["N", "P", "F", "D"]
     finally:
         await engine.dispose()
+
+
+def test_the_checkpointer_copies_the_wal_into_the_database_file(tmp_path) -> None:
+    """The event writer never checkpoints in its COMMIT; the checkpointer thread does."""
+    import shutil
+    import sqlite3
+    import time
+
+    from kernel.eventconnections import CHECKPOINT_EVERY, Checkpointer, sqlite_pragmas
+
+    path = str(tmp_path / "wal.db")
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        sqlite_pragmas(conn)
+        return conn
+
+    writer = connect()
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE t (x INTEGER)")
+    writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1000)])
+
+    def rows_in_the_database_file_alone() -> int:
+        copy = tmp_path / "copy.db"
+        shutil.copyfile(path, copy)  # without its -wal file: only what was checkpointed
+        try:
+            return sqlite3.connect(copy).execute("SELECT count(*) FROM t").fetchone()[0]
+        except sqlite3.OperationalError:  # the table itself is still only in the WAL
+            return 0
+        finally:
+            copy.unlink()
+
+    assert rows_in_the_database_file_alone() == 0
+    checkpointer = Checkpointer(connect)
+    try:
+        deadline = time.monotonic() + 20 * CHECKPOINT_EVERY
+        while rows_in_the_database_file_alone() < 1000 and time.monotonic() < deadline:
+            time.sleep(CHECKPOINT_EVERY / 2)
+        assert rows_in_the_database_file_alone() == 1000
+    finally:
+        checkpointer.stop()
+        writer.close()
