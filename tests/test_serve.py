@@ -89,6 +89,51 @@ async def test_two_workers_share_one_port_and_stop_on_sigterm(tmp_path):
     assert process.returncode == 0, stderr.decode()[-2000:]
 
 
+async def test_two_workers_write_one_sqlite_file_concurrently(tmp_path):
+    """Two processes' group writers take turns on the file (their flock): under concurrent
+    load every event is stored once, every order moves once, nothing fails."""
+    port = _free_port()
+    config = _config(tmp_path, port)
+    process = subprocess.Popen(
+        [BIN / "statusflow", "serve", "--config", str(config), "--workers", "2"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    orders = [f"o{i}" for i in range(20)]
+    try:
+        await _wait_healthy(base, process)
+        async with aiohttp.ClientSession() as session:
+            for order in orders:
+                async with session.post(f"{base}/api/orders", json={"id": order}) as response:
+                    assert response.status == 201
+            trigger = {"type": "payment.received", "status": "P"}
+            async with session.post(f"{base}/api/triggers", json=trigger) as response:
+                assert response.status == 201
+
+        async def post(index: int) -> dict[str, object]:
+            body = {"id": f"e{index}", "type": "payment.received", "order_id": orders[index % 20]}
+            connector = aiohttp.TCPConnector(force_close=True)  # spread over the workers
+            async with (
+                aiohttp.ClientSession(connector=connector) as fresh,
+                fresh.post(f"{base}/api/events", json=body) as response,
+            ):
+                assert response.status == 200, await response.text()
+                result: dict[str, object] = await response.json()
+                return result
+
+        results = await asyncio.gather(*(post(i) for i in range(200)))
+        moved = [m["order_id"] for r in results for m in r["moves"]]  # type: ignore[attr-defined]
+        assert sorted(moved) == sorted(orders)  # each order once, by whichever worker
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr.decode()[-2000:]
+    with sqlite3.connect(tmp_path / "db.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM events").fetchone()[0] == 200
+        assert db.execute("SELECT count(*) FROM moves").fetchone()[0] == 20
+
+
 def _metric_totals(text: str) -> dict[str, float]:
     """Each sample name's sum over its labels."""
     from prometheus_client.parser import text_string_to_metric_families
