@@ -783,3 +783,24 @@ async def test_non_ascii_digits_in_feed_and_deliveries_queries_are_422(make_clie
         response = await client.get(path)
         assert response.status == 422, path
         assert set((await response.json())["error"]) == {"code", "message", "details"}
+
+
+async def test_delivered_deliveries_are_deleted_after_keep_delivered(make_client, receiver):
+    api = await start(make_client, receiver, keep_delivered=0.3)
+    await api.trigger_id("P")
+    await api.create_order("o1")
+    await api.post_events(event(order_id="o1", id="e1"))
+    await eventually(lambda: len(receiver.delivered()) == 1)
+
+    async def pruned() -> bool:
+        return await deliveries(api) == []
+
+    await eventually(pruned)
+    # a failing endpoint's deliveries are kept, whatever keep_delivered says
+    receiver.respond = lambda item: web.Response(status=500)
+    await api.patch_order("o1", {"status": "S"})
+    await eventually(lambda: any(r.status == 500 for r in receiver.received))
+    await asyncio.sleep(1.0)  # several clean-ups later
+    kept = await deliveries(api)
+    assert [d["state"] for d in kept] == ["pending"]
+    assert kept[0]["payload"]["to"] == "S"

@@ -327,6 +327,21 @@ async def next_due(kernel: KernelServices) -> datetime | None:
     return None if value is None else parse_stamp(value)
 
 
+async def prune(kernel: KernelServices, older_than: float, limit: int = 1000) -> int:
+    """Delete up to ``limit`` deliveries delivered more than ``older_than`` seconds ago;
+    how many. Pending and failed ones stay (the dead letter waits for a person)."""
+    before = stamp(now() - timedelta(seconds=older_than))
+    old = (
+        sa.select(DELIVERIES.c.seq)
+        .where(DELIVERIES.c.state == DELIVERED, DELIVERIES.c.delivered_at < before)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    async with kernel.write() as conn:
+        result = await conn.execute(sa.delete(DELIVERIES).where(DELIVERIES.c.seq.in_(old)))
+    return int(result.rowcount or 0)
+
+
 # --- results -----------------------------------------------------------------------------
 
 

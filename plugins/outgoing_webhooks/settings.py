@@ -42,6 +42,9 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "retry_initial_delay": _seconds(5.0, "the first retry comes after about this long"),
         "retry_max_delay": _seconds(600.0, "retries are at most this far apart"),
         "give_up_after": _seconds(259200.0, "a delivery is dead this long after its move"),
+        "keep_delivered": _seconds(
+            604800.0, "a delivered delivery is deleted this long after it was delivered"
+        ),
         "concurrency": {"type": "integer", "minimum": 1, "maximum": 256, "default": 8},
         "batch_size": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 200},
     },
@@ -70,6 +73,7 @@ class Settings:
     retry_initial_delay: float = 5.0
     retry_max_delay: float = 600.0
     give_up_after: float = 259200.0
+    keep_delivered: float = 604800.0
     concurrency: int = 8
     batch_size: int = 200
     problems: tuple[str, ...] = field(default=())

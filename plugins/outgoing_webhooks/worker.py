@@ -43,6 +43,8 @@ log = structlog.get_logger("statusflow.outgoing_webhooks")
 USER_AGENT = "statusflow-outgoing-webhooks/1"
 MIN_SLEEP = 0.005
 STOP_TIMEOUT = 5.0
+PRUNE_EVERY = 60.0
+"""Seconds between two clean-ups of old delivered deliveries (at most, while running)."""
 FAN_OUT_EVERY = 0.2
 """Seconds between two fan-outs prompted by commits in this process (they coalesce: a
 busy server pays one fan-out transaction for hundreds of moves, and a delivery starts
@@ -97,6 +99,7 @@ class Worker:
         self._kicked = False
         self._queued = True  # moves may wait from before this start
         self._fanned_out_at = 0.0
+        self._pruned_at: float | None = None
 
     # lifecycle ----------------------------------------------------------------------
 
@@ -183,6 +186,7 @@ class Worker:
             except Exception:
                 log.exception("worker.step_failed")
                 deadline = time.monotonic() + min(self.settings.poll_interval, 1.0)
+            await self._prune_now_and_then()
             wake_at = deadline
             if self._queued:
                 wake_at = min(wake_at, self._fanned_out_at + FAN_OUT_EVERY)
@@ -190,6 +194,23 @@ class Worker:
             if delay > 0 and not self._stopping:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def _prune_now_and_then(self) -> None:
+        """Delete deliveries delivered more than ``keep_delivered`` ago, once every
+        :data:`PRUNE_EVERY` seconds (or ``keep_delivered``, if shorter)."""
+        now = time.monotonic()
+        if self._pruned_at is None:
+            self._pruned_at = now
+        if now - self._pruned_at < min(PRUNE_EVERY, self.settings.keep_delivered):
+            return
+        self._pruned_at = now
+        try:
+            while (deleted := await outbox.prune(self.kernel, self.settings.keep_delivered)) > 0:
+                log.info("deliveries.pruned", count=deleted)
+                if deleted < 1000:
+                    break
+        except Exception:
+            log.exception("deliveries.prune_failed")
 
     async def _fan_out(self) -> None:
         settings = self.settings
