@@ -402,18 +402,25 @@ class PostgresEventSQL(EventSQL):
 
 
 def _trigger_row(row: Sequence[Any]) -> dict[str, Any]:
-    id_, type_, status, name, backwards, enabled, settings, conditions, secret = row
-    return {
-        "id": id_,
-        "type": type_,
-        "status": status,
-        "name": name,
-        "allow_backwards": bool(backwards),
-        "enabled": bool(enabled),
-        "settings": orjson.loads(settings) if settings else {},
-        "conditions": orjson.loads(conditions) if conditions else [],
-        "secret": secret,
-    }
+    """A trigger row by column name, its JSON decoded (``engine.trigger_view`` does the
+    rest, as for the admin API's rows)."""
+    record = dict(zip(TRIGGER_COLUMNS, row, strict=True))
+    for key in ("settings", "conditions"):
+        record[key] = orjson.loads(record[key]) if record[key] else None
+    return record
+
+
+TRIGGER_COLUMNS = (
+    "id",
+    "type",
+    "status",
+    "name",
+    "allow_backwards",
+    "enabled",
+    "settings",
+    "conditions",
+    "secret",
+)
 
 
 __all__ = [

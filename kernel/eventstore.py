@@ -22,7 +22,6 @@ from kernel.models import (
     EventRecord,
     MoveRecord,
     Order,
-    OrderIdentifier,
     TimelineEntry,
 )
 from kernel.types import Event, Move
@@ -31,7 +30,6 @@ from kernel.validation import utc_now
 EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
 MOVES = MoveRecord.__table__  # type: ignore[attr-defined]
 ORDERS = Order.__table__  # type: ignore[attr-defined]
-IDENTIFIERS = OrderIdentifier.__table__  # type: ignore[attr-defined]
 TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
 
 _UPDATE_ORDER = (

@@ -72,7 +72,7 @@ def parse_timestamp(value: str) -> str:
     or if it is more than :data:`MAX_FUTURE` ahead of now (no event happens then)."""
     if _CANONICAL.fullmatch(value):  # already the stored form: check it is a real time
         datetime.fromisoformat(value[:-1])
-        if value > _latest_allowed():
+        if value > _latest_allowed(int(time.time())):
             raise ValueError(f"time {value!r} is more than {MAX_FUTURE.days} days in the future")
         return value
     text = value.strip()
@@ -87,16 +87,10 @@ def parse_timestamp(value: str) -> str:
     return _utc_text(parsed)
 
 
-_limit: tuple[int, str] = (0, "")
-
-
-def _latest_allowed() -> str:
-    """Now plus :data:`MAX_FUTURE` in the stored form (worked out once a second)."""
-    global _limit
-    whole = int(time.time())
-    if whole != _limit[0]:
-        _limit = (whole, _utc_text(datetime.now(UTC) + MAX_FUTURE))
-    return _limit[1]
+@lru_cache(maxsize=1)
+def _latest_allowed(whole_second: int) -> str:
+    """That second plus :data:`MAX_FUTURE`, in the stored form (once a second: cached)."""
+    return _utc_text(datetime.fromtimestamp(whole_second, UTC) + MAX_FUTURE)
 
 
 def _utc_text(moment: datetime) -> str:
@@ -133,15 +127,14 @@ def storable_problem(value: Any) -> str | None:
     return None
 
 
-_second: tuple[int, str] = (0, "")
+@lru_cache(maxsize=1)
+def _date_and_time(whole_second: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` of a Unix time (formatted once a second: cached)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole_second))
 
 
 def utc_now() -> str:
-    """Now, as the ISO-8601 UTC string every stored time uses (the date and time of day
-    formatted once a second)."""
-    global _second
+    """Now, as the ISO-8601 UTC string every stored time uses."""
     now = time.time()
     whole = int(now)
-    if whole != _second[0]:
-        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
-    return f"{_second[1]}.{int((now - whole) * 1_000_000):06d}Z"
+    return f"{_date_and_time(whole)}.{int((now - whole) * 1_000_000):06d}Z"
