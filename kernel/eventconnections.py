@@ -209,7 +209,14 @@ _RETRYABLE = (
 )
 
 
-_CONNECTION_LOST = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError)
+_CONNECTION_LOST = (
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    # A connection whose server sent its farewell (a FATAL error) but whose socket is not
+    # closed yet refuses the next query with "another operation is in progress".
+    asyncpg.InternalClientError,
+    OSError,
+)
 
 
 async def _rollback(conn: Any, transaction: Any) -> None:
@@ -242,6 +249,10 @@ class PostgresEventConnections:
             await _rollback(conn, transaction)
             if isinstance(exc, _RETRYABLE):
                 raise StorageConflict(f"{type(exc).__name__}: {exc}") from exc
+            if isinstance(exc, _CONNECTION_LOST):
+                # Lost before COMMIT was sent: the server rolled the transaction back,
+                # so the group can be tried again on another connection.
+                raise StorageConflict(f"connection lost: {type(exc).__name__}: {exc}") from exc
             raise
         else:
             await transaction.commit()
@@ -280,13 +291,21 @@ class PostgresEventConnections:
             self._readers = await asyncpg.create_pool(
                 self.dsn, min_size=0, max_size=READERS, server_settings=SERVER_SETTINGS
             )
-        async with self._readers.acquire() as conn:
-            transaction = conn.transaction(isolation="repeatable_read", readonly=True)
-            await transaction.start()
-            try:
-                yield PostgresEventSQL(conn)
-            finally:
-                await transaction.rollback()
+        for attempt in range(READERS + 1):  # each idle connection may have been closed
+            async with self._readers.acquire() as conn:
+                transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+                try:
+                    await transaction.start()
+                except _CONNECTION_LOST:
+                    if attempt == READERS:
+                        raise
+                    conn.terminate()  # the pool connects anew in its place
+                    continue
+                try:
+                    yield PostgresEventSQL(conn)
+                finally:
+                    await transaction.rollback()
+                return
 
     async def close(self) -> None:
         writers, self._idle_writers = self._idle_writers, []

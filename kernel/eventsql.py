@@ -48,6 +48,7 @@ DRIVER_ERRORS: tuple[type[Exception], ...] = (
     sqlite3.Error,
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
     StorageConflict,
 )
 """Errors of the event path's statements: a plugin calling them must let these through."""

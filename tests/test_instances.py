@@ -58,6 +58,9 @@ async def test_events_go_on_after_postgresql_drops_the_connections(make_client, 
     await api.call("POST", "/api/triggers", {"type": "payment.received", "status": "P"}, expect=201)
     first = await api.call("POST", "/api/events", event(order_id="o1", id="e1"))
     assert [m["to"] for m in first["moves"]] == ["P"]
+    await api.call(  # the dry runs' reader connection is idle in its pool now
+        "POST", "/api/events", event(order_id="o2", id="e0"), params={"dry_run": "true"}
+    )
     admin = await asyncpg.connect(database_url.replace("postgresql+asyncpg", "postgresql"))
     try:
         dropped = await admin.fetchval(
