@@ -7,8 +7,12 @@ returns the decoded JSON. The functions below build event bodies and read traces
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -243,3 +247,24 @@ async def timeline_kinds_by_event(api: Api, event_id: str) -> dict[str, list[str
         if (row.data or {}).get("event_id") == event_id:
             kinds.setdefault(row.order_id, []).append(row.kind)
     return kinds
+
+
+def pip_install_copy(distribution: Path, root: Path) -> Path:
+    """``pip install --no-deps --target ROOT/site`` of a copy of ``distribution`` (built
+    from the copy, so the build leaves nothing in the source tree): the site folder."""
+    source = root / "src"
+    shutil.copytree(
+        distribution, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
+    site = root / "site"
+    # --no-build-isolation: build with the venv's setuptools instead of downloading one
+    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
+    done = subprocess.run(
+        [*pip, "--target", str(site), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return site

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.helpers import pip_install_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRIB = ROOT / "contrib" / "statusflow-twilio"
@@ -32,22 +33,7 @@ def _env(site: Path) -> dict[str, str]:
 
 
 def test_a_pip_installed_contrib_plugin_is_listed_and_can_be_disabled(tmp_path):
-    # build from a copy, so that the build leaves nothing in the source tree
-    source = tmp_path / "src"
-    shutil.copytree(
-        CONTRIB, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
-    )
-    site = tmp_path / "site"
-    # --no-build-isolation: build with the venv's setuptools instead of downloading one
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
-    install = subprocess.run(
-        [*pip, "--target", str(site), str(source)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert install.returncode == 0, install.stderr
+    site = pip_install_copy(CONTRIB, tmp_path)
     assert (site / "statusflow_twilio" / "__init__.py").is_file()
 
     config = tmp_path / "disable.toml"

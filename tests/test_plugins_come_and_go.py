@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import sqlite3
@@ -36,6 +35,7 @@ from typing import Any
 import pytest
 
 from kernel import ConditionOperator, EventType, TriggerType, hookimpl
+from tests.helpers import pip_install_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 REVIEWS = ROOT / "contrib" / "statusflow-reviews"
@@ -74,21 +74,7 @@ def _clean_env(**extra: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def reviews_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``pip install --no-deps --target SITE ./contrib/statusflow-reviews``: the SITE."""
-    root = tmp_path_factory.mktemp("reviews")
-    source = root / "src"  # build from a copy: nothing is left in the source tree
-    shutil.copytree(
-        REVIEWS, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
-    )
-    site = root / "site"
-    pip = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation"]
-    done = subprocess.run(
-        [*pip, "--target", str(site), str(source)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
+    site = pip_install_copy(REVIEWS, tmp_path_factory.mktemp("reviews"))
     assert (site / "statusflow_reviews" / "migrations" / "reviews_0001_moves.py").is_file()
     return site
 
