@@ -2,11 +2,12 @@
 
 :class:`SQLiteEventConnections`: one ``sqlite3`` connection for the group writer, whose
 statements run on the event loop's thread (each takes microseconds; a thread hop per
-statement cost far more), with only ``BEGIN IMMEDIATE`` (which may wait for another
-process) and ``COMMIT`` (the fsync) on a database thread; a few more connections for
-dry runs, which only read. With several processes on one file, writers queue on an
-``flock`` of ``DATABASE-statusflow.lock`` (taken on the database thread) instead of
-polling SQLite's busy handler, so a waiting writer starts the moment the lock is free.
+statement cost far more), and ``COMMIT`` (the fsync) on a database thread; a few more
+connections for dry runs, which only read. With several processes on one file, writers
+queue on an ``flock`` of ``DATABASE-statusflow.lock`` instead of polling SQLite's busy
+handler: when it and SQLite's write lock are free, ``BEGIN IMMEDIATE`` runs at once on
+the loop's thread (it never waits there); otherwise the database thread waits for them,
+so a waiting writer starts the moment the lock is free.
 The writer never checkpoints the WAL inside its ``COMMIT`` (where a checkpoint of a
 thousand pages would stall every request of the group): a background thread runs
 passive checkpoints, which never block the writer, every :data:`CHECKPOINT_EVERY`
@@ -26,6 +27,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -62,6 +64,27 @@ def sqlite_pragmas(conn: Any) -> None:
     cursor.close()
 
 
+BUSY_WAIT = 10.0
+"""Seconds the event writer waits for SQLite's write lock held by another connection
+(an admin API write of another process) before its group fails."""
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``, retried every millisecond while SQLite's write lock is busy,
+    for up to :data:`BUSY_WAIT` seconds."""
+    deadline = time.monotonic() + BUSY_WAIT
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.001)
+
+
 class SQLiteEventConnections:
     """See the module docstring."""
 
@@ -81,19 +104,47 @@ class SQLiteEventConnections:
         sqlite_pragmas(conn)
         return conn
 
-    def _begin(self) -> sqlite3.Connection:
+    def _lock(self) -> int:
         if self._lock_file is None:
             self._lock_file = os.open(f"{self.path}-statusflow.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+        return self._lock_file
+
+    def _begin_at_once(self) -> sqlite3.Connection | None:
+        """On the event loop: the write transaction, if the lock and SQLite's write lock
+        are both free right now (no thread hop); else ``None``, and nothing is held."""
+        if self._writer is None:
+            return None  # the first connection is made on the database thread
+        lock = self._lock()
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")  # busy_timeout=0: never waits
+        except sqlite3.OperationalError:  # busy: another process's admin write
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            return None
+        except BaseException:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            raise
+        return self._writer
+
+    def _begin(self) -> sqlite3.Connection:
+        """On the database thread: wait for the lock, then for SQLite's write lock."""
+        lock = self._lock()
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             if self._writer is None:
                 self._writer = self._connect()
                 self._writer.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
+                # BEGIN never waits inside SQLite: on the loop it must not, and here
+                # _begin_immediate waits in steps that show what it waits for
+                self._writer.execute("PRAGMA busy_timeout=0")
                 if self._checkpointer is None:
                     self._checkpointer = Checkpointer(self._connect)
-            self._writer.execute("BEGIN IMMEDIATE")
+            _begin_immediate(self._writer)
         except BaseException:
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            fcntl.flock(lock, fcntl.LOCK_UN)
             raise
         return self._writer
 
@@ -114,7 +165,9 @@ class SQLiteEventConnections:
     async def write(self) -> AsyncIterator[EventSQL]:
         """A write transaction, committed (fsync included) when the block ends."""
         loop = asyncio.get_running_loop()
-        conn = await loop.run_in_executor(self._thread, self._begin)
+        conn = self._begin_at_once()
+        if conn is None:
+            conn = await loop.run_in_executor(self._thread, self._begin)
         if self._writer_sql is None or self._writer_sql.conn is not conn:
             self._writer_sql = SQLiteEventSQL(conn)
         try:

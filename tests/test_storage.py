@@ -104,3 +104,46 @@ def test_the_checkpointer_copies_the_wal_into_the_database_file(tmp_path) -> Non
     finally:
         checkpointer.stop()
         writer.close()
+
+
+async def test_the_sqlite_event_writer_begins_at_once_or_waits_for_a_busy_database(
+    tmp_path,
+) -> None:
+    """A free database is written without leaving the event loop's thread; one whose
+    write lock another connection holds (an admin write of another process) is waited
+    for, on the database thread, and the group then commits."""
+    import asyncio
+    import sqlite3
+
+    from kernel.eventconnections import SQLiteEventConnections, sqlite_pragmas
+
+    path = str(tmp_path / "busy.db")
+    setup = sqlite3.connect(path, isolation_level=None)
+    sqlite_pragmas(setup)
+    setup.execute("CREATE TABLE t (x INTEGER)")
+    events = SQLiteEventConnections(path)
+    try:
+        for x in (1, 2):  # the first makes the connection on the database thread
+            async with events.write() as sql:
+                sql.conn.execute("INSERT INTO t VALUES (?)", (x,))
+        assert events._begin_at_once() is not None  # free: begun here, on the loop
+        events._end(events._writer, False)  # type: ignore[arg-type]
+
+        setup.execute("BEGIN IMMEDIATE")  # another writer holds SQLite's write lock
+        setup.execute("INSERT INTO t VALUES (3)")
+        assert events._begin_at_once() is None  # never waits on the loop...
+
+        async def write_four() -> None:
+            async with events.write() as sql:
+                sql.conn.execute("INSERT INTO t VALUES (4)")
+
+        waiting = asyncio.create_task(write_four())
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # ...but on the database thread
+        setup.execute("COMMIT")
+        await asyncio.wait_for(waiting, 5)
+        rows = [x for (x,) in setup.execute("SELECT x FROM t ORDER BY rowid")]
+        assert rows == [1, 2, 3, 4]
+    finally:
+        await events.close()
+        setup.close()
