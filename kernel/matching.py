@@ -26,6 +26,37 @@ FIELD_PATTERN = re.compile(
     r"^(amount|currency|status|responsible_id|fields\.[^.\s]+|event\.[^.\s]+)$"
 )
 
+TYPED_FIELDS: dict[str, tuple[str, type | tuple[type, ...]]] = {
+    "amount": ("number", (int, float)),
+    "currency": ("string", str),
+    "status": ("string", str),
+}
+"""Order fields whose JSON type is fixed: a built-in comparison with a value of another
+type could never hold, so the trigger is refused instead (422)."""
+
+_COMPARING = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "contains"})
+_MEMBERSHIP = frozenset({"in", "not_in"})
+
+
+def _typed_field_error(field: str, op: str, value: Any) -> str | None:
+    """Why ``value`` can never be compared with ``field`` by ``op``, or ``None``."""
+    if field not in TYPED_FIELDS or op not in _COMPARING | _MEMBERSHIP:
+        return None
+    kind, types = TYPED_FIELDS[field]
+    if op == "contains" and kind != "string":
+        return f"{field} is a {kind}: contains needs a string or a list field"
+
+    def fits(item: Any) -> bool:
+        return isinstance(item, types) and not isinstance(item, bool)
+
+    if op in _MEMBERSHIP:
+        if not all(fits(item) for item in value):
+            return f"{field} is a {kind}: every value for {op!r} must be a {kind}"
+    elif not fits(value):
+        return f"{field} is a {kind}: the value for {op!r} must be a {kind}, not {value!r}"
+    return None
+
+
 CONDITION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -107,6 +138,9 @@ def compile_conditions(
                 f"{where}: value for {op.name!r}: {value_errors[0]['message']}",
                 {"index": index, "errors": value_errors},
             )
+        mismatch = _typed_field_error(field, op.name, value)
+        if mismatch is not None:
+            raise invalid(f"{where}: {mismatch}", {"index": index})
         if op.compile is not None:
             try:
                 value = op.compile(value)

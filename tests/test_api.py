@@ -810,6 +810,21 @@ BAD_TRIGGERS = [
     ({**PAID_TRIGGER, "conditions": [{"field": "amount", "op": "in", "value": 5}]}, "in"),
     ({**PAID_TRIGGER, "conditions": [{"field": "amount", "op": "gt", "value": [1]}]}, "gt"),
     ({**PAID_TRIGGER, "conditions": [{"field": "amount", "op": "eq", "value": 1, "x": 2}]}, "x"),
+    # amount is a JSON number, currency and status strings: a value of another type
+    # could never match, so the trigger is refused
+    ({**PAID_TRIGGER, "conditions": [{"field": "amount", "op": "gt", "value": "50"}]}, "number"),
+    ({**PAID_TRIGGER, "conditions": [{"field": "amount", "op": "eq", "value": "100"}]}, "number"),
+    ({**PAID_TRIGGER, "conditions": [{"field": "amount", "op": "eq", "value": True}]}, "number"),
+    (
+        {**PAID_TRIGGER, "conditions": [{"field": "amount", "op": "in", "value": [1, "2"]}]},
+        "number",
+    ),
+    (
+        {**PAID_TRIGGER, "conditions": [{"field": "amount", "op": "contains", "value": 1}]},
+        "contains",
+    ),
+    ({**PAID_TRIGGER, "conditions": [{"field": "currency", "op": "eq", "value": 978}]}, "string"),
+    ({**PAID_TRIGGER, "conditions": [{"field": "status", "op": "ne", "value": None}]}, "string"),
     ({**PAID_TRIGGER, "conditions": [{"field": 5, "op": "eq", "value": 1}]}, "field"),
     ({**PAID_TRIGGER, "allow_backwards": "yes"}, "allow_backwards"),
     ({**PAID_TRIGGER, "enabled": 1}, "enabled"),
