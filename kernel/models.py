@@ -54,6 +54,8 @@ class Trigger(SQLModel, table=True):
     """A trigger attached to a target status."""
 
     __tablename__ = "triggers"
+    # ids are kept in event results, moves and timelines: never reuse a deleted one
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     type: str = Field(index=True, max_length=100)

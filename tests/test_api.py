@@ -785,6 +785,22 @@ async def test_deleted_and_disabled_triggers_do_not_act(client):
     assert result["moves"] == []
 
 
+async def test_a_deleted_triggers_id_is_never_given_to_a_new_one(client):
+    """Event results, moves and timelines keep trigger ids: a new trigger never takes
+    the id of a deleted one, not even of the last one created."""
+    await ok(client, "POST", "/api/orders", {"id": "o1"}, 201)
+    first = await ok(client, "POST", "/api/triggers", PAID_TRIGGER, 201)
+    last = await ok(client, "POST", "/api/triggers", {**PAID_TRIGGER, "status": "S"}, 201)
+    result = await ok(client, "POST", "/api/events", {"type": "payment.received", "order_id": "o1"})
+    assert [m["trigger_id"] for m in result["moves"]] == [first["id"]]
+    await ok(client, "DELETE", f"/api/triggers/{last['id']}", expected=204)
+    await ok(client, "DELETE", f"/api/triggers/{first['id']}", expected=204)
+    new = await ok(client, "POST", "/api/triggers", {**PAID_TRIGGER, "name": "new"}, 201)
+    assert new["id"] > last["id"]
+    stored = await ok(client, "GET", f"/api/events/{result['event_id']}")
+    assert stored["moves"][0]["trigger_id"] == first["id"] != new["id"]
+
+
 BAD_TRIGGERS = [
     ({"type": "nope.type", "status": "P"}, "payment.received"),
     ({"type": "", "status": "P"}, "type"),

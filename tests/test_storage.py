@@ -147,3 +147,41 @@ async def test_the_sqlite_event_writer_begins_at_once_or_waits_for_a_busy_databa
     finally:
         await events.close()
         setup.close()
+
+
+async def test_the_upgrade_to_0002_keeps_the_triggers_and_never_reuses_their_ids(tmp_path):
+    """A database made at 0001 (SQLite reused a deleted trigger's id) keeps its triggers,
+    their index and unique secret, and hands out only new ids afterwards."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from kernel.storage import alembic_config
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    row = (
+        "INSERT INTO triggers (id, type, status, name, allow_backwards, enabled, settings,"
+        " conditions, secret, created_at) VALUES (:id, 'call.incoming', 'P', '', 0, 1, '{}',"
+        " '[]', :secret, '2026-01-01T00:00:00Z')"
+    )
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0001"))
+            for trigger_id in (1, 2, 3):
+                await conn.execute(text(row), {"id": trigger_id, "secret": f"s{trigger_id}"})
+            await conn.execute(text("DELETE FROM triggers WHERE id = 3"))
+        await migrate(engine)
+        async with engine.begin() as conn:
+            assert [r[0] for r in await conn.execute(text("SELECT id FROM triggers"))] == [1, 2]
+            await conn.execute(text(row), {"id": None, "secret": "s-new"})
+            await conn.execute(text("DELETE FROM triggers WHERE secret = 's-new'"))
+            await conn.execute(text(row), {"id": None, "secret": "s-newer"})
+            ids = [r[0] for r in await conn.execute(text("SELECT id FROM triggers ORDER BY id"))]
+            # 3, deleted before the upgrade, was given again (SQLite had forgotten it);
+            # deleted after the upgrade, it is not
+            assert ids == [1, 2, 4]
+            names = {r[1] for r in await conn.execute(text("PRAGMA index_list('triggers')"))}
+            assert "ix_triggers_type" in names
+            with pytest.raises(Exception, match="UNIQUE"):
+                await conn.execute(text(row), {"id": None, "secret": "s1"})
+    finally:
+        await engine.dispose()

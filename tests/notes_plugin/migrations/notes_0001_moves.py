@@ -2,7 +2,7 @@
 
 Revision ID: notes_0001
 Revises:
-Depends on: 0001 (the kernel's first revision)
+Depends on: 0002 (the kernel's head: alembic_version then records notes_0001 alone)
 """
 
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 revision = "notes_0001"
 down_revision = None
 branch_labels = ("notes",)
-depends_on = "0001"
+depends_on = "0002"
 
 
 def upgrade() -> None:
