@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import phonenumbers
 
 from kernel.errors import StartupError
 
@@ -113,6 +114,12 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
             ipaddress.ip_network(proxy, strict=False)
         except ValueError as exc:
             raise StartupError(f"configuration error at server.trusted_proxies: {exc}") from None
+    region = raw.get("phones", {}).get("default_region", "US").upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise StartupError(
+            f"configuration error at phones.default_region: {region!r} is not a region "
+            "phone numbers are known for (an ISO 3166 code such as US, GB or DE)"
+        )
     plugins = raw.get("plugins", {})
     enable = plugins.get("enable")
     return Settings(
@@ -130,7 +137,7 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
         tokens=tuple(raw.get("auth", {}).get("tokens", ())),
         disable=tuple(plugins.get("disable", ())),
         enable=tuple(enable) if enable is not None else None,
-        default_region=raw.get("phones", {}).get("default_region", "US").upper(),
+        default_region=region,
         plugin_tables={k: v for k, v in plugins.items() if isinstance(v, dict)},
     )
 
@@ -150,7 +157,22 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         except tomllib.TOMLDecodeError as exc:
             raise StartupError(f"configuration file {path} is not valid TOML: {exc}") from exc
     settings = settings_from_mapping(raw)
+    where = "database_url"
     env_url = os.environ.get("STATUSFLOW_DATABASE_URL")
     if env_url:
         settings = replace(settings, database_url=env_url)
+        where = "STATUSFLOW_DATABASE_URL"
+    _check_database_url(settings.database_url, where)
     return settings
+
+
+def _check_database_url(url: str, where: str) -> None:
+    """A URL the storage can use, or a :class:`StartupError` saying what is wrong."""
+    from sqlalchemy.exc import ArgumentError
+
+    from kernel.storage import normalize_url  # SQLAlchemy only when a URL is checked
+
+    try:
+        normalize_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StartupError(f"configuration error at {where}: {exc}") from None

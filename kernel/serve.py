@@ -16,18 +16,44 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
+import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
 from types import FrameType
 
+import asyncpg
 import structlog
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from kernel import metrics
 from kernel.config import Settings
+from kernel.errors import StartupError
 from kernel.logs import configure_logging
 
 log = structlog.get_logger("statusflow.serve")
+
+UNREACHABLE = (OSError, sqlite3.Error, SQLAlchemyError, asyncpg.PostgresError)
+"""What a database or an address that cannot be reached or opened raises at start-up."""
+
+
+@contextlib.contextmanager
+def explained(what: str) -> Iterator[None]:
+    """Turn a database or address that cannot be reached into a :class:`StartupError`
+    saying ``what`` failed and why, in one line (no traceback)."""
+    try:
+        yield
+    except UNREACHABLE as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StartupError(f"{what}: {reason}") from exc
+
+
+def _database(settings: Settings) -> str:
+    """The database URL without its credentials, for messages."""
+    return settings.database_url.split("@")[-1]
+
 
 SHUTDOWN_TIMEOUT = 30.0
 KEEPALIVE_TIMEOUT = 75.0  # an idle keep-alive connection is closed after this
@@ -65,10 +91,12 @@ async def _run(app: web.Application, settings: Settings, reuse_port: bool) -> No
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         keepalive_timeout=KEEPALIVE_TIMEOUT,
     )
-    await runner.setup()  # the application's start-up: migrations, engine, plugins
+    with explained(f"cannot open the database {_database(settings)}"):
+        await runner.setup()  # the application's start-up: migrations, engine, plugins
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
-        await site.start()
+        with explained(f"cannot listen on {settings.host}:{settings.port}"):
+            await site.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -94,8 +122,9 @@ async def migrate_database(settings: Settings) -> None:
     pm = make_plugin_manager(settings.disable, settings.enable)
     engine = make_engine(settings.database_url)
     try:
-        await migrate(engine, migration_locations(pm))
-        await seed(engine)
+        with explained(f"cannot migrate the database {_database(settings)}"):
+            await migrate(engine, migration_locations(pm))
+            await seed(engine)
     finally:
         await engine.dispose()
 
@@ -108,6 +137,13 @@ def serve(settings: Settings, workers: int = 1) -> int:
     from kernel.web import init_app
 
     init_app(settings)  # fail fast on a bad plugin set, before any worker starts
+    # ... and on an address the workers could not listen on (they would be restarted
+    # for ever): the workers share the port, so this listener may too
+    with (
+        explained(f"cannot listen on {settings.host}:{settings.port}"),
+        socket.create_server((settings.host, settings.port), reuse_port=True),
+    ):
+        pass
     if settings.migrate_on_start:
         asyncio.run(migrate_database(settings))
     # The workers share one port: each /metrics must report them all (kernel.metrics).

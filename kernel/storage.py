@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from kernel.errors import StartupError
 from kernel.eventconnections import (
     PostgresEventConnections,
     SQLiteEventConnections,
@@ -73,8 +74,10 @@ def make_engine(url: str) -> AsyncEngine:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     if is_sqlite:
+        path = engine.url.database
+        if path and path != ":memory:" and not Path(path).parent.is_dir():
+            raise StartupError(f"cannot open the database {path}: its folder does not exist")
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-
     return engine
 
 
@@ -227,7 +230,7 @@ class Database:
             _explicit_sqlite_begin(engine.sync_engine)
             path = engine.url.database
             if not path or path == ":memory:":
-                raise ValueError("statusflow needs an SQLite file, not an in-memory database")
+                raise StartupError("statusflow needs an SQLite file, not an in-memory database")
             self._events = SQLiteEventConnections(path)
         else:
             self._events = PostgresEventConnections(engine.url)

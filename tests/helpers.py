@@ -268,3 +268,11 @@ def pip_install_copy(distribution: Path, root: Path) -> Path:
     )
     assert done.returncode == 0, done.stderr
     return site
+
+
+def assert_error_shape(answer: Any, code: str) -> dict[str, Any]:
+    """``answer`` is the contract's error envelope with this ``code``; its ``error``."""
+    assert isinstance(answer, dict) and set(answer) == {"error"}, answer
+    assert set(answer["error"]) == {"code", "message", "details"}, answer
+    assert answer["error"]["code"] == code, answer
+    return dict(answer["error"])

@@ -17,7 +17,7 @@ from kernel.errors import StartupError
 from kernel.models import Order
 from kernel.storage import Database
 from kernel.web.keys import DATABASE
-from tests.helpers import Api, event
+from tests.helpers import Api, assert_error_shape, event
 
 ORDERS = Order.__table__  # type: ignore[attr-defined]
 TOKEN = "s3cret-token"
@@ -27,13 +27,6 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 def database_url(reused_database_url: str) -> str:
     return reused_database_url
-
-
-def assert_error_shape(answer: Any, code: str) -> dict[str, Any]:
-    assert set(answer) == {"error"}, answer
-    assert set(answer["error"]) == {"code", "message", "details"}, answer
-    assert answer["error"]["code"] == code, answer
-    return dict(answer["error"])
 
 
 # --- /readyz ---------------------------------------------------------------------------

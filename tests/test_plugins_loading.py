@@ -690,6 +690,17 @@ def test_serve_refuses_a_bad_configuration_quickly(tmp_path, distributions):
         "wrong_list": ('[plugins]\ndisable = "payment"\n', ["disable"]),
         "wrong_token_type": ("[auth]\ntokens = [1]\n", ["tokens"]),
         "not_toml": ("[server\nport = 1\n", ["toml"]),
+        "unsupported_database": ('database_url = "mysql://x"\n', ["database_url", "mysql"]),
+        "not_a_database_url": ('database_url = "not a url"\n', ["database_url"]),
+        "unknown_region": ('[phones]\ndefault_region = "XX"\n', ["default_region", "XX"]),
+        "unopenable_sqlite": (
+            f'database_url = "sqlite:///{tmp_path}/no/such/dir/x.db"\n',
+            ["cannot open the database", "folder does not exist"],
+        ),
+        "unreachable_postgresql": (
+            f'database_url = "postgresql://postgres@127.0.0.1:{_free_port()}/x"\n',
+            ["cannot open the database", "refused"],
+        ),
     }
     commands = []
     for name, (text, _) in cases.items():
@@ -697,6 +708,16 @@ def test_serve_refuses_a_bad_configuration_quickly(tmp_path, distributions):
         commands.append((["serve", "--config", str(path), "--port", port], _env()))
     commands.append((["serve", "--config", str(tmp_path / "missing.toml"), "--port", port], _env()))
     commands.append((["plugins", "--config", str(tmp_path / "unknown_key.toml")], _env()))
+    unopenable = str(tmp_path / "unopenable_sqlite.toml")
+    commands.append((["migrate", "--config", unopenable], _env()))
+    taken = socket.create_server(("127.0.0.1", 0))  # a port something else listens on
+    taken_port = str(taken.getsockname()[1])
+    listen = [["--port", taken_port, "--workers", "1"], ["--port", taken_port, "--workers", "2"]]
+    for index, options in enumerate([*listen, ["--host", "999.1.1.1"]]):
+        ok_db = _write(
+            tmp_path / f"ok{index}.toml", f'database_url = "sqlite:///{tmp_path}/ok{index}.db"\n'
+        )
+        commands.append((["serve", "--config", str(ok_db), *options], _env()))
     # a plugin that implements an unknown hook stops serve too, naming it
     site = distributions("widgets", UNKNOWN_HOOK_SOURCE)
     db = tmp_path / "never.db"
@@ -708,14 +729,20 @@ def test_serve_refuses_a_bad_configuration_quickly(tmp_path, distributions):
         (["serve", "--config", str(plugin_config), "--port", port], _env(PYTHONPATH=str(site)))
     )
     started = time.monotonic()
-    results = _run_all(commands, tmp_path)
+    try:
+        results = _run_all(commands, tmp_path)
+    finally:
+        taken.close()
     assert time.monotonic() - started < 45
     expected = [needles for _, needles in cases.values()]
-    expected += [["missing.toml"], ["bogus_key"], ["widgets", "register_widgets"]]
+    expected += [["missing.toml"], ["bogus_key"], ["cannot open the database"]]
+    expected += [["cannot listen on", taken_port]] * 2 + [["cannot listen on", "999.1.1.1"]]
+    expected += [["widgets", "register_widgets"]]
     for (code, _stdout, stderr), needles, (args, _) in zip(
         results, expected, commands, strict=True
     ):
         assert code != 0, (args, stderr)
+        assert "Traceback" not in stderr, (args, stderr)  # one clear line, not a crash
         for needle in needles:
             assert needle.lower() in stderr.lower(), (args, needle, stderr)
     assert not db.exists()

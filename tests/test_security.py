@@ -26,7 +26,7 @@ import structlog
 from kernel.services import Services
 from kernel.web.limits import TokenBuckets, is_public
 from kernel.web.middlewares import needs_token
-from tests.helpers import Api, event, path_of
+from tests.helpers import Api, assert_error_shape, event, path_of
 
 TOKEN = "tok-3f9a1c77e2b54d0c"
 OTHER = "tok-other-0000000000"
@@ -37,12 +37,6 @@ OPEN = {"/healthz", "/readyz"}  # kernel routes anybody may call, and cheap to a
 @pytest.fixture
 def database_url(sqlite_url: str) -> str:
     return sqlite_url  # auth and limits do not depend on the database
-
-
-def assert_error(answer: Any, code: str) -> None:
-    assert set(answer) == {"error"}, answer
-    assert set(answer["error"]) == {"code", "message", "details"}, answer
-    assert answer["error"]["code"] == code, answer
 
 
 def concrete(path: str) -> str:
@@ -95,7 +89,7 @@ async def test_every_token_route_refuses_missing_and_wrong_tokens(make_client):
             where = f"{method} {path} with {headers}"
             assert response.status == 401, f"{where}: {response.status} {await response.text()}"
             if method != "HEAD":
-                assert_error(await response.json(), "unauthorized")
+                assert_error_shape(await response.json(), "unauthorized")
         # with the right token the route is reached (whatever it then answers)
         response = await client.request(method, path, headers=AUTH, json={"id": "x"})
         assert response.status != 401, f"{method} {path}: the right token is refused"
@@ -227,7 +221,7 @@ async def test_public_endpoints_get_a_429_per_client_address(make_client):
     for method, path in (("GET", "/t/o/bogus"), ("GET", "/t/c/bogus"), ("POST", "/hooks/x")):
         response = await client.request(method, path)
         assert response.status == 429, (path, response.status)
-        assert_error(await response.json(), "too_many_requests")
+        assert_error_shape(await response.json(), "too_many_requests")
         assert int(response.headers["Retry-After"]) >= 1
     # the API, the probes and the metrics are not rate-limited
     for _ in range(5):

@@ -18,15 +18,14 @@ import asyncio
 import ipaddress
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
-from aiohttp import web
+from aiohttp import HttpVersion11, hdrs, web
 from aiohttp.typedefs import Middleware
 
 from kernel import metrics
 from kernel.config import Settings
-from kernel.web.http import json_response
-from kernel.web.middlewares import Handler
+from kernel.web.middlewares import Handler, error_response
 
 PUBLIC_PREFIXES = ("/t/", "/hooks/", "/sources/")
 MAX_CLIENTS = 10_000
@@ -103,15 +102,11 @@ def rate_limit_middleware(settings: Settings) -> Middleware:
             wait = buckets.take(client_address(request, trusted))
             if wait > 0.0:
                 metrics.RATE_LIMITED.inc()
-                response = json_response(
-                    {
-                        "error": {
-                            "code": "too_many_requests",
-                            "message": "too many requests from this address; retry later",
-                            "details": {"retry_after_seconds": round(wait, 3)},
-                        }
-                    },
+                response = error_response(
                     429,
+                    "too_many_requests",
+                    "too many requests from this address; retry later",
+                    {"retry_after_seconds": round(wait, 3)},
                 )
                 response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
                 return response
@@ -127,9 +122,16 @@ def body_timeout_middleware(settings: Settings) -> Middleware:
     cache); ``multipart`` bodies are left to their handlers' streaming readers.
     """
     timeout = settings.request_timeout_seconds
+    limit = settings.max_body_bytes
 
     @web.middleware
     async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            # refused before any of it is read (or, with Expect: 100-continue, sent)
+            return await _answer_and_close(
+                request, 413, "too_large", f"the request body is larger than {limit} bytes"
+            )
         if request.can_read_body and not request.content_type.startswith("multipart/"):
             if request.content.is_eof():  # the whole body came with the headers
                 await request.read()
@@ -138,24 +140,53 @@ def body_timeout_middleware(settings: Settings) -> Middleware:
                 async with asyncio.timeout(timeout):
                     await request.read()
             except TimeoutError:
-                response = json_response(
-                    {
-                        "error": {
-                            "code": "request_timeout",
-                            "message": f"the request body took longer than {timeout:g} s to arrive",
-                            "details": None,
-                        }
-                    },
+                return await _answer_and_close(
+                    request,
                     408,
+                    "request_timeout",
+                    f"the request body took longer than {timeout:g} s to arrive",
                 )
-                response.force_close()
-                # Answer, then close at once: aiohttp would otherwise linger, reading
-                # what is left of the slow body for up to ten more seconds.
-                await response.prepare(request)
-                await response.write_eof()
-                if request.transport is not None:
-                    request.transport.close()
-                return response
         return await handler(request)
 
     return read_body
+
+
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
+
+
+def expect_handler(settings: Settings) -> ExpectHandler:
+    """The routes' ``Expect: 100-continue`` handler: a declared body over
+    ``max_body_bytes`` is refused with a 413 instead of being invited with a ``100``."""
+    limit = settings.max_body_bytes
+
+    async def expect_within_limit(request: web.Request) -> web.StreamResponse | None:
+        declared = request.content_length
+        if declared is not None and declared > limit:
+            return await _answer_and_close(
+                request, 413, "too_large", f"the request body is larger than {limit} bytes"
+            )
+        expect = request.headers.get(hdrs.EXPECT, "")
+        if expect.lower() != "100-continue":
+            return await _answer_and_close(
+                request, 417, "expectation_failed", f"unknown Expect: {expect}"
+            )
+        if request.version == HttpVersion11:
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0  # the answer's own size starts after it
+        return None
+
+    return expect_within_limit
+
+
+async def _answer_and_close(
+    request: web.Request, status: int, code: str, message: str
+) -> web.StreamResponse:
+    """Answer with a JSON error, then close the connection at once: aiohttp would
+    otherwise linger, reading what is left of the body for up to ten more seconds."""
+    response = error_response(status, code, message)
+    response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()
+    return response

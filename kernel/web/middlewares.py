@@ -28,7 +28,8 @@ _HTTP_CODES = {
 }
 
 
-def _error(status: int, code: str, message: str, details: object = None) -> web.Response:
+def error_response(status: int, code: str, message: str, details: object = None) -> web.Response:
+    """The contract's JSON error envelope."""
     return json_response({"error": {"code": code, "message": message, "details": details}}, status)
 
 
@@ -40,18 +41,22 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise ApiError(404, "not_found", "no resource has a NUL character in its path")
         return await handler(request)
     except ApiError as exc:
-        return _error(exc.status, exc.code, exc.message, exc.details)
+        return error_response(exc.status, exc.code, exc.message, exc.details)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
-        return _error(413, "too_large", f"the request body is larger than {limit} bytes")
+        return error_response(413, "too_large", f"the request body is larger than {limit} bytes")
+    except web.RequestPayloadError as exc:  # a Content-Encoding the body does not follow
+        cause = exc.__cause__ or exc
+        reason = " ".join(str(getattr(cause, "message", cause)).split())
+        return error_response(400, "bad_request", f"the request body cannot be read: {reason}")
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
-        return _error(exc.status, code, exc.reason)
+        return error_response(exc.status, code, exc.reason)
     except Exception:
         log.exception("http.unhandled_error", method=request.method, route=_route(request))
-        return _error(500, "internal", "internal server error")
+        return error_response(500, "internal", "internal server error")
 
 
 def _route(request: web.Request) -> str:
@@ -87,7 +92,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         # compare against every token, in constant time, whatever matches
         ok = False
         for token in tokens:
-            ok |= given is not None and hmac.compare_digest(given.encode(), token.encode())
+            ok |= given is not None and hmac.compare_digest(
+                # a header's bytes that are not UTF-8 arrive as lone surrogates
+                given.encode("utf-8", "surrogateescape"),
+                token.encode(),
+            )
         if not ok:
             raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer TOKEN' is required")
     return await handler(request)

@@ -9,7 +9,8 @@ from aiohttp import web
 from kernel.events import EVENT_SCHEMA
 from kernel.types import Route
 from kernel.web import events, meta, moves, ops, orders, statuses, triggers
-from kernel.web.keys import PLUGIN_ROUTES
+from kernel.web.keys import PLUGIN_ROUTES, SETTINGS
+from kernel.web.limits import expect_handler
 from kernel.web.schemas import NEW_ORDER, NEW_TRIGGER, STATUS, STATUS_LIST
 
 JSON_OBJECT = {"type": "object"}
@@ -188,8 +189,9 @@ KERNEL_ROUTES: tuple[Route, ...] = (
 
 def setup_routes(app: web.Application, plugin_routes: list[tuple[str, Route]]) -> None:
     """Mount the kernel's routes, then the plugins' (a clash stops start-up)."""
+    expect = expect_handler(app[SETTINGS])
     for route in KERNEL_ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+        app.router.add_route(route.method, route.path, route.handler, expect_handler=expect)
     for _plugin, route in plugin_routes:
-        app.router.add_route(route.method, route.path, route.handler)
+        app.router.add_route(route.method, route.path, route.handler, expect_handler=expect)
     app[PLUGIN_ROUTES] = plugin_routes

@@ -1,0 +1,102 @@
+"""Requests no client library would send: raw bytes on a socket to the test server.
+
+Each gets a JSON error with the contract's envelope (never a 500) and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+from typing import Any
+
+from tests.helpers import Api, assert_error_shape
+
+
+async def raw_request(client: Any, head: bytes, body: bytes = b"") -> tuple[int, bytes, Any]:
+    """Send ``head`` (request line and headers, without the blank line) and ``body``;
+    the status, the answer's head and its JSON body (``None`` if not JSON)."""
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    try:
+        writer.write(head + b"\r\nHost: x\r\nConnection: close\r\n\r\n" + body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)  # read() ends at close
+    finally:
+        writer.close()
+    answer_head, _, payload = answer.partition(b"\r\n\r\n")
+    status = int(answer_head.split(b" ")[1])
+    try:
+        parsed = json.loads(payload)
+    except ValueError:
+        parsed = None
+    return status, answer_head, parsed
+
+
+async def test_a_token_that_is_not_utf8_is_a_401(make_client):
+    client = await make_client(enable=("payment",), tokens=("secret",))
+    for token in (b"\xe9", b"secr\xffet", b"\xc3"):
+        status, _, body = await raw_request(
+            client, b"GET /api/statuses HTTP/1.1\r\nAuthorization: Bearer " + token
+        )
+        assert status == 401, token
+        assert_error_shape(body, "unauthorized")
+
+
+async def test_a_compressed_body_that_does_not_decompress_is_a_400(make_client):
+    client = await make_client(enable=("payment",))
+    api = Api(client)
+    await api.create_order("o1")
+    event = json.dumps({"type": "payment.received", "order_id": "o1", "id": "gz"}).encode()
+    for encoding in (b"gzip", b"deflate"):
+        status, _, body = await raw_request(
+            client,
+            b"POST /api/events HTTP/1.1\r\nContent-Type: application/json\r\n"
+            + b"Content-Encoding: "
+            + encoding
+            + f"\r\nContent-Length: {len(event)}".encode(),
+            event,  # sent as is: not what the header says
+        )
+        assert status == 400, (encoding, body)
+        message = assert_error_shape(body, "bad_request")["message"]
+        assert "cannot be read" in message and "\n" not in message, message
+    assert await api.stored_event_count() == 0
+    # the same event, really compressed, is read
+    packed = gzip.compress(event)
+    status, _, body = await raw_request(
+        client,
+        b"POST /api/events HTTP/1.1\r\nContent-Type: application/json\r\n"
+        + f"Content-Encoding: gzip\r\nContent-Length: {len(packed)}".encode(),
+        packed,
+    )
+    assert status == 200, body
+    assert body["event_id"] == "gz"
+
+
+async def test_a_declared_length_over_the_limit_is_a_413_before_the_body(make_client):
+    """The client is told at once, before it sends (or waits to send) the body."""
+    client = await make_client(enable=("payment",), max_body_bytes=1000)
+    api = Api(client)
+    await api.create_order("o1")
+    for expect in (b"", b"\r\nExpect: 100-continue"):
+        status, head, body = await raw_request(
+            client,
+            b"POST /api/events HTTP/1.1\r\nContent-Type: application/json\r\n"
+            + b"Content-Length: 5242880"
+            + expect,
+            b'{"type": ',  # and no more: the answer must not wait for the rest
+        )
+        assert status == 413, (expect, head)
+        assert_error_shape(body, "too_large")
+    assert await api.stored_event_count() == 0
+
+
+async def test_an_unknown_expectation_is_a_417(make_client):
+    client = await make_client(enable=("payment",))
+    status, _, body = await raw_request(
+        client,
+        b"POST /api/orders HTTP/1.1\r\nContent-Type: application/json\r\n"
+        + b"Content-Length: 11\r\nExpect: coffee",
+    )
+    assert status == 417
+    assert "coffee" in assert_error_shape(body, "expectation_failed")["message"]
+    assert (await client.get("/api/orders/x")).status == 404
