@@ -100,3 +100,50 @@ async def test_an_unknown_expectation_is_a_417(make_client):
     assert status == 417
     assert "coffee" in assert_error_shape(body, "expectation_failed")["message"]
     assert (await client.get("/api/orders/x")).status == 404
+
+
+async def test_integers_beyond_64_bits_are_refused_not_rounded(make_client):
+    """orjson reads them as floats: stored, they would be another number than the one
+    sent. The 64-bit ones themselves are kept exactly."""
+    client = await make_client(enable=("payment", "responsible"))
+    api = Api(client)
+    too_big = [
+        ("POST", "/api/orders", b'{"id": "o1", "responsible_id": 18446744073709551616}'),
+        ("POST", "/api/orders", b'{"id": "o1", "fields": {"n": [1, 100000000000000000000000]}}'),
+        ("POST", "/api/orders", b'{"id": "o1", "amount": -9223372036854775809}'),
+        (
+            "POST",
+            "/api/triggers",
+            b'{"type": "responsible.changed", "status": "S",'
+            b' "settings": {"responsible_id": 18446744073709551616}}',
+        ),
+        (
+            "POST",
+            "/api/events",
+            b'{"type": "payment.received", "contact": {"contact_id": "c"},'
+            b' "data": {"amount": 100000000000000000000}}',
+        ),
+    ]
+    for method, path, body in too_big:
+        response = await client.request(
+            method, path, data=body, headers={"Content-Type": "application/json"}
+        )
+        answer = await response.json()
+        assert response.status == 422, (path, body, answer)
+        assert "64 bits" in assert_error_shape(answer, "invalid")["message"]
+    assert (await client.get("/api/orders/o1")).status == 404
+    assert await api.stored_event_count() == 0
+    # at the edges of 64 bits, and long digit runs inside strings, all is kept as sent
+    body = (
+        b'{"id": "o2", "fields": {"max": 18446744073709551615, "min": -9223372036854775808,'
+        b' "text": "12345678901234567890123"}}'
+    )
+    response = await client.post(
+        "/api/orders", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 201, await response.text()
+    assert (await response.json())["fields"] == {
+        "max": 18446744073709551615,
+        "min": -9223372036854775808,
+        "text": "12345678901234567890123",
+    }

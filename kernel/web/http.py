@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import orjson
@@ -12,6 +14,29 @@ from kernel.validation import storable_problem
 
 NO_BODY = object()
 JSON_HEADERS = {"Content-Type": "application/json"}
+
+INTEGERS = range(-(2**63), 2**64)
+"""The integers a body may hold: orjson reads larger ones as floats, which would store
+a number other than the one sent."""
+_LONG_DIGITS = re.compile(rb"\d{19}")  # the shortest integer that may fall outside
+
+
+def _integer_out_of_range(value: Any, path: str = "") -> str | None:
+    """The path of the first integer outside :data:`INTEGERS` in ``value``, or ``None``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if value in INTEGERS else path or "/"
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in items:
+        found = _integer_out_of_range(item, f"{path}/{key}")
+        if found is not None:
+            return found
+    return None
 
 
 async def read_json(
@@ -34,6 +59,15 @@ async def read_json(
         raise ApiError(
             400, "malformed_json", f"the request body is not valid JSON: {exc}"
         ) from None
+    if _LONG_DIGITS.search(raw):  # rare: read it again, keeping every integer exact
+        try:
+            where = _integer_out_of_range(json.loads(raw))
+        except RecursionError:
+            raise ApiError(422, "invalid", "the JSON body is nested too deeply") from None
+        if where is not None:
+            raise ApiError(
+                422, "invalid", f"{where}: integers must be within 64 bits", {"path": where}
+            )
     problem = storable_problem(body) if check_storable else None
     if problem is not None:
         raise ApiError(422, "invalid", problem)
