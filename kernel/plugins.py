@@ -99,7 +99,8 @@ def make_plugin_manager(
     allowed = set(enable) if enable is not None else None
     for name in disable:
         pm.set_blocked(name)
-    for ep in _entry_points():
+    found = list(_entry_points())
+    for ep in found:
         if allowed is not None and ep.name not in allowed:
             pm.set_blocked(ep.name)
         if pm.is_blocked(ep.name):
@@ -122,6 +123,10 @@ def make_plugin_manager(
     except pluggy.PluginValidationError as exc:
         name = pm.get_name(exc.plugin) or repr(exc.plugin)
         raise StartupError(f"plugin {name!r}: {exc}") from exc
+    named = set(disable) | (allowed or set())
+    unknown = named - {ep.name for ep in found} - {name for name, _ in extra_plugins}
+    if unknown:  # a typo, or a plugin not installed here: nothing to load or to leave out
+        log.warning("plugins.not_installed", names=sorted(unknown), hint="see `statusflow plugins`")
     if os.environ.get("STATUSFLOW_TRACE_PLUGINS"):
         _trace_hook_calls(pm)
     return pm

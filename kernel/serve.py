@@ -76,6 +76,12 @@ def serve_one(settings: Settings, reuse_port: bool = False) -> None:
     log.info(
         "server.starting", host=settings.host, port=settings.port, public_url=settings.base_url
     )
+    if settings.public_url is None and settings.host in ("0.0.0.0", "::", ""):
+        log.warning(  # nobody outside can call a webhook URL or open a tracking link there
+            "server.public_url_missing",
+            public_url=settings.base_url,
+            hint="set [server] public_url to the address stores and mail clients reach",
+        )
     asyncio.run(_run(app, settings, reuse_port))
 
 

@@ -746,3 +746,28 @@ def test_serve_refuses_a_bad_configuration_quickly(tmp_path, distributions):
         for needle in needles:
             assert needle.lower() in stderr.lower(), (args, needle, stderr)
     assert not db.exists()
+
+
+def test_a_plugin_named_in_the_configuration_but_not_installed_is_warned_about(tmp_path):
+    """A typo in ``[plugins]`` would otherwise pass unnoticed (nothing to leave out)."""
+    config = _write(
+        tmp_path / "typo.toml",
+        f'database_url = "sqlite:///{tmp_path}/typo.db"\n'
+        '[plugins]\ndisable = ["visits", "paymnt"]\nenable = ["payment", "emial"]\n',
+    )
+    clean = _write(
+        tmp_path / "clean.toml",
+        f'database_url = "sqlite:///{tmp_path}/clean.db"\n[plugins]\ndisable = ["visits"]\n',
+    )
+    (typo, clean_run) = _run_all(
+        [
+            (["migrate", "--config", str(config)], _env()),
+            (["migrate", "--config", str(clean)], _env()),
+        ],
+        tmp_path,
+    )
+    assert typo[0] == 0, typo[2]
+    warnings = [line for line in typo[2].splitlines() if "plugins.not_installed" in line]
+    assert len(warnings) == 1 and "emial" in warnings[0] and "paymnt" in warnings[0], typo[2]
+    assert "visits" not in warnings[0] and "'payment'" not in warnings[0]
+    assert clean_run[0] == 0 and "plugins.not_installed" not in clean_run[2]
