@@ -5,7 +5,7 @@
 
 from pluggy import HookimplMarker
 
-from kernel.errors import ApiError
+from kernel.errors import ApiError, StartupError
 from kernel.types import (
     JSON,
     MATCHED,
@@ -40,6 +40,7 @@ __all__ = [
     "Move",
     "Outcome",
     "Route",
+    "StartupError",
     "StateStore",
     "Transaction",
     "TriggerType",

@@ -22,7 +22,7 @@ import structlog
 
 from kernel import metrics
 from kernel.matching import CompiledTrigger, failed_condition
-from kernel.types import Event, Match
+from kernel.types import MATCHED, Event, Match
 
 log = structlog.get_logger("statusflow.engine")
 
@@ -96,14 +96,33 @@ def match_once(
     if found is not None:
         return found
     trigger = cls.first
+    result: Match | str
     try:
-        result: Match | str = trigger.trigger_type.match(trigger.view.settings, event)
+        answer = trigger.trigger_type.match(trigger.view.settings, event)
     except Exception as exc:  # a plugin's bug never stops the event
         log.exception("plugin.match_failed", plugin=trigger.plugin, trigger_ids=list(cls.ids))
         metrics.plugin_error(trigger.plugin, "match")
         result = f"plugin {trigger.plugin!r} failed to match: {exc!r}"
+    else:
+        result = _as_match(answer, trigger.plugin)
     memo[cls.match_key] = result
     return result
+
+
+NOT_MATCHED = Match(False, "the plugin gave no reason")
+"""What a ``match`` answering a plain ``False`` stands for."""
+
+
+def _as_match(answer: object, plugin: str) -> Match | str:
+    """A ``match`` answer as a :class:`Match` (a plain ``bool`` is taken for one, without
+    a reason); anything else is the plugin's failure, said as such."""
+    if isinstance(answer, Match):
+        return answer
+    if isinstance(answer, bool):
+        return MATCHED if answer else NOT_MATCHED
+    log.error("plugin.match_failed", plugin=plugin, returned=type(answer).__name__)
+    metrics.plugin_error(plugin, "match")
+    return f"plugin {plugin!r} failed to match: it returned {type(answer).__name__}, not a Match"
 
 
 def choose_move(

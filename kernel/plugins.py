@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, cast
@@ -18,7 +18,6 @@ from typing import Any, cast
 import jsonschema
 import pluggy
 import structlog
-from pluggy import HookImpl
 
 from kernel import hookspecs
 from kernel.errors import StartupError
@@ -133,15 +132,23 @@ def make_plugin_manager(
 
 
 def _trace_hook_calls(pm: pluggy.PluginManager) -> None:
-    def before(hook_name: str, impls: Sequence[HookImpl], kwargs: Mapping[str, Any]) -> None:
-        log.debug("hook.call", hook=hook_name, plugins=[i.plugin_name for i in impls])
+    """Log every call of every hook implementation at debug level: the ones pluggy
+    makes and the ones the kernel makes itself, implementation by implementation (the
+    event path calls ``inspect_event``, ``prepare_moves`` and ``moves_committed`` so)."""
+    for hook_name, caller in vars(pm.hook).items():
+        if not isinstance(caller, pluggy.HookCaller):
+            continue
+        for impl in caller.get_hookimpls():
+            impl.function = _traced(impl.function, hook_name, impl.plugin_name)  # type: ignore[misc]
 
-    def after(
-        outcome: Any, hook_name: str, impls: Sequence[HookImpl], kwargs: Mapping[str, Any]
-    ) -> None:
-        log.debug("hook.done", hook=hook_name)
 
-    pm.add_hookcall_monitoring(before, after)
+def _traced(function: Any, hook: str, plugin: str) -> Any:
+    @functools.wraps(function)
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        log.debug("hook.call", hook=hook, plugin=plugin)
+        return function(*args, **kwargs)
+
+    return traced
 
 
 def _append_pair(items: list[tuple[str, Any]], plugin: str, item: Any) -> None:
@@ -154,9 +161,16 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, *args: Any) -> list[tuple
     for impl in getattr(pm.hook, hook_name).get_hookimpls():
         register = functools.partial(_append_pair, items, impl.plugin_name)
         try:
-            impl.function(register, *args)
+            outcome = impl.function(register, *args)
         except Exception as exc:
             raise StartupError(f"plugin {impl.plugin_name!r} failed in {hook_name}: {exc}") from exc
+        if inspect.isawaitable(outcome):
+            if inspect.iscoroutine(outcome):
+                outcome.close()  # never run: no "was never awaited" warning
+            raise StartupError(
+                f"plugin {impl.plugin_name!r}: {hook_name} must be a plain function, "
+                "not async (it registers what it has and returns)"
+            )
     return items
 
 
@@ -178,14 +192,26 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
                 )
             target[code] = item
             reg.owners[(kind, code)] = plugin
+    schemas = [
+        ("event_type", code, "data schema", t.data_schema) for code, t in reg.event_types.items()
+    ]
+    schemas += [
+        ("trigger_type", code, "settings schema", t.settings_schema)
+        for code, t in reg.trigger_types.items()
+    ]
+    schemas += [
+        ("operator", code, "value schema", op.value_schema) for code, op in reg.operators.items()
+    ]
+    for kind, code, what, schema in schemas:
+        try:
+            jsonschema.Draft202012Validator.check_schema(dict(schema))
+        except jsonschema.SchemaError as exc:
+            plugin = reg.owners[(kind, code)]
+            raise StartupError(
+                f"plugin {plugin!r}: {what} of {code!r} is invalid: {exc.message}"
+            ) from exc
     for code, trigger_type in reg.trigger_types.items():
         plugin = reg.owners[("trigger_type", code)]
-        try:
-            jsonschema.Draft202012Validator.check_schema(dict(trigger_type.settings_schema))
-        except jsonschema.SchemaError as exc:
-            raise StartupError(
-                f"plugin {plugin!r}: settings schema of {code!r} is invalid: {exc.message}"
-            ) from exc
         for event in trigger_type.events:
             if event not in reg.event_types:
                 raise StartupError(
@@ -276,6 +302,9 @@ def plugin_settings(
             key = ".".join(str(p) for p in error.absolute_path)
             where = f"[plugins.{impl.plugin_name}]" + (f" {key}" if key else "")
             raise StartupError(f"plugin {impl.plugin_name!r}: {where}: {error.message}")
+    with_schema = {impl.plugin_name for impl in pm.hook.plugin_settings_schema.get_hookimpls()}
+    for name in sorted(set(resolved) - with_schema):  # the plugin reads no settings at all
+        log.warning("plugin.settings_unused", plugin=name, reason="plugin takes no settings")
     return resolved
 
 

@@ -771,3 +771,118 @@ def test_a_plugin_named_in_the_configuration_but_not_installed_is_warned_about(t
     assert len(warnings) == 1 and "emial" in warnings[0] and "paymnt" in warnings[0], typo[2]
     assert "visits" not in warnings[0] and "'payment'" not in warnings[0]
     assert clean_run[0] == 0 and "plugins.not_installed" not in clean_run[2]
+
+
+# --- what a plugin author gets wrong is said clearly -------------------------------------
+
+
+class Answers:
+    """Trigger types whose ``match`` answers a bool, or something that is no answer."""
+
+    @hookimpl
+    def register_event_types(self, register):
+        register(EventType("ping", "Ping"))
+
+    @hookimpl
+    def register_trigger_types(self, register):
+        register(TriggerType("ping.yes", "Yes", ("ping",), match=lambda s, e: True))
+        register(TriggerType("ping.no", "No", ("ping",), match=lambda s, e: False))
+        register(TriggerType("ping.odd", "Odd", ("ping",), match=lambda s, e: "yes"))
+
+
+async def test_a_match_answering_a_bool_works_and_any_other_answer_is_the_plugins_failure(
+    make_client,
+):
+    client = await make_client(enable=(), extra_plugins=[("answers", Answers())])
+    await send(client, "POST", "/api/orders", {"id": "o1"}, 201)
+    ids = {}
+    for kind, status in (("no", "P"), ("odd", "S"), ("yes", "F")):
+        trigger = await send(
+            client, "POST", "/api/triggers", {"type": f"ping.{kind}", "status": status}, 201
+        )
+        ids[kind] = trigger["id"]
+    for dry_run in ("true", "false"):
+        result = await send(
+            client,
+            "POST",
+            f"/api/events?dry_run={dry_run}",
+            {"type": "ping", "order_id": "o1"},
+            200,
+        )
+        assert [(m["to"], m["trigger_id"]) for m in result["moves"]] == [("F", ids["yes"])]
+    stored = await get(client, f"/api/events/{result['event_id']}")
+    reasons = {t["trigger_id"]: t["reason"] for t in stored["trace"]}
+    assert reasons[ids["no"]].startswith("settings do not match")
+    assert "'answers' failed to match" in reasons[ids["odd"]] and "str" in reasons[ids["odd"]]
+
+
+class BadDataSchema:
+    @hookimpl
+    def register_event_types(self, register):
+        register(EventType("ping", "Ping", data_schema={"type": "objekt"}))
+
+
+class BadValueSchema:
+    @hookimpl
+    def register_condition_operators(self, register):
+        register(ConditionOperator("near", lambda a, e: a == e, {"type": "nummer"}))
+
+
+class AsyncRegistration:
+    @hookimpl
+    async def register_event_types(self, register):
+        register(EventType("ping", "Ping"))
+
+
+def test_invalid_schemas_and_async_registration_stop_start_up_naming_the_plugin():
+    cases = [
+        ("bad_data", BadDataSchema(), ["'bad_data'", "data schema", "'ping'"]),
+        ("bad_value", BadValueSchema(), ["'bad_value'", "value schema", "'near'"]),
+        ("async_reg", AsyncRegistration(), ["'async_reg'", "register_event_types", "async"]),
+    ]
+    for name, plugin, needles in cases:
+        pm = make_plugin_manager(enable=(), extra_plugins=[(name, plugin)])
+        with pytest.raises(StartupError) as caught:
+            build_registry(pm)
+        for needle in needles:
+            assert needle in str(caught.value), (name, str(caught.value))
+
+
+def test_trace_plugins_logs_the_calls_the_kernel_makes_itself(tmp_path):
+    """``STATUSFLOW_TRACE_PLUGINS=1``: the event path's hooks, called implementation by
+    implementation, are logged like those pluggy calls."""
+    port = _free_port()
+    config = _write(
+        tmp_path / "trace.toml",
+        f'database_url = "sqlite:///{tmp_path}/trace.db"\n'
+        '[plugins]\nenable = ["payment", "chat"]\n',
+    )
+    env = _env(STATUSFLOW_TRACE_PLUGINS="1", STATUSFLOW_LOG_LEVEL="debug")
+    server = Server(["--config", str(config), "--port", str(port)], env, tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        server.wait_healthy(base)
+        assert _http("POST", f"{base}/api/orders", {"id": "o1"})[0] == 201
+        trigger = {"type": "payment.received", "status": "P"}
+        assert _http("POST", f"{base}/api/triggers", trigger)[0] == 201
+        event = {"type": "payment.received", "order_id": "o1"}
+        assert _http("POST", f"{base}/api/events", event)[0] == 200
+    finally:
+        assert server.stop() == 0
+    calls = {
+        line.split("hook=")[1].split()[0].strip("'")
+        for line in server.log.read_text().splitlines()
+        if "hook.call" in line
+    }
+    assert {"register_event_types", "inspect_event", "prepare_moves", "moves_committed"} <= calls
+
+
+def test_a_settings_table_for_a_plugin_that_takes_none_is_warned_about(capfd):
+    from kernel.plugins import plugin_settings
+
+    pm = make_plugin_manager(enable=("payment", "outgoing_webhooks"))
+    capfd.readouterr()
+    tables = {"payment": {"currency": "EUR"}, "outgoing_webhooks": {"batch_size": 10}}
+    assert plugin_settings(pm, tables)["payment"] == {"currency": "EUR"}
+    unused = [line for line in capfd.readouterr().out.splitlines() if "settings_unused" in line]
+    assert len(unused) == 1 and "payment" in unused[0] and "no settings" in unused[0], unused
