@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import shutil
 import signal
 import socket
 import sqlite3
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -115,9 +117,24 @@ async def _run(app: web.Application, settings: Settings, reuse_port: bool) -> No
     log.info("server.stopped")
 
 
-def _worker(settings: Settings) -> None:
+def _worker(settings: Settings, supervisor: int) -> None:
     configure_logging()
+    _stop_with(supervisor)
     serve_one(settings, reuse_port=True)
+
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+
+def _stop_with(supervisor: int) -> None:
+    """Get SIGTERM (and drain, then stop) when the supervisor dies, even by SIGKILL:
+    a worker left behind would keep serving the port with nobody to restart or stop it.
+    Linux only (``prctl``); elsewhere the workers outlive a killed supervisor."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != supervisor:  # it died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 async def migrate_database(settings: Settings) -> None:
@@ -144,10 +161,11 @@ def serve(settings: Settings, workers: int = 1) -> int:
 
     init_app(settings)  # fail fast on a bad plugin set, before any worker starts
     # ... and on an address the workers could not listen on (they would be restarted
-    # for ever): the workers share the port, so this listener may too
+    # for ever), or that something already listens on: the workers share the port
+    # (SO_REUSEPORT), so they would silently share it with that, too
     with (
         explained(f"cannot listen on {settings.host}:{settings.port}"),
-        socket.create_server((settings.host, settings.port), reuse_port=True),
+        socket.create_server((settings.host, settings.port)),
     ):
         pass
     if settings.migrate_on_start:
@@ -170,7 +188,7 @@ def _supervise(settings: Settings, workers: int) -> int:
     stopping = False
 
     def start() -> multiprocessing.process.BaseProcess:
-        process = context.Process(target=_worker, args=(settings,), daemon=False)
+        process = context.Process(target=_worker, args=(settings, os.getpid()), daemon=False)
         process.start()
         return process
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import secrets
+import socket
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 import structlog
 from alembic import command
@@ -19,7 +23,7 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import column, delete, event, insert, select, table
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -79,6 +83,45 @@ def make_engine(url: str) -> AsyncEngine:
             raise StartupError(f"cannot open the database {path}: its folder does not exist")
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
     return engine
+
+
+_UNREACHABLE = (
+    ConnectionError,  # refused, reset, aborted
+    TimeoutError,
+    socket.gaierror,  # the host name does not resolve
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, not accepting yet
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # a connection the server already closed
+)
+
+
+_NETWORK_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ETIMEDOUT}
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) says the database cannot be reached right now
+    (down, restarting, out of connections, an SQLite file locked past the busy timeout),
+    rather than that a request or the code is wrong: worth a 503 and a retry."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, _UNREACHABLE):
+            return True
+        if isinstance(current, OSError) and current.errno in _NETWORK_ERRNOS:
+            return True  # "Connect call failed" comes as a bare OSError
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, sqlite3.OperationalError) and (
+            "locked" in str(current) or "busy" in str(current)
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def is_sqlite(engine: AsyncEngine) -> bool:

@@ -10,6 +10,7 @@ import gzip
 import json
 from typing import Any
 
+from kernel.web.keys import DATABASE
 from tests.helpers import Api, assert_error_shape
 
 
@@ -147,3 +148,74 @@ async def test_integers_beyond_64_bits_are_refused_not_rounded(make_client):
         "min": -9223372036854775808,
         "text": "12345678901234567890123",
     }
+
+
+async def test_a_database_that_cannot_be_written_is_a_503_to_retry(make_client, monkeypatch):
+    """SQLite's write lock held past the busy wait (PostgreSQL down: the same answer):
+    a 503 with Retry-After, nothing stored; the same event goes through afterwards."""
+    import sqlite3
+
+    from kernel import eventconnections
+
+    client = await make_client(enable=("payment",))
+    db = client.app[DATABASE]
+    if not db.is_sqlite:
+        return  # PostgreSQL has no lock to hold from outside; see the classification test
+    api = Api(client)
+    await api.create_order("o1")
+    monkeypatch.setattr(eventconnections, "BUSY_WAIT", 0.3)
+    blocker = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")
+        response = await client.post(
+            "/api/events", json={"type": "payment.received", "order_id": "o1", "id": "e1"}
+        )
+        assert response.status == 503, await response.text()
+        assert response.headers["Retry-After"] == "1"
+        assert_error_shape(await response.json(), "unavailable")
+    finally:
+        blocker.close()  # rolls the blocking transaction back
+    assert await api.stored_event_count() == 0
+    result = await api.call(
+        "POST", "/api/events", {"type": "payment.received", "order_id": "o1", "id": "e1"}
+    )
+    assert result["duplicate"] is False
+
+
+def test_what_counts_as_the_database_being_unavailable():
+    import asyncpg
+    from sqlalchemy.exc import DBAPIError, IntegrityError
+
+    from kernel.storage import database_unavailable
+
+    def wrapped(cause: BaseException) -> BaseException:
+        try:
+            try:
+                raise cause
+            except BaseException as inner:
+                raise DBAPIError("SELECT 1", None, Exception("adapter")) from inner
+        except DBAPIError as outer:
+            return outer
+
+    unavailable = [
+        ConnectionRefusedError(111, "refused"),
+        OSError(111, "Connect call failed ('127.0.0.1', 5432)"),
+        asyncpg.CannotConnectNowError("the database system is shutting down"),
+        asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+        asyncpg.ConnectionDoesNotExistError("connection was closed"),
+        asyncpg.TooManyConnectionsError("too many clients"),
+        wrapped(asyncpg.CannotConnectNowError("starting up")),
+        __import__("sqlite3").OperationalError("database is locked"),
+    ]
+    for exc in unavailable:
+        assert database_unavailable(exc), exc
+    available = [
+        ValueError("a bug"),
+        KeyError("x"),
+        OSError(2, "No such file"),
+        __import__("sqlite3").OperationalError("no such table: orders"),
+        IntegrityError("INSERT", None, Exception("unique")),
+        wrapped(asyncpg.UniqueViolationError("duplicate key")),
+    ]
+    for exc in available:
+        assert not database_unavailable(exc), exc

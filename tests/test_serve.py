@@ -158,3 +158,50 @@ def test_migrate_creates_the_schema(tmp_path):
         statuses = [row[0] for row in conn.execute("SELECT id FROM statuses ORDER BY sort")]
     assert {"alembic_version", "orders", "events", "triggers"} <= tables
     assert statuses == ["N", "P", "S", "F", "D"]
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(tmp_path):
+    """A SIGKILLed supervisor takes its workers down (they drain and stop): none is
+    left serving the port with nobody to restart or stop it, and a new ``serve`` finds
+    the port free. While something else listens on the port, ``serve --workers``
+    refuses to start (sharing it through SO_REUSEPORT would go unnoticed)."""
+    import time
+
+    import psutil
+
+    port = _free_port()
+    config = _config(tmp_path, port)
+    command = [BIN / "statusflow", "serve", "--config", str(config), "--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    await _wait_healthy(base, process)
+    workers = [
+        child
+        for child in psutil.Process(process.pid).children()
+        if "resource_tracker" not in " ".join(child.cmdline())
+    ]
+    assert len(workers) == 2
+    process.kill()
+    process.communicate(timeout=10)
+    _gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, [p.pid for p in alive]
+
+    again = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        await _wait_healthy(base, again)  # the port was free
+    finally:
+        again.send_signal(signal.SIGTERM)
+        _, stderr = again.communicate(timeout=60)
+    assert again.returncode == 0, stderr.decode()[-2000:]
+
+    squatter = socket.socket()
+    squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    squatter.bind(("127.0.0.1", port))
+    squatter.listen()
+    try:
+        started = time.monotonic()
+        refused = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    finally:
+        squatter.close()
+    assert refused.returncode != 0 and "cannot listen on" in refused.stderr, refused.stderr
+    assert time.monotonic() - started < 30

@@ -9,6 +9,7 @@ import structlog
 from aiohttp import web
 
 from kernel.errors import ApiError
+from kernel.storage import database_unavailable
 from kernel.web.http import json_response
 from kernel.web.keys import SETTINGS
 
@@ -54,7 +55,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         code = _HTTP_CODES.get(exc.status, "http_error")
         return error_response(exc.status, code, exc.reason)
-    except Exception:
+    except Exception as exc:
+        if database_unavailable(exc):  # down or restarting: nothing was stored, retry
+            log.warning(
+                "http.database_unavailable",
+                method=request.method,
+                route=_route(request),
+                error=" ".join(str(exc).split())[:300],
+            )
+            response = error_response(
+                503, "unavailable", "the database cannot be reached right now; retry later"
+            )
+            response.headers["Retry-After"] = "1"
+            return response
         log.exception("http.unhandled_error", method=request.method, route=_route(request))
         return error_response(500, "internal", "internal server error")
 
