@@ -58,7 +58,7 @@ from kernel.groupcommit import GroupCommitter
 from kernel.matching import CompiledTrigger, compile_trigger
 from kernel.models import FINAL_SEMANTICS, KernelSetting
 from kernel.plugins import Registry
-from kernel.storage import Database
+from kernel.storage import Database, database_unavailable
 from kernel.types import Event, KernelServices, Match, Move, Outcome, TriggerView
 from kernel.validation import utc_now
 
@@ -143,7 +143,7 @@ class Engine:
         self._notifiers = pm.hook.moves_committed.get_hookimpls()
         self._lock_orders = not db.is_sqlite
         self._committer: GroupCommitter[Request, Processed] = GroupCommitter(
-            self._commit_group, writers=db.event_writers
+            self._commit_group, writers=db.event_writers, transient=database_unavailable
         )
 
     async def close(self) -> None:

@@ -28,15 +28,19 @@ class GroupCommitter(Generic[Job, Answer]):
     """Runs ``run_group(jobs)`` for batches of submitted jobs, one batch at a time.
 
     ``run_group`` returns one answer per job: a value, or an exception to raise in that
-    job's submitter. If ``run_group`` itself raises, every job of the batch gets it.
+    job's submitter. If ``run_group`` itself raises, every job of the batch gets it, and
+    the failure is logged: with its traceback, unless ``transient(exc)`` says it is
+    expected now and then (the database restarting), then in one line.
     """
 
     def __init__(
         self,
         run_group: Callable[[Sequence[Job]], Awaitable[Sequence[Answer | BaseException]]],
         writers: int = 1,
+        transient: Callable[[BaseException], bool] = lambda exc: False,
     ) -> None:
         self._run_group = run_group
+        self._transient = transient
         self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Answer]]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._writers = writers
@@ -79,7 +83,10 @@ class GroupCommitter(Generic[Job, Answer]):
                         future.set_exception(RuntimeError("the server is shutting down"))
                 raise
             except BaseException as exc:  # every job of the batch learns of it
-                log.exception("group.failed", size=len(live))
+                if self._transient(exc):  # expected now and then: a line, no traceback
+                    log.warning("group.failed", size=len(live), error=" ".join(str(exc).split()))
+                else:
+                    log.exception("group.failed", size=len(live))
                 answers = [exc] * len(live)
             for (_, future), answer in zip(live, answers, strict=True):
                 if future.done():
