@@ -446,6 +446,12 @@ async def test_endpoints_api_and_configured_endpoints(
     for bad in (
         {},
         {"url": "ftp://x"},
+        # the right shape, but no attempt could ever be delivered
+        {"url": "http://[::1/x"},
+        {"url": "http://127.0.0.1:99999/x"},
+        {"url": "http://127.0.0.1:0/x"},
+        {"url": "http:///x"},
+        {"url": "https://?"},
         {"url": other.url, "secret": "short"},
         {"url": other.url, "extra": 1},
         {"url": other.url, "id": "bad id"},
@@ -454,6 +460,15 @@ async def test_endpoints_api_and_configured_endpoints(
     ):
         await api.error("POST", "/api/webhook-endpoints", bad, expect=422)
     await api.error("PATCH", "/api/webhook-endpoints/paused", {"url": "nope"}, expect=422)
+    await api.error(
+        "PATCH", "/api/webhook-endpoints/paused", {"url": "http://h:70000/"}, expect=422
+    )
+    shouted = other.url.replace("http://", "HTTP://")  # schemes are case-insensitive
+    upper = await api.call(
+        "POST", "/api/webhook-endpoints", {"id": "upper", "url": shouted}, expect=201
+    )
+    assert upper["url"] == shouted
+    await api.call("DELETE", "/api/webhook-endpoints/upper", expect=204)
     await api.error("GET", "/api/webhook-endpoints/missing", expect=404)
     response = await api.client.post("/api/webhook-endpoints", data=b"{not json")
     assert response.status == 400
@@ -726,6 +741,7 @@ async def test_bad_settings_stop_start_up(make_client, monkeypatch):
     for table, fragment in (
         ({"endpoints": [{**endpoint, "secret": "short"}]}, "secret"),
         ({"endpoints": [{**endpoint, "url": "mailto:x"}]}, "url"),
+        ({"endpoints": [{**endpoint, "url": "http://127.0.0.1:99999/x"}]}, "Port out of range"),
         ({"endpoints": [endpoint, endpoint]}, "unique"),
         ({"lease": 5, "request_timeout": 10}, "lease"),
         ({"retries": 3}, "retries"),

@@ -6,7 +6,7 @@ Every route is under ``/api/``, so the API token applies as to the kernel's rout
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kernel import ApiError, Route
 from plugins.outgoing_webhooks import outbox
-from plugins.outgoing_webhooks.settings import DESCRIPTION, ENDPOINT_ID, SECRET, URL
+from plugins.outgoing_webhooks.settings import DESCRIPTION, ENDPOINT_ID, SECRET, URL, url_problem
 from plugins.outgoing_webhooks.tables import DELIVERIES, ENDPOINTS, PENDING, STATES
 
 if TYPE_CHECKING:
@@ -89,6 +89,13 @@ async def _read_object(request: web.Request, schema: dict[str, Any], what: str) 
         first = details[0]
         raise ApiError(422, "invalid", f"{what}: {first['path']}: {first['message']}", details)
     return body
+
+
+def _check_url(body: Mapping[str, Any]) -> None:
+    """422 for a ``url`` that matches the schema's shape but cannot be delivered to."""
+    problem = url_problem(body["url"]) if isinstance(body.get("url"), str) else None
+    if problem is not None:
+        raise ApiError(422, "invalid", problem, [{"path": "url", "message": problem}])
 
 
 def endpoint_json(row: Any, *, with_secret: bool = False) -> dict[str, Any]:
@@ -165,6 +172,7 @@ class Handlers:
 
     async def create_endpoint(self, request: web.Request) -> web.Response:
         body = await _read_object(request, NEW_ENDPOINT, "a webhook endpoint")
+        _check_url(body)
         endpoint_id = body.get("id") or f"ep_{secrets.token_hex(8)}"
         at = outbox.stamp(outbox.now())
         row = {
@@ -198,6 +206,7 @@ class Handlers:
 
     async def patch_endpoint(self, request: web.Request) -> web.Response:
         patch = await _read_object(request, ENDPOINT_PATCH, "a merge patch of an endpoint")
+        _check_url(patch)
         endpoint_id = request.match_info["id"]
         async with self.kernel.write() as conn:
             row = await self._endpoint(conn, endpoint_id)

@@ -5,11 +5,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 ENDPOINT_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"}
-URL = {"type": "string", "pattern": "^https?://[^\\s]+$", "maxLength": 2000}
+URL = {"type": "string", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$", "maxLength": 2000}
 SECRET = {"type": "string", "minLength": 16, "maxLength": 500}
 DESCRIPTION = {"type": "string", "maxLength": 500}
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` (which matched :data:`URL`) cannot be delivered to, or ``None``: it
+    must parse, with a host and a port in range (every attempt would fail otherwise)."""
+    try:
+        parsed = urlsplit(url)
+        port = parsed.port  # raises for a port out of range
+    except ValueError as exc:
+        return f"url {url!r} is not a valid URL: {exc}"
+    if port == 0:
+        return f"url {url!r} has port 0"
+    if not parsed.hostname:
+        return f"url {url!r} has no host"
+    return None
 
 
 def _seconds(default: float, description: str) -> dict[str, Any]:
@@ -93,7 +109,7 @@ class Settings:
         )
         values = {k: table[k] for k in cls.__dataclass_fields__ if k in table and k != "endpoints"}
         settings = cls(endpoints=endpoints, **values)
-        problems = []
+        problems = [p for e in endpoints if (p := url_problem(e.url)) is not None]
         ids = [e.id for e in endpoints]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:
