@@ -45,15 +45,18 @@ async def _wait_healthy(base: str, process: subprocess.Popen[bytes], seconds: fl
     raise AssertionError("the server did not answer /healthz")
 
 
-async def test_two_workers_share_one_port_and_stop_on_sigterm(tmp_path):
+def _serve_two_workers(tmp_path: Path) -> tuple[subprocess.Popen[bytes], str, list[str]]:
+    """``statusflow serve --workers 2`` on a fresh SQLite file: the process, its base URL
+    and the command (to start it again)."""
     port = _free_port()
-    config = _config(tmp_path, port)
-    process = subprocess.Popen(
-        [BIN / "statusflow", "serve", "--config", str(config), "--workers", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
+    command = [str(BIN / "statusflow"), "serve", "--config", str(_config(tmp_path, port))]
+    command += ["--workers", "2"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return process, f"http://127.0.0.1:{port}", command
+
+
+async def test_two_workers_share_one_port_and_stop_on_sigterm(tmp_path):
+    process, base, _ = _serve_two_workers(tmp_path)
     try:
         await _wait_healthy(base, process)
         async with aiohttp.ClientSession() as session:
@@ -92,14 +95,7 @@ async def test_two_workers_share_one_port_and_stop_on_sigterm(tmp_path):
 async def test_two_workers_write_one_sqlite_file_concurrently(tmp_path):
     """Two processes' group writers take turns on the file (their flock): under concurrent
     load every event is stored once, every order moves once, nothing fails."""
-    port = _free_port()
-    config = _config(tmp_path, port)
-    process = subprocess.Popen(
-        [BIN / "statusflow", "serve", "--config", str(config), "--workers", "2"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
+    process, base, _ = _serve_two_workers(tmp_path)
     orders = [f"o{i}" for i in range(20)]
     try:
         await _wait_healthy(base, process)
@@ -169,11 +165,8 @@ async def test_workers_stop_when_their_supervisor_is_killed(tmp_path):
 
     import psutil
 
-    port = _free_port()
-    config = _config(tmp_path, port)
-    command = [BIN / "statusflow", "serve", "--config", str(config), "--workers", "2"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
+    process, base, command = _serve_two_workers(tmp_path)
+    port = int(base.rsplit(":", 1)[1])
     await _wait_healthy(base, process)
     workers = [
         child
