@@ -31,15 +31,23 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import structlog
 from sqlalchemy.engine import URL
 
-from kernel.eventsql import EventSQL, PostgresEventSQL, SQLiteEventSQL, StorageConflict
+from kernel.eventsql import (
+    CommitOutcomeUnknown,
+    EventSQL,
+    PostgresEventSQL,
+    SQLiteEventSQL,
+    StorageConflict,
+)
 
 log = structlog.get_logger("statusflow.storage")
+
+T = TypeVar("T")
 
 READERS = 4
 """Idle dry-run connections kept."""
@@ -78,11 +86,15 @@ def _begin_immediate(conn: sqlite3.Connection) -> None:
             conn.execute("BEGIN IMMEDIATE")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-            if time.monotonic() >= deadline:
+            if not is_busy(exc) or time.monotonic() >= deadline:
                 raise
             time.sleep(0.001)
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Whether SQLite refused because another connection holds a lock it needs."""
+    code = getattr(exc, "sqlite_errorcode", None)  # extended: the primary code is its low byte
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class SQLiteEventConnections:
@@ -121,9 +133,11 @@ class SQLiteEventConnections:
             return None
         try:
             self._writer.execute("BEGIN IMMEDIATE")  # busy_timeout=0: never waits
-        except sqlite3.OperationalError:  # busy: another process's admin write
+        except sqlite3.OperationalError as exc:
             fcntl.flock(lock, fcntl.LOCK_UN)
-            return None
+            if is_busy(exc):  # another process's admin write: wait on the thread
+                return None
+            raise
         except BaseException:
             fcntl.flock(lock, fcntl.LOCK_UN)
             raise
@@ -164,18 +178,41 @@ class SQLiteEventConnections:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[EventSQL]:
         """A write transaction, committed (fsync included) when the block ends."""
-        loop = asyncio.get_running_loop()
         conn = self._begin_at_once()
         if conn is None:
-            conn = await loop.run_in_executor(self._thread, self._begin)
+            conn = await self._on_thread(self._begin, undo=lambda c: self._end(c, False))
         if self._writer_sql is None or self._writer_sql.conn is not conn:
             self._writer_sql = SQLiteEventSQL(conn)
         try:
             yield self._writer_sql
         except BaseException:
-            await loop.run_in_executor(self._thread, self._end, conn, False)
+            await self._on_thread(lambda: self._end(conn, False))
             raise
-        await loop.run_in_executor(self._thread, self._end, conn, True)
+        try:
+            await self._on_thread(lambda: self._end(conn, True))
+        except sqlite3.Error as exc:
+            raise CommitOutcomeUnknown(f"COMMIT failed: {exc}") from exc
+
+    async def _on_thread(
+        self,
+        work: Callable[[], T],
+        undo: Callable[[T], object] | None = None,
+    ) -> T:
+        """``work()`` on the database thread. A caller cancelled meanwhile still waits
+        for it to finish (the writer connection is never used by two at once), and
+        ``undo`` its result (a transaction begun for nobody is rolled back, its lock
+        released) before the cancellation goes on."""
+        job = asyncio.get_running_loop().run_in_executor(self._thread, work)
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            await asyncio.wait([job])
+            if undo is not None and not job.cancelled() and job.exception() is None:
+                undone = asyncio.get_running_loop().run_in_executor(
+                    self._thread, undo, job.result()
+                )
+                await asyncio.wait([undone])
+            raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[EventSQL]:
@@ -262,6 +299,9 @@ _RETRYABLE = (
 )
 
 
+_GONE = (asyncpg.PostgresConnectionError, ConnectionError)
+"""The connection itself broke (not a statement): what happened in it is rolled back."""
+
 _CONNECTION_LOST = (
     asyncpg.InterfaceError,
     asyncpg.PostgresConnectionError,
@@ -302,13 +342,16 @@ class PostgresEventConnections:
             await _rollback(conn, transaction)
             if isinstance(exc, _RETRYABLE):
                 raise StorageConflict(f"{type(exc).__name__}: {exc}") from exc
-            if isinstance(exc, _CONNECTION_LOST):
+            if conn.is_closed() or isinstance(exc, _GONE):
                 # Lost before COMMIT was sent: the server rolled the transaction back,
                 # so the group can be tried again on another connection.
                 raise StorageConflict(f"connection lost: {type(exc).__name__}: {exc}") from exc
             raise
         else:
-            await transaction.commit()
+            try:
+                await transaction.commit()
+            except Exception as exc:
+                raise CommitOutcomeUnknown(f"COMMIT failed: {type(exc).__name__}: {exc}") from exc
         finally:
             if conn.is_closed() or conn.is_in_transaction():
                 conn.terminate()  # broken, or cancelled half-way: never reused
@@ -370,4 +413,4 @@ class PostgresEventConnections:
             self._readers = None
 
 
-__all__ = ["PostgresEventConnections", "SQLiteEventConnections", "sqlite_pragmas"]
+__all__ = ["PostgresEventConnections", "SQLiteEventConnections", "is_busy", "sqlite_pragmas"]

@@ -44,6 +44,12 @@ class StorageError(Exception):
     """The database failed in a way that broke the transaction."""
 
 
+class CommitOutcomeUnknown(Exception):
+    """``COMMIT`` was sent but failed (the connection broke meanwhile): the transaction
+    may or may not have committed, so the request must not be said to be safe to retry
+    (events with an ``id`` are, being idempotent)."""
+
+
 DRIVER_ERRORS: tuple[type[Exception], ...] = (
     sqlite3.Error,
     asyncpg.PostgresError,
@@ -427,6 +433,7 @@ TRIGGER_COLUMNS = (
 __all__ = [
     "DEFINITIONS_VERSION",
     "DRIVER_ERRORS",
+    "CommitOutcomeUnknown",
     "EventSQL",
     "PostgresEventSQL",
     "SQLiteEventSQL",

@@ -34,25 +34,26 @@ TYPED_FIELDS: dict[str, tuple[str, type | tuple[type, ...]]] = {
 """Order fields whose JSON type is fixed: a built-in comparison with a value of another
 type could never hold, so the trigger is refused instead (422)."""
 
-_COMPARING = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "contains"})
-_MEMBERSHIP = frozenset({"in", "not_in"})
+_NEVER_WITH_ANOTHER_TYPE = frozenset({"eq", "gt", "gte", "lt", "lte", "contains"})
+"""Operators that can never hold between a field and a value of another type (``ne``
+and ``not_in`` always do, which may be meant)."""
 
 
-def _typed_field_error(field: str, op: str, value: Any) -> str | None:
-    """Why ``value`` can never be compared with ``field`` by ``op``, or ``None``."""
-    if field not in TYPED_FIELDS or op not in _COMPARING | _MEMBERSHIP:
+def typed_field_error(field: str, op: str, value: Any) -> str | None:
+    """Why a condition on a field of known type can never hold, or ``None``: checked
+    when a trigger is created or its conditions change (stored ones keep working)."""
+    if field not in TYPED_FIELDS:
         return None
     kind, types = TYPED_FIELDS[field]
-    if op == "contains" and kind != "string":
-        return f"{field} is a {kind}: contains needs a string or a list field"
 
     def fits(item: Any) -> bool:
         return isinstance(item, types) and not isinstance(item, bool)
 
-    if op in _MEMBERSHIP:
-        if not all(fits(item) for item in value):
-            return f"{field} is a {kind}: every value for {op!r} must be a {kind}"
-    elif not fits(value):
+    if op == "contains" and kind != "string":
+        return f"{field} is a {kind}: contains needs a string or a list field"
+    if op == "in" and isinstance(value, list) and not any(fits(item) for item in value):
+        return f"{field} is a {kind}: no value for 'in' is a {kind}, so it can never hold"
+    if op in _NEVER_WITH_ANOTHER_TYPE and not fits(value):
         return f"{field} is a {kind}: the value for {op!r} must be a {kind}, not {value!r}"
     return None
 
@@ -102,10 +103,12 @@ def _split_field(field: str) -> tuple[str, str]:
 
 
 def compile_conditions(
-    conditions: Sequence[Mapping[str, Any]], registry: Registry
+    conditions: Sequence[Mapping[str, Any]], registry: Registry, *, new: bool = False
 ) -> tuple[CompiledCondition, ...]:
     """Check and compile a trigger's ``conditions``; a 422 says which one is wrong.
 
+    :param new: the conditions are being created or changed: also refuse one that can
+        never hold (:func:`typed_field_error`).
     :raises ApiError: 422 for a bad shape, an unknown field or operator, or a value the
         operator does not accept.
     """
@@ -138,7 +141,7 @@ def compile_conditions(
                 f"{where}: value for {op.name!r}: {value_errors[0]['message']}",
                 {"index": index, "errors": value_errors},
             )
-        mismatch = _typed_field_error(field, op.name, value)
+        mismatch = typed_field_error(field, op.name, value) if new else None
         if mismatch is not None:
             raise invalid(f"{where}: {mismatch}", {"index": index})
         if op.compile is not None:

@@ -22,34 +22,61 @@ import sqlite3
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 
 import asyncpg
 import structlog
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from kernel import metrics
 from kernel.config import Settings
 from kernel.errors import StartupError
 from kernel.logs import configure_logging
+from kernel.storage import database_unavailable
 
 log = structlog.get_logger("statusflow.serve")
 
-UNREACHABLE = (OSError, sqlite3.Error, SQLAlchemyError, asyncpg.PostgresError)
-"""What a database or an address that cannot be reached or opened raises at start-up."""
+def cannot_connect(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be opened or reached at all (down, a
+    wrong host, port, name or password, an SQLite file that cannot be opened), as
+    opposed to a bug in a migration or a plugin's start-up, which keeps its traceback."""
+    if database_unavailable(exc):
+        return True
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, _REFUSED_LOGIN):
+            return True
+        if isinstance(current, sqlite3.OperationalError) and (
+            getattr(current, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_CANTOPEN
+        ):
+            return True
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+    return False
+
+
+_REFUSED_LOGIN = (
+    asyncpg.InvalidCatalogNameError,  # no such database
+    asyncpg.InvalidAuthorizationSpecificationError,  # no such role, wrong password
+)
 
 
 @contextlib.contextmanager
-def explained(what: str) -> Iterator[None]:
-    """Turn a database or address that cannot be reached into a :class:`StartupError`
-    saying ``what`` failed and why, in one line (no traceback)."""
+def explained(what: str, when: Callable[[BaseException], bool]) -> Iterator[None]:
+    """Turn an error that ``when`` recognises into a :class:`StartupError` saying
+    ``what`` failed and why, in one line (no traceback); others go on as they are."""
     try:
         yield
-    except UNREACHABLE as exc:
+    except Exception as exc:
+        if not when(exc):
+            raise
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise StartupError(f"{what}: {reason}") from exc
+
+
+def _is_os_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError)
 
 
 def _database(settings: Settings) -> str:
@@ -99,11 +126,11 @@ async def _run(app: web.Application, settings: Settings, reuse_port: bool) -> No
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         keepalive_timeout=KEEPALIVE_TIMEOUT,
     )
-    with explained(f"cannot open the database {_database(settings)}"):
+    with explained(f"cannot open the database {_database(settings)}", cannot_connect):
         await runner.setup()  # the application's start-up: migrations, engine, plugins
     try:
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
-        with explained(f"cannot listen on {settings.host}:{settings.port}"):
+        with explained(f"cannot listen on {settings.host}:{settings.port}", _is_os_error):
             await site.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -145,7 +172,7 @@ async def migrate_database(settings: Settings) -> None:
     pm = make_plugin_manager(settings.disable, settings.enable)
     engine = make_engine(settings.database_url)
     try:
-        with explained(f"cannot migrate the database {_database(settings)}"):
+        with explained(f"cannot migrate the database {_database(settings)}", cannot_connect):
             await migrate(engine, migration_locations(pm))
             await seed(engine)
     finally:
@@ -163,11 +190,8 @@ def serve(settings: Settings, workers: int = 1) -> int:
     # ... and on an address the workers could not listen on (they would be restarted
     # for ever), or that something already listens on: the workers share the port
     # (SO_REUSEPORT), so they would silently share it with that, too
-    with (
-        explained(f"cannot listen on {settings.host}:{settings.port}"),
-        socket.create_server((settings.host, settings.port)),
-    ):
-        pass
+    with explained(f"cannot listen on {settings.host}:{settings.port}", _is_os_error):
+        _check_listen(settings.host, settings.port)
     if settings.migrate_on_start:
         asyncio.run(migrate_database(settings))
     # The workers share one port: each /metrics must report them all (kernel.metrics).
@@ -181,6 +205,23 @@ def serve(settings: Settings, workers: int = 1) -> int:
     finally:
         if own_dir is not None:
             shutil.rmtree(own_dir, ignore_errors=True)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Listen for a moment on every address ``host`` stands for, as the server will
+    (without SO_REUSEPORT, so that anything already listening there is found).
+
+    :raises OSError: an address cannot be listened on.
+    """
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen()
 
 
 def _supervise(settings: Settings, workers: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import os
 import secrets
@@ -13,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import asyncpg
 import orjson
 import structlog
@@ -34,9 +36,10 @@ from kernel.errors import StartupError
 from kernel.eventconnections import (
     PostgresEventConnections,
     SQLiteEventConnections,
+    is_busy,
     sqlite_pragmas,
 )
-from kernel.eventsql import EventSQL
+from kernel.eventsql import CommitOutcomeUnknown, EventSQL
 from kernel.models import DEFAULT_PIPELINE, KernelSetting, Status
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -87,13 +90,10 @@ def make_engine(url: str) -> AsyncEngine:
 
 _UNREACHABLE = (
     ConnectionError,  # refused, reset, aborted
-    TimeoutError,
     socket.gaierror,  # the host name does not resolve
     asyncpg.PostgresConnectionError,
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, not accepting yet
     asyncpg.TooManyConnectionsError,
-    asyncpg.InterfaceError,
-    asyncpg.InternalClientError,  # a connection the server already closed
 )
 
 
@@ -103,24 +103,28 @@ _NETWORK_ERRNOS = frozenset(
 
 
 def database_unavailable(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what caused it) says the database cannot be reached right now
-    (down, restarting, out of connections, an SQLite file locked past the busy timeout),
-    rather than that a request or the code is wrong: worth a 503 and a retry."""
+    """Whether ``exc`` (or what it was raised from) says the database cannot be reached
+    right now (down, restarting, out of connections, an SQLite file locked past the busy
+    timeout), rather than that a request or the code is wrong: worth a 503 and a retry.
+
+    Never for :class:`CommitOutcomeUnknown` (the transaction may have committed) nor for
+    an HTTP client's error (a plugin calling another service)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, CommitOutcomeUnknown | aiohttp.ClientError):
+            return False
         if isinstance(current, _UNREACHABLE):
             return True
         if isinstance(current, OSError) and current.errno in _NETWORK_ERRNOS:
             return True  # "Connect call failed" comes as a bare OSError
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
-        if isinstance(current, sqlite3.OperationalError) and (
-            "locked" in str(current) or "busy" in str(current)
-        ):
+        if isinstance(current, sqlite3.OperationalError) and is_busy(current):
             return True
-        current = current.__cause__ or current.__context__
+        orig = getattr(current, "orig", None)  # SQLAlchemy's wrapped driver error
+        current = orig if isinstance(orig, BaseException) else current.__cause__
     return False
 
 
@@ -301,14 +305,22 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A connection inside a write transaction, committed when the block ends."""
-        if self.is_sqlite:
-            async with self._write_lock, self.engine.connect() as conn:
+        async with contextlib.AsyncExitStack() as stack:
+            if self.is_sqlite:
+                await stack.enter_async_context(self._write_lock)
+            conn = await stack.enter_async_context(self.engine.connect())
+            if self.is_sqlite:
                 conn = await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-                async with conn.begin():
-                    yield conn
-        else:
-            async with self.engine.begin() as conn:
+            transaction = await conn.begin()
+            try:
                 yield conn
+            except BaseException:
+                await transaction.rollback()
+                raise
+            try:
+                await transaction.commit()
+            except Exception as exc:
+                raise CommitOutcomeUnknown(f"COMMIT failed: {exc}") from exc
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

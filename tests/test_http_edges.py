@@ -182,20 +182,51 @@ async def test_a_database_that_cannot_be_written_is_a_503_to_retry(make_client, 
     assert result["duplicate"] is False
 
 
+def _sqlite_locked() -> BaseException:
+    """The error SQLite raises for a write lock another connection holds."""
+    import sqlite3
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        holder = sqlite3.connect(f"{folder}/locked.db", isolation_level=None)
+        other = sqlite3.connect(f"{folder}/locked.db", isolation_level=None, timeout=0)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            try:
+                other.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                return exc
+            raise AssertionError("the second writer was not refused")
+        finally:
+            other.close()
+            holder.close()
+
+
 def test_what_counts_as_the_database_being_unavailable():
+    import aiohttp
     import asyncpg
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
+    from kernel.eventsql import CommitOutcomeUnknown
     from kernel.storage import database_unavailable
 
     def wrapped(cause: BaseException) -> BaseException:
+        """As SQLAlchemy's asyncpg dialect raises it: the driver's error under an
+        adapter's, under a DBAPIError."""
+        try:
+            raise Exception("adapter") from cause
+        except Exception as adapter:
+            return DBAPIError("SELECT 1", None, adapter)
+
+    def during(handled: BaseException, raised: BaseException) -> BaseException:
+        """``raised`` while ``handled`` was being handled (its context, not its cause)."""
         try:
             try:
-                raise cause
-            except BaseException as inner:
-                raise DBAPIError("SELECT 1", None, Exception("adapter")) from inner
-        except DBAPIError as outer:
-            return outer
+                raise handled
+            except BaseException:
+                raise raised from None
+        except BaseException as exc:
+            return exc
 
     unavailable = [
         ConnectionRefusedError(111, "refused"),
@@ -205,7 +236,7 @@ def test_what_counts_as_the_database_being_unavailable():
         asyncpg.ConnectionDoesNotExistError("connection was closed"),
         asyncpg.TooManyConnectionsError("too many clients"),
         wrapped(asyncpg.CannotConnectNowError("starting up")),
-        __import__("sqlite3").OperationalError("database is locked"),
+        _sqlite_locked(),
     ]
     for exc in unavailable:
         assert database_unavailable(exc), exc
@@ -216,6 +247,10 @@ def test_what_counts_as_the_database_being_unavailable():
         __import__("sqlite3").OperationalError("no such table: orders"),
         IntegrityError("INSERT", None, Exception("unique")),
         wrapped(asyncpg.UniqueViolationError("duplicate key")),
+        asyncpg.InterfaceError("the server expects 2 arguments, 1 was passed"),
+        aiohttp.ClientOSError(111, "a plugin's call to another service was refused"),
+        during(ConnectionResetError(104, "reset"), KeyError("a bug in the handler")),
+        CommitOutcomeUnknown("COMMIT failed: connection reset"),
     ]
     for exc in available:
         assert not database_unavailable(exc), exc

@@ -84,7 +84,7 @@ async def create_trigger(request: web.Request) -> web.Response:
     settings = body.get("settings", {})
     conditions = body.get("conditions", [])
     _check_type_and_settings(registry, body["type"], settings)
-    compile_conditions(conditions, registry)
+    compile_conditions(conditions, registry, new=True)
     async with request.app[DATABASE].write() as conn:
         await _check_status(conn, body["status"])
         result = await conn.execute(
@@ -148,7 +148,7 @@ async def patch_trigger(request: web.Request) -> web.Response:
         if after["type"] != before["type"] or after["settings"] != before["settings"]:
             _check_type_and_settings(registry, after["type"], after["settings"])
         if after["conditions"] != before["conditions"]:
-            compile_conditions(after["conditions"], registry)
+            compile_conditions(after["conditions"], registry, new=True)
         if after["status"] != before["status"]:
             await _check_status(conn, after["status"])
         await conn.execute(update(TRIGGERS).where(TRIGGERS.c.id == row["id"]).values(**after))

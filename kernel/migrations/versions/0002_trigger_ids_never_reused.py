@@ -29,6 +29,19 @@ def _rebuild_triggers(autoincrement: bool) -> None:
 
 def upgrade() -> None:
     _rebuild_triggers(autoincrement=True)
+    if op.get_bind().dialect.name == "sqlite":
+        # the rebuild counts from the highest id left; a deleted trigger may have had a
+        # higher one, which moves still name: count from there
+        op.execute(
+            "UPDATE sqlite_sequence SET seq = max(seq,"
+            " (SELECT coalesce(max(trigger_id), 0) FROM moves)) WHERE name = 'triggers'"
+        )
+        op.execute(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT 'triggers', max(trigger_id)"
+            " FROM moves WHERE trigger_id IS NOT NULL"
+            " AND NOT EXISTS (SELECT 1 FROM sqlite_sequence WHERE name = 'triggers')"
+            " HAVING max(trigger_id) IS NOT NULL"
+        )
 
 
 def downgrade() -> None:
