@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -106,6 +108,19 @@ def test_the_checkpointer_copies_the_wal_into_the_database_file(tmp_path) -> Non
         writer.close()
 
 
+def _table_t_and_event_connections(path: Any) -> tuple[Any, Any]:
+    """A database with a table ``t (x)``: a plain connection to it (autocommit), and the
+    event path's connections."""
+    import sqlite3
+
+    from kernel.eventconnections import SQLiteEventConnections, sqlite_pragmas
+
+    setup = sqlite3.connect(str(path), isolation_level=None)
+    sqlite_pragmas(setup)
+    setup.execute("CREATE TABLE t (x INTEGER)")
+    return setup, SQLiteEventConnections(str(path))
+
+
 async def test_the_sqlite_event_writer_begins_at_once_or_waits_for_a_busy_database(
     tmp_path,
 ) -> None:
@@ -113,15 +128,8 @@ async def test_the_sqlite_event_writer_begins_at_once_or_waits_for_a_busy_databa
     write lock another connection holds (an admin write of another process) is waited
     for, on the database thread, and the group then commits."""
     import asyncio
-    import sqlite3
 
-    from kernel.eventconnections import SQLiteEventConnections, sqlite_pragmas
-
-    path = str(tmp_path / "busy.db")
-    setup = sqlite3.connect(path, isolation_level=None)
-    sqlite_pragmas(setup)
-    setup.execute("CREATE TABLE t (x INTEGER)")
-    events = SQLiteEventConnections(path)
+    setup, events = _table_t_and_event_connections(tmp_path / "busy.db")
     try:
         for x in (1, 2):  # the first makes the connection on the database thread
             async with events.write() as sql:
@@ -203,15 +211,8 @@ async def test_a_writer_cancelled_while_it_waits_leaves_no_transaction_behind(tm
     """Cancelled while its BEGIN waits on the database thread, the writer waits for
     that BEGIN to finish and rolls it back: the lock is free for the next group."""
     import asyncio
-    import sqlite3
 
-    from kernel.eventconnections import SQLiteEventConnections, sqlite_pragmas
-
-    path = str(tmp_path / "cancel.db")
-    setup = sqlite3.connect(path, isolation_level=None)
-    sqlite_pragmas(setup)
-    setup.execute("CREATE TABLE t (x INTEGER)")
-    events = SQLiteEventConnections(path)
+    setup, events = _table_t_and_event_connections(tmp_path / "cancel.db")
     try:
         async with events.write() as sql:  # the writer connection exists from here on
             sql.conn.execute("INSERT INTO t VALUES (1)")
