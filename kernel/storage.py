@@ -65,7 +65,8 @@ def normalize_url(url: str) -> str:
         return str(parsed.set(drivername="sqlite+aiosqlite"))
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
-    raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+    shown = parsed.render_as_string(hide_password=True)  # error messages reach the logs
+    raise ValueError(f"unsupported database URL {shown!r}: use sqlite:/// or postgresql://")
 
 
 def _json_dumps(value: Any) -> str:
