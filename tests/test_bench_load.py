@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -142,10 +143,21 @@ async def event_server() -> AsyncIterator[tuple[EventServer, str, int]]:
         await runner.cleanup()
 
 
-async def raw_server(handler: RawHandler) -> tuple[asyncio.Server, int]:
-    """A plain asyncio server on a free loopback port."""
+@asynccontextmanager
+async def raw_server(handler: RawHandler) -> AsyncIterator[int]:
+    """A plain asyncio server on a free loopback port: its port; closed on the way out."""
     server = await asyncio.start_server(handler, "127.0.0.1", 0)
-    return server, server.sockets[0].getsockname()[1]
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def load_against(handler: RawHandler) -> dict[str, Any]:
+    """The load generator's result against a raw server answering with ``handler``."""
+    async with raw_server(handler) as port:
+        return await generate(spec_for(f"http://127.0.0.1:{port}/", {"ok": 1.0}))
 
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:
@@ -247,19 +259,17 @@ async def test_connection_survives_fragments_interim_answers_and_close_delimited
         finally:
             writer.close()
 
-    server, port = await raw_server(handle)
-    collector = Collector()
-    conn = await open_connection(port, collector)
-    target = Target.from_url(f"http://127.0.0.1:{port}/")
-    try:
-        for expected in ((201, b"hello"), (200, b"Wikipedia"), (200, b"until the close")):
-            conn.send(target.request(b"{}"))
-            assert await collector.next() == expected
-        assert conn.closed
-    finally:
-        conn.close()
-        server.close()
-        await server.wait_closed()
+    async with raw_server(handle) as port:
+        collector = Collector()
+        conn = await open_connection(port, collector)
+        target = Target.from_url(f"http://127.0.0.1:{port}/")
+        try:
+            for expected in ((201, b"hello"), (200, b"Wikipedia"), (200, b"until the close")):
+                conn.send(target.request(b"{}"))
+                assert await collector.next() == expected
+            assert conn.closed
+        finally:
+            conn.close()
 
 
 async def test_connection_reports_a_server_that_hangs_up() -> None:
@@ -268,17 +278,15 @@ async def test_connection_reports_a_server_that_hangs_up() -> None:
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Len")  # half a head, then gone
         writer.close()
 
-    server, port = await raw_server(handle)
-    collector = Collector()
-    conn = await open_connection(port, collector)
-    try:
-        conn.send(Target.from_url(f"http://127.0.0.1:{port}/").request(b"{}"))
-        assert await collector.next() == "ServerDisconnectedError"
-        assert conn.closed
-    finally:
-        conn.close()
-        server.close()
-        await server.wait_closed()
+    async with raw_server(handle) as port:
+        collector = Collector()
+        conn = await open_connection(port, collector)
+        try:
+            conn.send(Target.from_url(f"http://127.0.0.1:{port}/").request(b"{}"))
+            assert await collector.next() == "ServerDisconnectedError"
+            assert conn.closed
+        finally:
+            conn.close()
 
 
 # --- the whole load ---------------------------------------------------------------------
@@ -344,12 +352,7 @@ async def test_generate_survives_a_server_dropping_connections() -> None:
         finally:
             writer.close()
 
-    server, port = await raw_server(handle)
-    try:
-        result = await generate(spec_for(f"http://127.0.0.1:{port}/", {"ok": 1.0}))
-    finally:
-        server.close()
-        await server.wait_closed()
+    result = await load_against(handle)
     assert set(result["errors"]) == {"ServerDisconnectedError"}
     assert result["errors"]["ServerDisconnectedError"] > 0
     assert result["successes"] > 3 * result["errors"]["ServerDisconnectedError"]
@@ -371,12 +374,7 @@ def test_main_loop_runs_the_load() -> None:
             finally:
                 writer.close()
 
-        server, port = await raw_server(handle)
-        try:
-            return await generate(spec_for(f"http://127.0.0.1:{port}/", {"ok": 1.0}))
-        finally:
-            server.close()
-            await server.wait_closed()
+        return await load_against(handle)
 
     result = run_loop(load())
     assert result["errors"] == {}
