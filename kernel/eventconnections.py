@@ -91,10 +91,16 @@ def _begin_immediate(conn: sqlite3.Connection) -> None:
             time.sleep(0.001)
 
 
+def sqlite_code(exc: BaseException) -> int | None:
+    """The primary SQLite result code of ``exc`` (``sqlite3.SQLITE_BUSY``, ...), or
+    ``None`` when it is no SQLite error (the extended code's low byte)."""
+    code = getattr(exc, "sqlite_errorcode", None) if isinstance(exc, sqlite3.Error) else None
+    return code & 0xFF if code is not None else None
+
+
 def is_busy(exc: sqlite3.Error) -> bool:
     """Whether SQLite refused because another connection holds a lock it needs."""
-    code = getattr(exc, "sqlite_errorcode", None)  # extended: the primary code is its low byte
-    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return sqlite_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 class SQLiteEventConnections:
@@ -413,4 +419,10 @@ class PostgresEventConnections:
             self._readers = None
 
 
-__all__ = ["PostgresEventConnections", "SQLiteEventConnections", "is_busy", "sqlite_pragmas"]
+__all__ = [
+    "PostgresEventConnections",
+    "SQLiteEventConnections",
+    "is_busy",
+    "sqlite_code",
+    "sqlite_pragmas",
+]

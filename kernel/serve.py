@@ -32,28 +32,21 @@ from aiohttp import web
 from kernel import metrics
 from kernel.config import Settings
 from kernel.errors import StartupError
+from kernel.eventconnections import sqlite_code
 from kernel.logs import configure_logging
-from kernel.storage import database_unavailable
+from kernel.storage import causes, database_unavailable
 
 log = structlog.get_logger("statusflow.serve")
+
 
 def cannot_connect(exc: BaseException) -> bool:
     """Whether ``exc`` says the database cannot be opened or reached at all (down, a
     wrong host, port, name or password, an SQLite file that cannot be opened), as
     opposed to a bug in a migration or a plugin's start-up, which keeps its traceback."""
-    if database_unavailable(exc):
-        return True
-    current: BaseException | None = exc
-    while current is not None:
-        if isinstance(current, _REFUSED_LOGIN):
-            return True
-        if isinstance(current, sqlite3.OperationalError) and (
-            getattr(current, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_CANTOPEN
-        ):
-            return True
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-    return False
+    return database_unavailable(exc) or any(
+        isinstance(cause, _REFUSED_LOGIN) or sqlite_code(cause) == sqlite3.SQLITE_CANTOPEN
+        for cause in causes(exc)
+    )
 
 
 _REFUSED_LOGIN = (

@@ -9,7 +9,7 @@ import os
 import secrets
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from kernel.errors import StartupError
 from kernel.eventconnections import (
     PostgresEventConnections,
     SQLiteEventConnections,
-    is_busy,
+    sqlite_code,
     sqlite_pragmas,
 )
 from kernel.eventsql import CommitOutcomeUnknown, EventSQL
@@ -103,6 +103,19 @@ _NETWORK_ERRNOS = frozenset(
 )
 
 
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """``exc``, then what it was raised from: SQLAlchemy's wrapped driver error
+    (``.orig``) or the explicit ``__cause__`` (never the context: an error raised while
+    another was handled is not caused by it)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` (or what it was raised from) says the database cannot be reached
     right now (down, restarting, out of connections, an SQLite file locked past the busy
@@ -110,22 +123,17 @@ def database_unavailable(exc: BaseException) -> bool:
 
     Never for :class:`CommitOutcomeUnknown` (the transaction may have committed) nor for
     an HTTP client's error (a plugin calling another service)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, CommitOutcomeUnknown | aiohttp.ClientError):
+    for cause in causes(exc):
+        if isinstance(cause, CommitOutcomeUnknown | aiohttp.ClientError):
             return False
-        if isinstance(current, _UNREACHABLE):
+        if isinstance(cause, _UNREACHABLE):
             return True
-        if isinstance(current, OSError) and current.errno in _NETWORK_ERRNOS:
+        if isinstance(cause, OSError) and cause.errno in _NETWORK_ERRNOS:
             return True  # "Connect call failed" comes as a bare OSError
-        if isinstance(current, DBAPIError) and current.connection_invalidated:
+        if isinstance(cause, DBAPIError) and cause.connection_invalidated:
             return True
-        if isinstance(current, sqlite3.OperationalError) and is_busy(current):
+        if sqlite_code(cause) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             return True
-        orig = getattr(current, "orig", None)  # SQLAlchemy's wrapped driver error
-        current = orig if isinstance(orig, BaseException) else current.__cause__
     return False
 
 
