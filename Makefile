@@ -12,7 +12,7 @@ CONTRIB_FILES := $(shell find $(CONTRIB) -type f -not -path '*/tests/*' -not -pa
 	-not -path '*.egg-info/*' -not -path '*/__pycache__/*' -not -path '*/.pytest_cache/*' | sort)
 CONTRIB_STAMP := $(VENV)/.contrib-installed-$(shell cat $(CONTRIB_FILES) | cksum | cut -d' ' -f1)
 
-.PHONY: install install-bench install-contrib run test lint typecheck bench bench-quick bench-series clean
+.PHONY: install install-bench install-contrib run test lint typecheck typecheck-tree bench bench-quick bench-series clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,16 +41,23 @@ install-bench: $(BENCH_STAMP)
 run: install
 	$(BIN)/statusflow serve $(if $(CONFIG),--config $(CONFIG))
 
-test: install install-contrib
-	$(BIN)/ruff check kernel plugins tests contrib
+test: install install-contrib typecheck-tree
+	$(BIN)/ruff check kernel plugins tests contrib bench
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 	$(BIN)/python -m pytest -q $(addsuffix /tests,$(CONTRIB))
 
 lint: install
-	$(BIN)/ruff check kernel plugins tests contrib
+	$(BIN)/ruff check kernel plugins tests contrib bench
 
-typecheck: install
+# mypy checks kernel/ and plugins/ as the package `statusflow` they install as: a tree of
+# symbolic links (build/typecheck/statusflow) shows them to it under that name.
+typecheck-tree:
+	rm -rf build/typecheck && mkdir -p build/typecheck/statusflow
+	for entry in kernel/*; do ln -s "$$PWD/$$entry" build/typecheck/statusflow/; done
+	ln -s "$$PWD/plugins" build/typecheck/statusflow/plugins
+
+typecheck: install typecheck-tree
 	$(BIN)/mypy
 
 # Load benchmark (issue 4): statusflow against an in-run group-commit baseline.

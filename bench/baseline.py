@@ -7,7 +7,7 @@ all in one transaction, commits, and only then are those requests answered. Whil
 transaction commits, new requests queue up for the next one (group commit).
 
 SQLite: the stdlib ``sqlite3`` driver in one dedicated thread, WAL, ``synchronous=FULL``
-and the other pragmas of ``kernel/storage.py``. PostgreSQL: one asyncpg connection,
+and the other pragmas of ``kernel/store/database.py``. PostgreSQL: one asyncpg connection,
 one ``executemany`` and one commit per group.
 
 This is the machine's own limit for "durably store each event" through Python and

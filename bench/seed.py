@@ -2,7 +2,7 @@
 
 Orders go in with bulk INSERTs (SQLite) or COPY (PostgreSQL) after the server has
 migrated the database, written exactly as ``POST /api/orders`` writes them (see
-``kernel/web/orders.py``) but without the ``created`` timeline entry. Triggers go
+``kernel/http/orders.py``) but without the ``created`` timeline entry. Triggers go
 through ``POST /api/triggers``, so the server validates them and refreshes its cache.
 """
 
@@ -33,7 +33,7 @@ SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=10000",
     "PRAGMA foreign_keys=ON",
 )
-"""The pragmas of ``kernel/storage.py``'s SQLite connections (the baseline uses them too)."""
+"""The pragmas of ``kernel/store/database.py``'s SQLite connections (the baseline uses them too)."""
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 CHUNK = 20_000
@@ -152,7 +152,7 @@ def check_identifiers(region: str = "US", samples: int = 50) -> None:
     """
     import random
 
-    from kernel.contacts import order_identifiers
+    from statusflow.engine.contacts import order_identifiers
 
     rng = random.Random(5)
     for index in [0, 1, 7, 10**6 - 1, *rng.sample(range(10**7), samples)]:

@@ -5,8 +5,8 @@
 
 from pluggy import HookimplMarker
 
-from kernel.errors import ApiError, StartupError
-from kernel.types import (
+from statusflow.errors import ApiError, StartupError
+from statusflow.types import (
     JSON,
     MATCHED,
     MISSING,

@@ -5,7 +5,7 @@ are the hooks below, found through an entry point in the group ``statusflow``::
 
     [options.entry_points]
     statusflow =
-        calls = plugins.calls
+        calls = statusflow.plugins.calls
 
 Three kinds of hooks:
 
@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 
 from pluggy import HookspecMarker
 
-from kernel.types import (
+from statusflow.types import (
     JSON,
     ConditionOperator,
     Event,

@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from kernel import JSON, MATCHED, Event, Match
-from kernel.types import MatchFunction
+from statusflow import JSON, MATCHED, Event, Match
+from statusflow.types import MatchFunction
 
 MAX_ID_LENGTH = 200
 """Longest id (line, form, channel, template, ...) a trigger's settings may name."""

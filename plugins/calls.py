@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kernel import EventType, TriggerType, hookimpl
-from plugins._matchers import data_schema, equals, id_field, settings_schema, string_setting
+from statusflow import EventType, TriggerType, hookimpl
+from statusflow.plugins._matchers import (
+    data_schema,
+    equals,
+    id_field,
+    settings_schema,
+    string_setting,
+)
 
 CALL_TYPES = (
     ("call.incoming", "Incoming call"),

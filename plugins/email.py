@@ -26,7 +26,7 @@ from urllib.parse import quote, urlsplit
 import orjson
 from aiohttp import web
 
-from kernel import (
+from statusflow import (
     JSON,
     ApiError,
     EventType,
@@ -35,7 +35,7 @@ from kernel import (
     TriggerType,
     hookimpl,
 )
-from plugins._matchers import (
+from statusflow.plugins._matchers import (
     MAX_URL_LENGTH,
     data_schema,
     settings_schema,

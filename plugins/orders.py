@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kernel import EventType, TriggerType, hookimpl
-from plugins._matchers import data_schema, settings_schema
+from statusflow import EventType, TriggerType, hookimpl
+from statusflow.plugins._matchers import data_schema, settings_schema
 
 ORDER_CANCELED = "order.canceled"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kernel import EventType, TriggerType, hookimpl
+from statusflow import EventType, TriggerType, hookimpl
 
 PAYMENT_DATA_SCHEMA = {
     "type": "object",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from kernel import JSON, EventType, TriggerType, hookimpl
-from plugins._matchers import data_schema, equals, id_field, id_setting, settings_schema
+from statusflow import JSON, EventType, TriggerType, hookimpl
+from statusflow.plugins._matchers import data_schema, equals, id_field, id_setting, settings_schema
 
 RESPONSIBLE_CHANGED = "responsible.changed"
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kernel import EventType, TriggerType, hookimpl
-from plugins._matchers import (
+from statusflow import EventType, TriggerType, hookimpl
+from statusflow.plugins._matchers import (
     data_schema,
     equals,
     id_field,

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kernel import Event, EventType, StateStore, TriggerType, hookimpl
-from plugins._matchers import (
+from statusflow import Event, EventType, StateStore, TriggerType, hookimpl
+from statusflow.plugins._matchers import (
     MAX_URL_LENGTH,
     data_schema,
     fact_is_true,

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from kernel import (
+from statusflow import (
     JSON,
     ApiError,
     EventType,
@@ -25,7 +25,7 @@ from kernel import (
     TriggerView,
     hookimpl,
 )
-from plugins._matchers import settings_schema
+from statusflow.plugins._matchers import settings_schema
 
 WEBHOOK_CALLED = "webhook.called"
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from kernel.testing import postgres_reachable, settings_for, temporary_postgres_database
-from kernel.web import init_app
+from statusflow.http import init_app
+from statusflow.testing import postgres_reachable, settings_for, temporary_postgres_database
 
 _reachable: bool | None = None
 
@@ -89,7 +89,7 @@ class _SharedPostgres:
     def url(self) -> str:
         from sqlalchemy.engine import make_url
 
-        from kernel.testing import postgres_admin_url
+        from statusflow.testing import postgres_admin_url
 
         if self.name is None:
             self.name = f"statusflow_test_{os.urandom(6).hex()}"
@@ -106,7 +106,7 @@ class _SharedPostgres:
     async def _admin(statement: str) -> None:
         import asyncpg
 
-        from kernel.testing import postgres_admin_url
+        from statusflow.testing import postgres_admin_url
 
         conn = await asyncpg.connect(postgres_admin_url())
         try:

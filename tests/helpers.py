@@ -18,8 +18,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from kernel.models import EventRecord
-from kernel.web.keys import DATABASE
+from statusflow.http.keys import DATABASE
+from statusflow.store.schema import EventRecord
 
 EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
 
@@ -226,7 +226,7 @@ async def event_ids_in_timeline(api: Api, order_id: str) -> list[str]:
 
 async def stored_statuses(api: Api) -> dict[str, str]:
     """Every order's status, ``{order_id: status}``, in one query (no list API exists)."""
-    from kernel.models import Order
+    from statusflow.store.schema import Order
 
     orders = Order.__table__  # type: ignore[attr-defined]
     async with api.client.app[DATABASE].read() as conn:
@@ -236,7 +236,7 @@ async def stored_statuses(api: Api) -> dict[str, str]:
 
 async def timeline_kinds_by_event(api: Api, event_id: str) -> dict[str, list[str]]:
     """``{order_id: [kind, ...]}`` of the timeline entries naming ``event_id``, oldest first."""
-    from kernel.models import TimelineEntry
+    from statusflow.store.schema import TimelineEntry
 
     timeline = TimelineEntry.__table__  # type: ignore[attr-defined]
     query = select(timeline.c.order_id, timeline.c.kind, timeline.c.data).order_by(timeline.c.seq)

@@ -1396,7 +1396,7 @@ def _is_error_shape(body: Any) -> bool:
     ],
 )
 def test_bodies_are_known_storable_from_their_bytes_or_checked(raw: bytes, sure: bool) -> None:
-    from kernel.validation import storable_problem, surely_storable
+    from statusflow.engine.validation import storable_problem, surely_storable
 
     assert surely_storable(raw) is sure
     if sure:

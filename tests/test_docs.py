@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from kernel import hookspecs
+from statusflow import hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS_DOC = ROOT / "docs" / "hooks.md"

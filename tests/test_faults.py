@@ -36,7 +36,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from kernel.testing import temporary_postgres_database
+from statusflow.testing import temporary_postgres_database
 from tests.conftest import require_postgres
 
 pytestmark = pytest.mark.postgres

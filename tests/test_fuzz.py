@@ -30,9 +30,9 @@ from aiohttp import web
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kernel.plugins import list_plugins
-from kernel.testing import settings_for
-from kernel.web import init_app
+from statusflow.http import init_app
+from statusflow.registry import list_plugins
+from statusflow.testing import settings_for
 
 TOKEN = "fuzz-token-5b1e0c"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

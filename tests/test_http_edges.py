@@ -10,7 +10,7 @@ import gzip
 import json
 from typing import Any
 
-from kernel.web.keys import DATABASE
+from statusflow.http.keys import DATABASE
 from tests.helpers import Api, assert_error_shape
 
 
@@ -155,7 +155,7 @@ async def test_a_database_that_cannot_be_written_is_a_503_to_retry(make_client, 
     a 503 with Retry-After, nothing stored; the same event goes through afterwards."""
     import sqlite3
 
-    from kernel import eventconnections
+    from statusflow.store import connections as eventconnections
 
     client = await make_client(enable=("payment",))
     db = client.app[DATABASE]
@@ -207,8 +207,8 @@ def test_what_counts_as_the_database_being_unavailable():
     import asyncpg
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
-    from kernel.eventsql import CommitOutcomeUnknown
-    from kernel.storage import database_unavailable
+    from statusflow.store.database import database_unavailable
+    from statusflow.store.statements import CommitOutcomeUnknown
 
     def wrapped(cause: BaseException) -> BaseException:
         """As SQLAlchemy's asyncpg dialect raises it: the driver's error under an

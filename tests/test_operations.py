@@ -11,12 +11,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select, text
 
-from kernel import hookimpl
-from kernel.config import settings_from_mapping
-from kernel.errors import StartupError
-from kernel.models import Order
-from kernel.storage import Database
-from kernel.web.keys import DATABASE
+from statusflow import hookimpl
+from statusflow.errors import StartupError
+from statusflow.http.keys import DATABASE
+from statusflow.serving.config import settings_from_mapping
+from statusflow.store.database import Database
+from statusflow.store.schema import Order
 from tests.helpers import Api, assert_error_shape, event
 
 ORDERS = Order.__table__  # type: ignore[attr-defined]
@@ -266,11 +266,11 @@ async def test_without_migrate_on_start_an_instance_is_ready_only_once_migrated(
     ``migrate_on_start = false`` serves, but is not ready until the migrations ran."""
     from notes_plugin import NotesPlugin
 
-    from kernel.plugins import migration_locations
-    from kernel.storage import migrate
-    from kernel.testing import settings_for
-    from kernel.web import init_app
-    from kernel.web.keys import PLUGIN_MANAGER
+    from statusflow.http import init_app
+    from statusflow.http.keys import PLUGIN_MANAGER
+    from statusflow.registry import migration_locations
+    from statusflow.store.database import migrate
+    from statusflow.testing import settings_for
 
     await aiohttp_client(init_app(settings_for(sqlite_url, enable=("payment",))))
     settings = settings_for(sqlite_url, enable=("payment",), migrate_on_start=False)
@@ -310,8 +310,8 @@ async def test_a_database_ahead_of_this_release_keeps_it_ready(make_client):
 async def test_without_migrate_on_start_an_empty_database_stops_start_up(sqlite_url):
     from aiohttp import web
 
-    from kernel.testing import settings_for
-    from kernel.web import init_app
+    from statusflow.http import init_app
+    from statusflow.testing import settings_for
 
     app = init_app(settings_for(sqlite_url, enable=("payment",), migrate_on_start=False))
     runner = web.AppRunner(app)

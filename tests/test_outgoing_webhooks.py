@@ -31,18 +31,18 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from openapi_spec_validator import validate as validate_openapi
 
-import kernel.web.moves as feed
-from kernel.errors import StartupError
-from kernel.models import MoveRecord
-from kernel.storage import make_engine, migrate
-from kernel.testing import settings_for
-from kernel.web import init_app
-from kernel.web.keys import SERVICES
-from plugins import outgoing_webhooks
-from plugins.outgoing_webhooks import outbox
-from plugins.outgoing_webhooks.signing import signature, verify
-from plugins.outgoing_webhooks.tables import DELIVERIES, MOVES, metadata
-from plugins.outgoing_webhooks.worker import backoff_delay, retry_after_seconds
+import statusflow.http.moves as feed
+from statusflow.errors import StartupError
+from statusflow.http import init_app
+from statusflow.http.keys import SERVICES
+from statusflow.plugins import outgoing_webhooks
+from statusflow.plugins.outgoing_webhooks import outbox
+from statusflow.plugins.outgoing_webhooks.signing import signature, verify
+from statusflow.plugins.outgoing_webhooks.tables import DELIVERIES, MOVES, metadata
+from statusflow.plugins.outgoing_webhooks.worker import backoff_delay, retry_after_seconds
+from statusflow.store.database import make_engine, migrate
+from statusflow.store.schema import MoveRecord
+from statusflow.testing import settings_for
 from tests.helpers import Api, event
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "outgoing_webhooks.md"
@@ -637,7 +637,7 @@ async def test_statusflow_tail_prints_the_feed(aiohttp_client, sqlite_url):
     await three_moves(api, ["o1"])
     base = str(api.client.make_url("")).rstrip("/")
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kernel.cli", "tail", "--url", base, "--token", "sesame",
+        sys.executable, "-m", "statusflow.cli", "tail", "--url", base, "--token", "sesame",
         "--after", "1", "--once",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "STATUSFLOW_TOKEN": ""},
@@ -650,7 +650,7 @@ async def test_statusflow_tail_prints_the_feed(aiohttp_client, sqlite_url):
     assert lines[1].startswith("3  ") and lines[1].endswith("o1  S -> F  manual")
 
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kernel.cli", "tail", "--url", base, "--after", "0", "--once",
+        sys.executable, "-m", "statusflow.cli", "tail", "--url", base, "--after", "0", "--once",
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "STATUSFLOW_TOKEN": ""},
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), 30)

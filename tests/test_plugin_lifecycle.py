@@ -7,7 +7,7 @@ import pytest
 from notes_plugin import NOTES, NotesPlugin
 from sqlalchemy import select
 
-from kernel.web.keys import SERVICES
+from statusflow.http.keys import SERVICES
 
 
 @pytest.mark.parametrize("statusflow_database", ["sqlite", "postgres"])

@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from kernel import Route, hookimpl
-from kernel.config import settings_from_mapping
-from kernel.errors import StartupError
-from kernel.web import init_app
+from statusflow import Route, hookimpl
+from statusflow.errors import StartupError
+from statusflow.http import init_app
+from statusflow.serving.config import settings_from_mapping
 
 STATUSFLOW = Path(sys.executable).with_name("statusflow")
 
@@ -52,7 +52,7 @@ class Greeter:
 
 
 GREETER_SOURCE = f"""
-from kernel import hookimpl
+from statusflow import hookimpl
 
 
 @hookimpl

@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from kernel import ConditionOperator, EventType, TriggerType, hookimpl
+from statusflow import ConditionOperator, EventType, TriggerType, hookimpl
 from tests.helpers import pip_install_copy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -282,7 +282,7 @@ async def test_migrations_go_on_around_the_heads_of_uninstalled_plugins(database
     from alembic.script import ScriptDirectory
     from sqlalchemy import text
 
-    from kernel.storage import alembic_config, make_engine, migrate
+    from statusflow.store.database import alembic_config, make_engine, migrate
 
     kernel = ScriptDirectory.from_config(alembic_config())
     kernel_revisions = {revision.revision for revision in kernel.walk_revisions()}
@@ -342,14 +342,14 @@ def _http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
 
 
 class Serve:
-    """``python -m kernel.cli serve`` on a free loopback port, until ``stop()``."""
+    """``python -m statusflow.cli serve`` on a free loopback port, until ``stop()``."""
 
     def __init__(self, python: Path, config: Path, env: dict[str, str], log: Path) -> None:
         self.port = _free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = log
         self._out = log.open("w")
-        command = [str(python), "-m", "kernel.cli", "serve", "--config", str(config)]
+        command = [str(python), "-m", "statusflow.cli", "serve", "--config", str(config)]
         self.process = subprocess.Popen(
             [*command, "--host", "127.0.0.1", "--port", str(self.port)],
             env=env,
@@ -432,7 +432,7 @@ def test_an_uninstalled_plugins_triggers_are_kept_inactive_and_act_again_when_re
         assert server.stop() == 0, server.output()
 
     # uninstalled: listed nowhere; migrating and serving still work
-    cli = [str(bare_python), "-m", "kernel.cli"]
+    cli = [str(bare_python), "-m", "statusflow.cli"]
     listing_without, listing_with, _ = _run_all(
         [
             ([*cli, "plugins", "--json"], without),

@@ -24,11 +24,11 @@ from typing import Any
 
 import pytest
 
-from kernel import ConditionOperator, EventType, TriggerType, hookimpl
-from kernel.errors import StartupError
-from kernel.plugins import build_registry, list_plugins, make_plugin_manager
-from kernel.testing import settings_for
-from kernel.web import init_app
+from statusflow import ConditionOperator, EventType, TriggerType, hookimpl
+from statusflow.errors import StartupError
+from statusflow.http import init_app
+from statusflow.registry import build_registry, list_plugins, make_plugin_manager
+from statusflow.testing import settings_for
 from tests.helpers import BUILT_IN_PLUGINS
 
 BUILT_IN = BUILT_IN_PLUGINS
@@ -121,7 +121,7 @@ class WrongArgument:
 
 
 PING_SOURCE = """
-from kernel import EventType, TriggerType, hookimpl
+from statusflow import EventType, TriggerType, hookimpl
 
 
 @hookimpl
@@ -135,7 +135,7 @@ def register_trigger_types(register):
 """
 
 UNKNOWN_HOOK_SOURCE = """
-from kernel import hookimpl
+from statusflow import hookimpl
 
 
 @hookimpl
@@ -144,7 +144,7 @@ def register_widgets(register):
 """
 
 WRONG_ARGUMENT_SOURCE = """
-from kernel import hookimpl
+from statusflow import hookimpl
 
 
 @hookimpl
@@ -461,7 +461,7 @@ def test_other_duplicates_and_dangling_types_stop_start_up():
 
     cases = [
         ([("ping", Ping()), ("two_pings", TwoPings())], ["ping", "two_pings"]),
-        ([("second_eq", SecondEq())], ["eq", "kernel.conditions", "second_eq"]),
+        ([("second_eq", SecondEq())], ["eq", "statusflow.conditions", "second_eq"]),
         ([("dangling", Dangling())], ["dangling", "nobody.sends.this"]),
         ([("bad_schema", BadSchema())], ["bad_schema", "odd"]),
     ]
@@ -878,7 +878,7 @@ def test_trace_plugins_logs_the_calls_the_kernel_makes_itself(tmp_path):
 
 
 def test_a_settings_table_for_a_plugin_that_takes_none_is_warned_about(capfd):
-    from kernel.plugins import plugin_settings
+    from statusflow.registry import plugin_settings
 
     pm = make_plugin_manager(enable=("payment", "outgoing_webhooks"))
     capfd.readouterr()

@@ -7,7 +7,7 @@ open redirect): see ``tests/test_tracking.py``,
 ``test_unknown_or_tampered_tokens_are_404_and_record_nothing`` and
 ``test_pixel_and_click_record_events_and_move_orders``. Tokens are compared in
 constant time (``hmac.compare_digest`` against every configured token,
-``kernel/web/middlewares.py``).
+``kernel/http/middlewares.py``).
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import structlog
 
-from kernel.services import Services
-from kernel.web.limits import TokenBuckets, is_public
-from kernel.web.middlewares import needs_token
+from statusflow.engine.services import Services
+from statusflow.http.limits import TokenBuckets, is_public
+from statusflow.http.middlewares import needs_token
 from tests.helpers import Api, assert_error_shape, event, path_of
 
 TOKEN = "tok-3f9a1c77e2b54d0c"

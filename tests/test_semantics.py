@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from helpers import Api, assert_recent_utc, assert_trace, event, move, trace_by_key
 
-from kernel import MATCHED, EventType, Match, TriggerType, hookimpl
+from statusflow import MATCHED, EventType, Match, TriggerType, hookimpl
 
 # --- the throwaway plugin and the fixtures ----------------------------------------------
 

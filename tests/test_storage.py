@@ -10,8 +10,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
-import kernel.models  # noqa: F401
-from kernel.storage import make_engine, migrate, normalize_url, seed
+import statusflow.store.schema  # noqa: F401
+from statusflow.store.database import make_engine, migrate, normalize_url, seed
 
 
 @pytest.mark.parametrize(
@@ -72,7 +72,7 @@ def test_the_checkpointer_copies_the_wal_into_the_database_file(tmp_path) -> Non
     import sqlite3
     import time
 
-    from kernel.eventconnections import CHECKPOINT_EVERY, Checkpointer, sqlite_pragmas
+    from statusflow.store.connections import CHECKPOINT_EVERY, Checkpointer, sqlite_pragmas
 
     path = str(tmp_path / "wal.db")
 
@@ -113,7 +113,7 @@ def _table_t_and_event_connections(path: Any) -> tuple[Any, Any]:
     event path's connections."""
     import sqlite3
 
-    from kernel.eventconnections import SQLiteEventConnections, sqlite_pragmas
+    from statusflow.store.connections import SQLiteEventConnections, sqlite_pragmas
 
     setup = sqlite3.connect(str(path), isolation_level=None)
     sqlite_pragmas(setup)
@@ -163,7 +163,7 @@ async def test_the_upgrade_to_0002_keeps_the_triggers_and_never_reuses_their_ids
     from alembic import command
     from sqlalchemy import text
 
-    from kernel.storage import alembic_config
+    from statusflow.store.database import alembic_config
 
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     row = (

@@ -23,12 +23,12 @@ import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from kernel import JSON, KernelServices, Outcome, Route, Transaction, hookimpl
-from plugins.outgoing_webhooks import outbox
-from plugins.outgoing_webhooks.api import Handlers
-from plugins.outgoing_webhooks.settings import SETTINGS_SCHEMA, Settings
-from plugins.outgoing_webhooks.tables import MOVES
-from plugins.outgoing_webhooks.worker import Worker
+from statusflow import JSON, KernelServices, Outcome, Route, Transaction, hookimpl
+from statusflow.plugins.outgoing_webhooks import outbox
+from statusflow.plugins.outgoing_webhooks.api import Handlers
+from statusflow.plugins.outgoing_webhooks.settings import SETTINGS_SCHEMA, Settings
+from statusflow.plugins.outgoing_webhooks.tables import MOVES
+from statusflow.plugins.outgoing_webhooks.worker import Worker
 
 NAME = "outgoing_webhooks"
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")

@@ -16,13 +16,19 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from kernel import ApiError, Route
-from plugins.outgoing_webhooks import outbox
-from plugins.outgoing_webhooks.settings import DESCRIPTION, ENDPOINT_ID, SECRET, URL, url_problem
-from plugins.outgoing_webhooks.tables import DELIVERIES, ENDPOINTS, PENDING, STATES
+from statusflow import ApiError, Route
+from statusflow.plugins.outgoing_webhooks import outbox
+from statusflow.plugins.outgoing_webhooks.settings import (
+    DESCRIPTION,
+    ENDPOINT_ID,
+    SECRET,
+    URL,
+    url_problem,
+)
+from statusflow.plugins.outgoing_webhooks.tables import DELIVERIES, ENDPOINTS, PENDING, STATES
 
 if TYPE_CHECKING:
-    from plugins.outgoing_webhooks import OutgoingWebhooks
+    from statusflow.plugins.outgoing_webhooks import OutgoingWebhooks
 
 Handler = Callable[[web.Request], Any]
 

@@ -34,9 +34,9 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 
-from kernel import KernelServices
-from plugins.outgoing_webhooks.settings import EndpointConfig
-from plugins.outgoing_webhooks.tables import (
+from statusflow import KernelServices
+from statusflow.plugins.outgoing_webhooks.settings import EndpointConfig
+from statusflow.plugins.outgoing_webhooks.tables import (
     DELIVERED,
     DELIVERIES,
     ENDPOINTS,

@@ -27,10 +27,10 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import structlog
 
-from kernel import KernelServices
-from plugins.outgoing_webhooks import outbox
-from plugins.outgoing_webhooks.settings import Settings
-from plugins.outgoing_webhooks.signing import (
+from statusflow import KernelServices
+from statusflow.plugins.outgoing_webhooks import outbox
+from statusflow.plugins.outgoing_webhooks.settings import Settings
+from statusflow.plugins.outgoing_webhooks.signing import (
     ATTEMPT_HEADER,
     DELIVERY_HEADER,
     SIGNATURE_HEADER,

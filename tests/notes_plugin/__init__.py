@@ -14,7 +14,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from kernel import KernelServices, Outcome, Transaction, hookimpl
+from statusflow import KernelServices, Outcome, Transaction, hookimpl
 
 MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 

@@ -17,8 +17,8 @@ import jsonschema
 import pytest
 from aiohttp import web
 
-from kernel import MATCHED, ApiError, Event, EventType, Match, Route, TriggerType, TriggerView
-from plugins import _matchers
+from statusflow import MATCHED, ApiError, Event, EventType, Match, Route, TriggerType, TriggerView
+from statusflow.plugins import _matchers
 
 PLUGINS = (
     "calls",
@@ -884,8 +884,8 @@ async def test_click_on_a_non_ascii_url_redirects_percent_encoded(
 
 
 def test_the_longest_tracked_url_fits_in_a_request_line() -> None:
-    from kernel.services import Services
-    from kernel.testing import settings_for
+    from statusflow.engine.services import Services
+    from statusflow.testing import settings_for
 
     email = load("email")
     services = Services(settings_for("sqlite://"))

@@ -27,7 +27,7 @@ import re2
 import sqlalchemy as sa
 from aiohttp import web
 
-from kernel import (
+from statusflow import (
     JSON,
     MATCHED,
     ConditionOperator,

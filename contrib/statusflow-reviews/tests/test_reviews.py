@@ -7,8 +7,8 @@ hostile patterns, and the status sink's counts.
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
 from typing import Any
 
 import pytest
@@ -227,10 +227,8 @@ async def test_a_hostile_pattern_cannot_stall_the_server(statusflow_app):
     await sf.create_order("1001")
     # the first four would take Python's re longer than the age of the universe here
     text = "ab" * (MAX_SUBJECT // 2 - 1) + "a!"
-    started = time.monotonic()
-    result = await review(sf, "1001", 1, text=text, dry_run=True)
-    elapsed = time.monotonic() - started
-    assert elapsed < 2, elapsed
+    # a guard against a hang, not a speed figure: backtracking would never end
+    result = await asyncio.wait_for(review(sf, "1001", 1, text=text, dry_run=True), 60)
     assert result["moves"] == []
     assert all(
         t["reason"].startswith("condition failed: event.text matches") for t in result["trace"]

@@ -36,7 +36,7 @@ import stripe
 import structlog
 from aiohttp import web
 
-from kernel import JSON, ApiError, KernelServices, Route, hookimpl
+from statusflow import JSON, ApiError, KernelServices, Route, hookimpl
 
 NAME = "stripe"
 PATH = "/sources/stripe"

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from statusflow_stripe import major_units
 
-from kernel.errors import StartupError
+from statusflow.errors import StartupError
 
 SECRET = "whsec_5c2b0e1d9a7f4c3e8b6a1d2f0e9c8b7a"
 OLD_SECRET = "whsec_0a1b2c3d4e5f60718293a4b5c6d7e8f9"

@@ -38,7 +38,7 @@ import structlog
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from kernel import JSON, ApiError, KernelServices, Route, hookimpl
+from statusflow import JSON, ApiError, KernelServices, Route, hookimpl
 
 NAME = "twilio"
 PATH = "/sources/twilio/calls"

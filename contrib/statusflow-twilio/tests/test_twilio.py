@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from twilio.request_validator import RequestValidator
 
-from kernel.errors import StartupError
+from statusflow.errors import StartupError
 
 AUTH_TOKEN = "12345678901234567890123456789012"
 PUBLIC_URL = "https://shop.example.com/statusflow"

@@ -1,0 +1,161 @@
+"""The ``statusflow`` command: ``serve``, ``plugins`` and ``tail``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+import orjson
+import structlog
+
+from statusflow.errors import StartupError
+from statusflow.registry import list_plugins
+from statusflow.serving.config import load_settings
+from statusflow.serving.logs import configure_logging
+
+log = structlog.get_logger("statusflow.cli")
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="statusflow", description="Order status automation")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--config", help="TOML configuration file (or $STATUSFLOW_CONFIG)")
+    serve.add_argument("--host", help="listen on this address (overrides the file)")
+    serve.add_argument("--port", type=int, help="listen on this port (overrides the file)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="processes serving the port (default 1)"
+    )
+    migrate = commands.add_parser("migrate", help="apply the database migrations, then exit")
+    migrate.add_argument("--config", help="TOML configuration file (or $STATUSFLOW_CONFIG)")
+    plugins = commands.add_parser("plugins", help="list the plugins found through entry points")
+    plugins.add_argument("--config", help="TOML configuration file (or $STATUSFLOW_CONFIG)")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    tail = commands.add_parser("tail", help="follow the change feed of moves (GET /api/moves)")
+    tail.add_argument(
+        "--url", default=DEFAULT_URL, help=f"the server's base URL (default {DEFAULT_URL})"
+    )
+    tail.add_argument("--token", help="API token (or $STATUSFLOW_TOKEN)")
+    tail.add_argument(
+        "--after",
+        default="end",
+        help="start after this cursor; 0: from the first move; default: end (new moves only)",
+    )
+    tail.add_argument("--json", action="store_true", help="print one JSON object per move")
+    tail.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
+    tail.add_argument("--once", action="store_true", help="print what is there, then exit")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config).with_overrides(host=args.host, port=args.port)
+    if args.workers < 1:
+        raise StartupError("--workers must be at least 1")
+    from statusflow.serving.server import serve  # after the settings: a bad file fails fast
+
+    return serve(settings, args.workers)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from statusflow.serving.server import migrate_database
+
+    settings = load_settings(args.config)
+    asyncio.run(migrate_database(settings))
+    log.info("migrations.applied", database=settings.database_url.split("@")[-1])
+    return 0
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    infos = list_plugins(settings.disable, settings.enable)
+    if args.json:
+        sys.stdout.write(
+            orjson.dumps([i.as_json() for i in infos], option=orjson.OPT_INDENT_2).decode() + "\n"
+        )
+        return 0
+    width = max((len(info.name) for info in infos), default=14)
+    for info in infos:
+        state = "enabled " if info.enabled else "disabled"
+        types = ", ".join(info.trigger_types) or "-"
+        line = f"{info.name:<{width}} {state} {info.distribution} {info.version}  {types}"
+        sys.stdout.write(line + "\n")
+    return 0
+
+
+def _move_line(move: dict[str, object]) -> str:
+    cause = "manual" if move.get("manual") else f"trigger {move.get('trigger_id')}"
+    if move.get("event_id") is not None:
+        cause += f", event {move['event_id']} ({move.get('event_type')})"
+    return (
+        f"{move['cursor']}  {move['at']}  {move['order_id']}  "
+        f"{move['from']} -> {move['to']}  {cause}"
+    )
+
+
+async def _follow(args: argparse.Namespace) -> int:
+    import aiohttp
+
+    token = args.token or os.environ.get("STATUSFLOW_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    cursor = str(args.after)
+    url = args.url.rstrip("/") + "/api/moves"
+    async with aiohttp.ClientSession(headers=headers) as session:
+        while True:
+            params = {"after": cursor, "limit": "1000"}
+            try:
+                async with session.get(url, params=params) as response:
+                    body = await response.json(content_type=None)
+                    if response.status != 200:
+                        message = (body or {}).get("error", {}).get("message", response.reason)
+                        sys.stderr.write(f"statusflow tail: {response.status}: {message}\n")
+                        return 1
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                sys.stderr.write(f"statusflow tail: {url}: {exc}\n")
+                if args.once:
+                    return 1
+                await asyncio.sleep(args.interval)
+                continue
+            for move in body["moves"]:
+                line = orjson.dumps(move).decode() if args.json else _move_line(move)
+                sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+            cursor = body["next"]
+            if body["moves"] and len(body["moves"]) == 1000:
+                continue
+            if args.once:
+                return 0
+            await asyncio.sleep(args.interval)
+
+
+def _tail(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_follow(args))
+    except KeyboardInterrupt:
+        return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    configure_logging()
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "migrate":
+            return _migrate(args)
+        if args.command == "tail":
+            return _tail(args)
+        return _plugins(args)
+    except StartupError as exc:
+        log.error("startup.failed", error=str(exc))
+        sys.stderr.write(f"statusflow: {exc}\n")
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

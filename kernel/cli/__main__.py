@@ -1,0 +1,5 @@
+"""``python -m statusflow.cli``: the ``statusflow`` command."""
+
+from statusflow.cli import main
+
+raise SystemExit(main())

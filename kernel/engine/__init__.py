@@ -1,0 +1,1 @@
+"""The event path: intake, matching, choosing, group commit, sinks and services."""

@@ -1,0 +1,521 @@
+"""The event path: validate -> resolve orders -> inspect -> match -> choose -> commit -> sinks.
+
+Read top-down, this module is the whole life of an event:
+
+1. :meth:`Engine.process` validates the posted events (:mod:`statusflow.engine.intake`; every 422
+   happens before anything is stored) and hands them to the group committer
+   (:mod:`statusflow.engine.groupcommit`), which gathers every request waiting while the previous
+   transaction committed.
+2. :meth:`Engine._evaluate` reads what the whole group needs in a few statements
+   (:func:`statusflow.store.group.load_snapshot`: stored results for idempotency, the orders
+   named or found by contact, locked on PostgreSQL), then per event: resolve the orders,
+   let plugins inspect it (durable state such as chat dialogs), match and choose the
+   moves (:func:`choose_move`, contract §2), and record what to write.
+3. The group's rows are written in one statement per table and committed; only then is
+   each request answered and the status sinks told.
+
+Triggers and statuses are held in memory, triggers indexed by event type, and rebuilt
+after any change through the API. Plugin failures never stop an event: they show in the
+trace and the log (fault isolation).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pluggy
+import structlog
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from statusflow.engine import metrics
+from statusflow.engine.choosing import (
+    INSPECT_ERRORS,
+    TraceGroup,
+    TriggerClass,
+    choose_move,
+    classify,
+    expand,
+    trace_of,
+)
+from statusflow.engine.groupcommit import GroupCommitter
+from statusflow.engine.intake import ParsedEvent, parse_events
+from statusflow.engine.matching import CompiledTrigger, compile_trigger
+from statusflow.engine.validation import utc_now
+from statusflow.errors import ApiError, not_found
+from statusflow.registry import Registry
+from statusflow.store.database import Database, database_unavailable
+from statusflow.store.group import (
+    DatabaseStateStore,
+    GroupWrites,
+    OrderState,
+    Snapshot,
+    load_snapshot,
+)
+from statusflow.store.schema import FINAL_SEMANTICS, KernelSetting
+from statusflow.store.statements import (
+    DEFINITIONS_VERSION,
+    DRIVER_ERRORS,
+    EventSQL,
+    StorageConflict,
+)
+from statusflow.types import Event, KernelServices, Match, Move, Outcome, TriggerView
+
+log = structlog.get_logger("statusflow.engine")
+
+SETTINGS = KernelSetting.__table__  # type: ignore[attr-defined]
+
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class StatusInfo:
+    """A status as the engine needs it."""
+
+    id: str
+    sort: int
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One ``POST /api/events`` (or a plugin's ``submit_event``): events in order."""
+
+    events: Sequence[ParsedEvent]
+    only_trigger_id: int | None = None
+
+
+@dataclass(slots=True)
+class Processed:
+    """A request's results, and the outcomes to tell the sinks after the commit."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Listening:
+    """The triggers listening to one event type, oldest first, and their classes."""
+
+    triggers: tuple[CompiledTrigger, ...]
+    classes: tuple[TriggerClass, ...]
+
+
+NOBODY = Listening((), ())
+
+
+def public_result(stored: Mapping[str, Any], duplicate: bool) -> dict[str, Any]:
+    """An event's result as ``POST /api/events`` answers it."""
+    return {
+        "event_id": stored["event_id"],
+        "duplicate": duplicate,
+        "order_ids": list(stored["order_ids"]),
+        "moves": list(stored["moves"]),
+    }
+
+
+# --- the engine --------------------------------------------------------------------------
+
+
+class Engine:
+    """Processes events and manual moves; owns the trigger and status caches."""
+
+    def __init__(
+        self,
+        db: Database,
+        pm: pluggy.PluginManager,
+        registry: Registry,
+        region: str,
+        services: KernelServices,
+    ) -> None:
+        self.db = db
+        self.pm = pm
+        self.registry = registry
+        self.region = region
+        self.services = services
+        self._generation = 0
+        self._definitions_version: str | None = None
+        self._triggers: dict[str, Listening] | None = None
+        self._statuses: dict[str, StatusInfo] | None = None
+        self._inspectors = pm.hook.inspect_event.get_hookimpls()
+        self._preparers = pm.hook.prepare_moves.get_hookimpls()
+        self._notifiers = pm.hook.moves_committed.get_hookimpls()
+        self._lock_orders = not db.is_sqlite
+        self._committer: GroupCommitter[Request, Processed] = GroupCommitter(
+            self._commit_group, writers=db.event_writers, transient=database_unavailable
+        )
+
+    async def close(self) -> None:
+        """Finish queued work and stop the group committer."""
+        await self._committer.close()
+
+    # caches -----------------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        """Forget cached triggers and statuses."""
+        self._generation += 1
+        self._triggers = None
+        self._statuses = None
+
+    async def definitions_changed(self, conn: AsyncConnection) -> None:
+        """Record, in the caller's transaction, that triggers or statuses changed.
+
+        Every instance on the database compares this version at the start of each
+        group and rebuilds its caches when it differs, so a change made on one instance
+        acts on all of them from their next transaction on.
+        """
+        version = uuid.uuid4().hex
+        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(SETTINGS).values(key=DEFINITIONS_VERSION, value=version)
+        await conn.execute(
+            statement.on_conflict_do_update(index_elements=["key"], set_={"value": version})
+        )
+        self.invalidate()
+
+    async def _check_definitions(self, sql: EventSQL) -> None:
+        version = await sql.setting(DEFINITIONS_VERSION)
+        if version != self._definitions_version:
+            self.invalidate()
+            self._definitions_version = version
+
+    async def statuses(self, sql: EventSQL) -> dict[str, StatusInfo]:
+        """The pipeline by status id (cached)."""
+        cached = self._statuses
+        if cached is not None:
+            return cached
+        generation = self._generation
+        statuses = {
+            id_: StatusInfo(id_, sort, semantics in FINAL_SEMANTICS)
+            for id_, sort, semantics in await sql.statuses()
+        }
+        if generation == self._generation:
+            self._statuses = statuses
+        return statuses
+
+    async def triggers_by_event(self, sql: EventSQL) -> dict[str, Listening]:
+        """Active triggers by the event type they listen to, oldest first, and their
+        classes (cached)."""
+        cached = self._triggers
+        if cached is not None:
+            return cached
+        generation = self._generation
+        rows = await sql.triggers()
+        by_event: dict[str, list[CompiledTrigger]] = {}
+        for row in rows:
+            compiled = compile_trigger(trigger_view(row), self.registry)
+            if compiled is None:
+                continue
+            for event_type in compiled.trigger_type.events:
+                by_event.setdefault(event_type, []).append(compiled)
+        result = {k: Listening(tuple(v), classify(v)) for k, v in by_event.items()}
+        if generation == self._generation:
+            self._triggers = result
+        return result
+
+    # events -------------------------------------------------------------------------
+
+    async def process(
+        self,
+        bodies: Sequence[Any],
+        *,
+        dry_run: bool = False,
+        only_trigger_id: int | None = None,
+        allow_private: bool = False,
+        check_storable: bool = True,
+    ) -> list[dict[str, Any]]:
+        """Process a list of event bodies atomically; return their results, in order.
+
+        The list is validated whole first; a 422 or 404 stores nothing. Results are
+        answered only after the commit; then the status sinks are told.
+        """
+        started = time.perf_counter()
+        try:
+            parsed = parse_events(
+                list(bodies),
+                self.registry,
+                self.region,
+                allow_private=allow_private,
+                check_storable=check_storable,
+            )
+            request = Request(parsed, only_trigger_id)
+            if dry_run:
+                processed = await self._dry_run(request)
+            else:
+                processed = await self._committer.submit(request)
+        except ApiError:
+            if not dry_run:
+                metrics.count_rejected(bodies, self.registry.event_types)
+            raise
+        if not dry_run:
+            metrics.LATENCY.observe(time.perf_counter() - started)
+        debug = log.is_enabled_for(logging.DEBUG)
+        for result, item in zip(processed.results, parsed, strict=True):
+            if not dry_run:
+                metrics.count_event(item.event.type, result)
+            if not debug:
+                continue
+            log.debug(  # the stored event has it all; moves are logged by the sink
+                "event.processed",
+                event_id=result["event_id"],
+                type=item.event.type,
+                duplicate=result["duplicate"],
+                order_ids=result["order_ids"],
+                moves=[(m["order_id"], m["from"], m["to"]) for m in result["moves"]],
+                dry_run=dry_run,
+            )
+        for outcome in processed.outcomes:
+            await self.notify(outcome)
+        return processed.results
+
+    async def _dry_run(self, request: Request) -> Processed:
+        async with self.db.event_reads() as sql:
+            answer = (await self._evaluate(sql, [request], None))[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def _commit_group(self, requests: Sequence[Request]) -> list[Processed | ApiError]:
+        """Evaluate and write a group of requests in one transaction (retried on conflicts)."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                async with self.db.event_writes() as sql:
+                    writes = GroupWrites()
+                    answers = await self._evaluate(sql, requests, writes)
+                    await writes.write_to(sql)
+                return answers
+            except StorageConflict as exc:
+                # A concurrent duplicate event id, or a deadlock, on PostgreSQL: the
+                # transaction rolled back whole; run it again (duplicates now answer as such).
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                log.info("group.retry", attempt=attempt, error=str(exc))
+        raise AssertionError("unreachable")
+
+    async def _evaluate(
+        self, sql: EventSQL, requests: Sequence[Request], writes: GroupWrites | None
+    ) -> list[Processed | ApiError]:
+        """Decide every event of ``requests``; with ``writes`` (not a dry run), record rows."""
+        await self._check_definitions(sql)
+        statuses = await self.statuses(sql)
+        triggers = await self.triggers_by_event(sql)
+        items = [item for request in requests for item in request.events]
+        snapshot = await load_snapshot(
+            sql,
+            (i.event.id for i in items if i.client_id),
+            (i.event.order_id for i in items if i.event.order_id is not None),
+            (pair for i in items for pair in i.lookup),
+            lock=writes is not None and self._lock_orders,
+        )
+        state = DatabaseStateStore(sql, dry_run=writes is None)
+        done: dict[str, Mapping[str, Any]] = dict(snapshot.stored_results)
+        answers: list[Processed | ApiError] = []
+        for request in requests:
+            problem = _unknown_order(request, snapshot, done)
+            if problem is not None:
+                answers.append(problem)
+                continue
+            processed = Processed()
+            for item in request.events:
+                result, outcome = await self._decide(
+                    item, request, snapshot, statuses, triggers, state, done, writes
+                )
+                processed.results.append(result)
+                if outcome is not None:
+                    processed.outcomes.append(outcome)
+            answers.append(processed)
+        return answers
+
+    async def _decide(
+        self,
+        item: ParsedEvent,
+        request: Request,
+        snapshot: Snapshot,
+        statuses: Mapping[str, StatusInfo],
+        triggers: Mapping[str, Listening],
+        state: DatabaseStateStore,
+        done: dict[str, Mapping[str, Any]],
+        writes: GroupWrites | None,
+    ) -> tuple[dict[str, Any], Outcome | None]:
+        """One event: its result, and (in a real run) the outcome for the sinks."""
+        event = item.event
+        earlier = done.get(event.id) if item.client_id else None
+        if earlier is not None:
+            repeated = public_result(earlier, True)
+            if writes is None:  # a dry run's results carry their trace: the first one's
+                repeated.update(trace=trace_of(earlier), dry_run=True)
+            return repeated, None
+        at = utc_now()
+        orders = _resolve(event, item, snapshot, statuses)
+        if self._inspectors:
+            await self._inspect(event, state)
+        listening = triggers.get(event.type, NOBODY)
+        classes = listening.classes
+        if request.only_trigger_id is not None:
+            only = request.only_trigger_id
+            classes = classify([t for t in listening.triggers if t.view.id == only])
+        trace: list[TraceGroup] = []
+        memo: dict[tuple[str, bytes], Match | str] = {}
+        moves: list[Move] = []
+        for order in orders:
+            winner, order_trace = choose_move(order, event, classes, statuses, memo)
+            trace.extend(order_trace)
+            if winner is not None:
+                target = winner.view.status
+                moves.append(
+                    Move(
+                        order.id,
+                        order.status,
+                        target,
+                        winner.view.id,
+                        event.id,
+                        event.type,
+                        at,
+                        winner.view.type,
+                    )
+                )
+                order.status = target  # later events of the group see the move
+        order_ids = [o.id for o in orders]
+        stored: dict[str, Any] = {
+            "event_id": event.id,
+            "order_ids": order_ids,
+            "moves": [m.as_json() for m in moves],
+            "trace_groups": trace,
+        }
+        done[event.id] = stored
+        result = public_result(stored, False)
+        if writes is None:
+            result.update(trace=expand(trace), dry_run=True)
+            return result, None
+        outcome = Outcome(event, tuple(order_ids), tuple(moves), at)
+        sink_errors = self._prepare(outcome, writes)
+        if sink_errors:
+            stored["errors"] = sink_errors
+        writes.add_moves(moves)
+        writes.add_event(event, stored, at)
+        return result, outcome
+
+    async def _inspect(self, event: Event, state: DatabaseStateStore) -> None:
+        """Call every ``inspect_event``; a failing plugin is noted, never fatal."""
+        for impl in self._inspectors:
+            try:
+                outcome = impl.function(event=event, state=state)
+                if inspect.isawaitable(outcome):
+                    await outcome
+            except DRIVER_ERRORS:
+                raise  # the transaction is broken: the group fails (or is retried)
+            except Exception as exc:
+                log.exception("plugin.inspect_failed", plugin=impl.plugin_name, event_id=event.id)
+                metrics.plugin_error(impl.plugin_name, "inspect_event")
+                errors = event.facts.setdefault(INSPECT_ERRORS, {})
+                errors[impl.plugin_name] = (
+                    f"plugin {impl.plugin_name!r} failed to inspect the event: {exc!r}"
+                )
+
+    def _prepare(self, outcome: Outcome, writes: GroupWrites) -> list[str]:
+        """Call every ``prepare_moves``; a failing sink's rows are dropped, and noted."""
+        errors = []
+        for impl in self._preparers:
+            mark = writes.mark()
+            try:
+                impl.function(outcome=outcome, tx=writes)
+            except Exception as exc:
+                writes.rewind(mark)
+                log.exception("plugin.sink_failed", plugin=impl.plugin_name, hook="prepare_moves")
+                metrics.plugin_error(impl.plugin_name, "prepare_moves")
+                errors.append(f"plugin {impl.plugin_name!r} failed in prepare_moves: {exc!r}")
+        return errors
+
+    # manual moves ---------------------------------------------------------------------
+
+    async def record_manual_move(
+        self, conn: AsyncConnection, order_id: str, from_status: str, to_status: str
+    ) -> Outcome:
+        """Record a move made through ``PATCH /api/orders`` in the caller's transaction.
+
+        Call :meth:`notify` with the returned outcome after the commit.
+        """
+        at = utc_now()
+        move = Move(order_id, from_status, to_status, None, None, None, at)
+        outcome = Outcome(None, (order_id,), (move,), at)
+        writes = GroupWrites()
+        writes.add_moves([move])
+        self._prepare(outcome, writes)
+        await writes.flush(conn)
+        return outcome
+
+    async def notify(self, outcome: Outcome) -> None:
+        """Tell the status sinks about a committed outcome; their failures are only logged."""
+        if outcome.event is None:  # a manual move (event moves are counted by process)
+            for move in outcome.moves:
+                metrics.count_manual_move(move.to_status)
+        for impl in self._notifiers:
+            try:
+                result = impl.function(outcome=outcome, kernel=self.services)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("plugin.sink_failed", plugin=impl.plugin_name, hook="moves_committed")
+                metrics.plugin_error(impl.plugin_name, "moves_committed")
+
+
+def _unknown_order(
+    request: Request, snapshot: Snapshot, done: Mapping[str, Any]
+) -> ApiError | None:
+    """The 404 of a request naming an unknown order (duplicates excepted), checked first."""
+    ids: set[str] = set()
+    for index, item in enumerate(request.events):
+        event = item.event
+        if item.client_id and (event.id in done or event.id in ids):
+            continue
+        ids.add(event.id)
+        if event.order_id is not None and event.order_id not in snapshot.orders:
+            details: dict[str, Any] = {"order_id": event.order_id}
+            if len(request.events) > 1:
+                details["index"] = index
+            return not_found(f"order {event.order_id!r} not found", details)
+    return None
+
+
+def _resolve(
+    event: Event, item: ParsedEvent, snapshot: Snapshot, statuses: Mapping[str, StatusInfo]
+) -> list[OrderState]:
+    """The orders an event is for: its ``order_id``, or its contact's open orders."""
+    if event.order_id is not None:
+        return [snapshot.orders[event.order_id]]
+    ids: set[str] = set()
+    for pair in item.lookup:
+        ids.update(snapshot.orders_by_identifier.get(pair, ()))
+    found = []
+    for order_id in sorted(ids):
+        order = snapshot.orders.get(order_id)
+        if order is None:
+            continue
+        status = statuses.get(order.status)
+        if status is not None and status.final:
+            continue
+        found.append(order)
+    return found
+
+
+def trigger_view(row: Any) -> TriggerView:
+    """A stored trigger row as plugins see it."""
+    return TriggerView(
+        id=row["id"],
+        type=row["type"],
+        status=row["status"],
+        name=row["name"],
+        allow_backwards=bool(row["allow_backwards"]),
+        enabled=bool(row["enabled"]),
+        settings=row["settings"] or {},
+        conditions=tuple(row["conditions"] or ()),
+        secret=row["secret"],
+    )
+
+
+__all__ = ["Engine", "Listening", "public_result", "trigger_view"]

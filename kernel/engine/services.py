@@ -1,0 +1,116 @@
+"""The services the kernel offers to plugins (:class:`kernel.KernelServices`)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from statusflow.engine.metrics import GaugeCallbacks
+from statusflow.serving.config import Settings
+from statusflow.store.schema import Order, Trigger
+from statusflow.types import TriggerView
+
+if TYPE_CHECKING:
+    from statusflow.engine.pipeline import Engine
+
+ORDERS = Order.__table__  # type: ignore[attr-defined]
+TRIGGERS = Trigger.__table__  # type: ignore[attr-defined]
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Services:
+    """Built before the app starts (routes need it); bound to the database at start-up."""
+
+    def __init__(
+        self, settings: Settings, plugin_settings: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
+        self.settings = settings
+        self._plugin_settings = dict(plugin_settings or {})
+        self.public_url = settings.base_url
+        self._key = b""
+        self._engine: Engine | None = None
+        self.gauges = GaugeCallbacks()
+
+    def bind(self, engine: Engine, signing_key: bytes) -> None:
+        """Attach the running engine and the signing key (done at start-up)."""
+        self._engine = engine
+        self._key = signing_key
+
+    @property
+    def engine(self) -> Engine:
+        """The running engine."""
+        if self._engine is None:
+            raise RuntimeError("the service has not started")
+        return self._engine
+
+    def register_gauge(self, name: str, documentation: str, callback: Callable[[], Any]) -> None:
+        self.gauges.register(name, documentation, callback)
+
+    def plugin_config(self, name: str) -> Mapping[str, Any]:
+        return self._plugin_settings.get(name, {})
+
+    def sign(self, payload: Mapping[str, Any]) -> str:
+        body = _b64(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
+        return f"{body}.{self._signature(body)}"
+
+    def unsign(self, token: str) -> dict[str, Any] | None:
+        body, _, signature = token.partition(".")
+        if not body or not signature or not self._key:
+            return None
+        # bytes: compare_digest refuses str with non-ASCII characters (a 500 otherwise)
+        if not hmac.compare_digest(signature.encode(), self._signature(body).encode()):
+            return None
+        try:
+            payload = orjson.loads(_unb64(body))
+        except (ValueError, orjson.JSONDecodeError):
+            return None
+        return payload if isinstance(payload, dict) else None
+
+    def _signature(self, body: str) -> str:
+        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+
+    async def submit_event(
+        self, event: Mapping[str, Any], *, only_trigger_id: int | None = None
+    ) -> dict[str, Any]:
+        results = await self.engine.process(
+            [dict(event)], only_trigger_id=only_trigger_id, allow_private=True
+        )
+        return results[0]
+
+    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.engine.db.read()
+
+    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.engine.db.write()
+
+    @property
+    def dialect(self) -> str:
+        return str(self.engine.db.engine.dialect.name)
+
+    async def order_exists(self, order_id: str) -> bool:
+        async with self.engine.db.read() as conn:
+            query = select(ORDERS.c.id).where(ORDERS.c.id == order_id)
+            return (await conn.execute(query)).first() is not None
+
+    async def find_trigger_by_secret(self, secret: str) -> TriggerView | None:
+        from statusflow.engine.pipeline import trigger_view
+
+        async with self.engine.db.read() as conn:
+            query = select(TRIGGERS).where(TRIGGERS.c.secret == secret)
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else trigger_view(row)

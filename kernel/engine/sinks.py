@@ -1,0 +1,59 @@
+"""The kernel's two status sinks: the timeline writer and the structlog sink."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from pluggy import HookimplMarker
+
+from statusflow.types import KernelServices, Outcome, Transaction
+
+hookimpl = HookimplMarker("statusflow")
+log = structlog.get_logger("statusflow.moves")
+
+
+@hookimpl
+def prepare_moves(outcome: Outcome, tx: Transaction) -> None:
+    """Write the ``event`` and ``status_changed`` entries of each order's timeline."""
+    event = outcome.event
+    moved = {m.order_id for m in outcome.moves}
+    if event is not None:
+        for order_id in outcome.order_ids:
+            entry: dict[str, Any] = {
+                "event_id": event.id,
+                "type": event.type,
+                "data": dict(event.data),
+                "moved": order_id in moved,
+            }
+            if event.occurred_at:
+                entry["occurred_at"] = event.occurred_at
+            tx.add_timeline(order_id, "event", entry, outcome.at)
+    for move in outcome.moves:
+        tx.add_timeline(
+            move.order_id,
+            "status_changed",
+            {
+                "from": move.from_status,
+                "to": move.to_status,
+                "trigger_id": move.trigger_id,
+                "event_id": move.event_id,
+                "manual": move.trigger_id is None,
+            },
+            move.at,
+        )
+
+
+@hookimpl
+def moves_committed(outcome: Outcome, kernel: KernelServices) -> None:
+    """Log every committed move as one structlog event."""
+    for move in outcome.moves:
+        log.info(
+            "order.moved",
+            order_id=move.order_id,
+            from_status=move.from_status,
+            to_status=move.to_status,
+            trigger_id=move.trigger_id,
+            event_id=move.event_id,
+            event_type=move.event_type,
+        )

@@ -1,0 +1,102 @@
+"""``init_app(settings)``: the aiohttp application, its plugins and its database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+
+from aiohttp import web
+from sqlalchemy.exc import DBAPIError
+
+from statusflow.engine.pipeline import Engine
+from statusflow.engine.services import Services
+from statusflow.errors import StartupError
+from statusflow.http.drain import IN_FLIGHT, InFlight
+from statusflow.http.keys import (
+    DATABASE,
+    ENGINE,
+    PLUGIN_INFOS,
+    PLUGIN_MANAGER,
+    REGISTRY,
+    SERVICES,
+    SETTINGS,
+)
+from statusflow.http.limits import body_timeout_middleware, rate_limit_middleware
+from statusflow.http.middlewares import auth_middleware, error_middleware
+from statusflow.http.routes import setup_routes
+from statusflow.registry import (
+    build_registry,
+    call_lifecycle,
+    collect_routes,
+    list_plugins,
+    make_plugin_manager,
+    migration_locations,
+    plugin_settings,
+)
+from statusflow.serving.config import Settings
+from statusflow.store.database import Database, make_engine, migrate, seed, signing_secret
+
+
+def init_app(
+    settings: Settings, extra_plugins: Iterable[tuple[str, object]] = ()
+) -> web.Application:
+    """Build the application: plugins load and routes mount now, the database at start.
+
+    :param extra_plugins: ``(name, plugin)`` pairs registered besides entry points (tests).
+    :raises StartupError: the plugins or the configuration do not allow starting.
+    """
+    pm = make_plugin_manager(settings.disable, settings.enable, extra_plugins)
+    registry = build_registry(pm)
+    services = Services(settings, plugin_settings(pm, settings.plugin_tables))
+    in_flight = InFlight()
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[
+            in_flight.middleware,
+            error_middleware,
+            rate_limit_middleware(settings),
+            auth_middleware,
+            body_timeout_middleware(settings),
+        ],
+    )
+    app[SETTINGS] = settings
+    app[IN_FLIGHT] = in_flight
+    app[PLUGIN_MANAGER] = pm
+    app[REGISTRY] = registry
+    app[SERVICES] = services
+    app[PLUGIN_INFOS] = list_plugins(settings.disable, settings.enable)
+    setup_routes(app, collect_routes(pm, services))
+    app.cleanup_ctx.append(_database)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    """Open the database, migrate, seed, start the engine; dispose on the way out."""
+    settings = app[SETTINGS]
+    db = Database(make_engine(settings.database_url))
+    try:
+        if settings.migrate_on_start:
+            await migrate(db.engine, migration_locations(app[PLUGIN_MANAGER]))
+            await seed(db.engine)
+        try:
+            key = await signing_secret(db.engine, settings.secret)
+        except DBAPIError as exc:
+            if settings.migrate_on_start:
+                raise
+            raise StartupError(
+                "the database has no statusflow schema yet: run `statusflow migrate` first "
+                f"([server] migrate_on_start is false): {exc.orig}"
+            ) from exc
+        engine = Engine(
+            db, app[PLUGIN_MANAGER], app[REGISTRY], settings.default_region, app[SERVICES]
+        )
+        app[SERVICES].bind(engine, key)
+        app[DATABASE] = db
+        app[ENGINE] = engine
+        await call_lifecycle(app[PLUGIN_MANAGER], "startup", app[SERVICES])
+        try:
+            yield
+        finally:
+            await call_lifecycle(app[PLUGIN_MANAGER], "shutdown", app[SERVICES])
+            await engine.close()
+    finally:
+        await db.dispose()

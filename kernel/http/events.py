@@ -1,0 +1,58 @@
+"""``/api/events``: post events (one or a list, optionally as a dry run) and read one."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy import select
+
+from statusflow.engine.choosing import trace_of
+from statusflow.engine.validation import surely_storable
+from statusflow.errors import invalid, not_found
+from statusflow.http.jsonio import json_response, read_json
+from statusflow.http.keys import DATABASE, ENGINE
+from statusflow.store.schema import EventRecord
+
+EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
+TRUE = ("1", "true", "yes")
+
+
+async def post_events(request: web.Request) -> web.Response:
+    body = await read_json(request, check_storable=False)  # parse_event checks each event
+    check_storable = not surely_storable(await request.read())  # (read once, cached)
+    dry_run_flag = request.query.get("dry_run", "false").lower()
+    if dry_run_flag not in (*TRUE, "0", "false", "no"):
+        raise invalid("dry_run must be true or false")
+    dry_run = dry_run_flag in TRUE
+    if isinstance(body, list):
+        engine = request.app[ENGINE]
+        return json_response(
+            await engine.process(body, dry_run=dry_run, check_storable=check_storable)
+        )
+    if isinstance(body, dict):
+        engine = request.app[ENGINE]
+        results = await engine.process([body], dry_run=dry_run, check_storable=check_storable)
+        return json_response(results[0])
+    raise invalid("the body must be an event (a JSON object) or a list of events")
+
+
+async def get_event(request: web.Request) -> web.Response:
+    event_id = request.match_info["id"]
+    async with request.app[DATABASE].read() as conn:
+        row = (await conn.execute(select(EVENTS).where(EVENTS.c.id == event_id))).first()
+    if row is None:
+        raise not_found(f"event {event_id!r} not found", {"id": event_id})
+    result = row.result
+    return json_response(
+        {
+            "id": row.id,
+            "type": row.type,
+            "order_id": row.order_id,
+            "contact": row.contact,
+            "data": row.data,
+            "occurred_at": row.occurred_at,
+            "received_at": row.received_at,
+            "order_ids": result["order_ids"],
+            "moves": result["moves"],
+            "trace": trace_of(result),
+        }
+    )

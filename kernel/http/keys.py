@@ -1,0 +1,22 @@
+"""Typed keys of everything the aiohttp application holds."""
+
+from __future__ import annotations
+
+import pluggy
+from aiohttp import web
+
+from statusflow.engine.pipeline import Engine
+from statusflow.engine.services import Services
+from statusflow.registry import PluginInfo, Registry
+from statusflow.serving.config import Settings
+from statusflow.store.database import Database
+from statusflow.types import Route
+
+SETTINGS = web.AppKey("settings", Settings)
+PLUGIN_MANAGER = web.AppKey("plugin_manager", pluggy.PluginManager)
+REGISTRY = web.AppKey("registry", Registry)
+SERVICES = web.AppKey("services", Services)
+ENGINE = web.AppKey("engine", Engine)
+DATABASE = web.AppKey("database", Database)
+PLUGIN_ROUTES = web.AppKey("plugin_routes", list[tuple[str, Route]])
+PLUGIN_INFOS = web.AppKey("plugin_infos", list[PluginInfo])

@@ -1,0 +1,169 @@
+"""``/api/triggers``: create, list, read, merge-patch and delete triggers."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from statusflow.engine.matching import compile_conditions, inactive_reason
+from statusflow.engine.pipeline import trigger_view
+from statusflow.engine.validation import check, utc_now
+from statusflow.errors import invalid, not_found
+from statusflow.http.jsonio import json_response, merge_patch, read_json, require_object
+from statusflow.http.keys import DATABASE, ENGINE, REGISTRY, SERVICES
+from statusflow.http.schemas import NEW_TRIGGER
+from statusflow.registry import Registry
+from statusflow.store.schema import Status, Trigger
+
+TRIGGERS = Trigger.__table__  # type: ignore[attr-defined]
+STATUSES = Status.__table__  # type: ignore[attr-defined]
+EDITABLE = ("type", "status", "name", "allow_backwards", "enabled", "settings", "conditions")
+
+
+def trigger_json(request: web.Request, row: Any) -> dict[str, Any]:
+    """A trigger row as the API shows it, with what its plugin adds (``webhook_url``)."""
+    registry = request.app[REGISTRY]
+    body: dict[str, Any] = {
+        "id": row["id"],
+        "type": row["type"],
+        "status": row["status"],
+        "name": row["name"],
+        "allow_backwards": bool(row["allow_backwards"]),
+        "enabled": bool(row["enabled"]),
+        "settings": row["settings"] or {},
+        "conditions": row["conditions"] or [],
+        "created_at": row["created_at"],
+    }
+    reason = inactive_reason(row["type"], body["conditions"], registry)
+    body["active"] = reason is None
+    body["inactive_reason"] = reason
+    trigger_type = registry.trigger_types.get(row["type"])
+    if trigger_type is not None and trigger_type.describe is not None:
+        body.update(trigger_type.describe(trigger_view(row), request.app[SERVICES]))
+    return body
+
+
+def _check_type_and_settings(registry: Registry, type_: str, settings: dict[str, Any]) -> None:
+    trigger_type = registry.trigger_types.get(type_)
+    if trigger_type is None:
+        known = sorted(registry.trigger_types)
+        raise invalid(
+            f"unknown or disabled trigger type {type_!r}; known types: {', '.join(known)}",
+            {"known_types": known},
+        )
+    check(trigger_type.settings_schema, settings, f"settings of {type_}", "settings")
+
+
+async def _check_status(conn: AsyncConnection, status: str) -> None:
+    if (await conn.execute(select(STATUSES.c.id).where(STATUSES.c.id == status))).first() is None:
+        raise invalid(f"unknown status {status!r}", {"status": status})
+
+
+async def _load(conn: AsyncConnection, request: web.Request) -> Any:
+    raw = request.match_info["id"]
+    # ids are positive 32-bit integers (PostgreSQL INTEGER): anything else is unknown
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) < 2**31):
+        raise not_found(f"trigger {raw[:100]!r} not found")
+    trigger_id = int(raw)
+    row = (
+        (await conn.execute(select(TRIGGERS).where(TRIGGERS.c.id == trigger_id))).mappings().first()
+    )
+    if row is None:
+        raise not_found(f"trigger {trigger_id} not found", {"id": trigger_id})
+    return row
+
+
+async def create_trigger(request: web.Request) -> web.Response:
+    body = require_object(await read_json(request), "a trigger")
+    check(NEW_TRIGGER, body, "trigger")
+    registry = request.app[REGISTRY]
+    settings = body.get("settings", {})
+    conditions = body.get("conditions", [])
+    _check_type_and_settings(registry, body["type"], settings)
+    compile_conditions(conditions, registry, new=True)
+    async with request.app[DATABASE].write() as conn:
+        await _check_status(conn, body["status"])
+        result = await conn.execute(
+            insert(TRIGGERS)
+            .values(
+                type=body["type"],
+                status=body["status"],
+                name=body.get("name", ""),
+                allow_backwards=body.get("allow_backwards", False),
+                enabled=body.get("enabled", True),
+                settings=settings,
+                conditions=conditions,
+                secret=secrets.token_urlsafe(24),
+                created_at=utc_now(),
+            )
+            .returning(TRIGGERS.c.id)
+        )
+        trigger_id = result.scalar_one()
+        await request.app[ENGINE].definitions_changed(conn)
+        row = (
+            (await conn.execute(select(TRIGGERS).where(TRIGGERS.c.id == trigger_id)))
+            .mappings()
+            .one()
+        )
+    return json_response(trigger_json(request, row), 201)
+
+
+async def list_triggers(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].read() as conn:
+        rows = (await conn.execute(select(TRIGGERS).order_by(TRIGGERS.c.id))).mappings().all()
+    return json_response([trigger_json(request, row) for row in rows])
+
+
+async def get_trigger(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].read() as conn:
+        row = await _load(conn, request)
+    return json_response(trigger_json(request, row))
+
+
+async def patch_trigger(request: web.Request) -> web.Response:
+    patch = require_object(await read_json(request), "a merge patch")
+    if "id" in patch and str(patch["id"]) != request.match_info["id"]:
+        raise invalid("a trigger's id cannot change")
+    unknown = sorted(set(patch) - {"id", *EDITABLE})
+    if unknown:
+        raise invalid(
+            f"trigger: unknown or read-only fields {unknown}; editable: {', '.join(EDITABLE)}",
+            {"fields": unknown},
+        )
+    registry = request.app[REGISTRY]
+    async with request.app[DATABASE].write() as conn:
+        row = await _load(conn, request)
+        before = {k: row[k] for k in EDITABLE}
+        after = merge_patch(before, {k: v for k, v in patch.items() if k in EDITABLE})
+        after.setdefault("settings", {})
+        after.setdefault("conditions", [])
+        after.setdefault("name", "")
+        check(NEW_TRIGGER, after, "trigger")
+        # A trigger whose plugin is gone may still be renamed, retargeted or switched
+        # off; what needs the plugin is checked only when it changes.
+        if after["type"] != before["type"] or after["settings"] != before["settings"]:
+            _check_type_and_settings(registry, after["type"], after["settings"])
+        if after["conditions"] != before["conditions"]:
+            compile_conditions(after["conditions"], registry, new=True)
+        if after["status"] != before["status"]:
+            await _check_status(conn, after["status"])
+        await conn.execute(update(TRIGGERS).where(TRIGGERS.c.id == row["id"]).values(**after))
+        await request.app[ENGINE].definitions_changed(conn)
+        row = (
+            (await conn.execute(select(TRIGGERS).where(TRIGGERS.c.id == row["id"])))
+            .mappings()
+            .one()
+        )
+    return json_response(trigger_json(request, row))
+
+
+async def delete_trigger(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].write() as conn:
+        row = await _load(conn, request)
+        await conn.execute(delete(TRIGGERS).where(TRIGGERS.c.id == row["id"]))
+        await request.app[ENGINE].definitions_changed(conn)
+    return web.Response(status=204)

@@ -1,0 +1,1 @@
+"""How the process runs: configuration, logging, serving one or several workers."""

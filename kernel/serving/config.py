@@ -1,0 +1,178 @@
+"""Settings from a TOML file and the environment, validated once at start-up."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import phonenumbers
+
+from statusflow.errors import StartupError
+
+DEFAULT_DATABASE_URL = "sqlite:///statusflow.db"
+
+CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "database_url": {"type": "string", "minLength": 1},
+        "server": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "host": {"type": "string", "minLength": 1},
+                "port": {"type": "integer", "minimum": 0, "maximum": 65535},
+                "public_url": {"type": "string", "pattern": "^https?://"},
+                "max_body_bytes": {"type": "integer", "minimum": 1},
+                "secret": {"type": "string", "minLength": 16},
+                "request_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "public_rate_per_second": {"type": "number", "minimum": 0},
+                "public_burst": {"type": "integer", "minimum": 1},
+                "trusted_proxies": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "migrate_on_start": {"type": "boolean"},
+            },
+        },
+        "auth": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "tokens": {"type": "array", "items": {"type": "string", "minLength": 1}},
+            },
+        },
+        "plugins": {
+            "type": "object",
+            "properties": {
+                "disable": {"type": "array", "items": {"type": "string"}},
+                "enable": {"type": "array", "items": {"type": "string"}},
+            },
+            "additionalProperties": {"type": "object"},
+        },
+        "phones": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"default_region": {"type": "string", "pattern": "^[A-Za-z]{2}$"}},
+        },
+    },
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the contract's defaults."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str | None = None
+    max_body_bytes: int = 1_048_576
+    secret: str | None = None
+    request_timeout_seconds: float = 30.0
+    public_rate_per_second: float = 50.0
+    public_burst: int = 100
+    trusted_proxies: tuple[str, ...] = ()
+    migrate_on_start: bool = True
+    tokens: tuple[str, ...] = ()
+    disable: tuple[str, ...] = ()
+    enable: tuple[str, ...] | None = None
+    default_region: str = "US"
+    plugin_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        """``public_url`` without its trailing slash, or the listening address."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.host}:{self.port}"
+
+    def is_enabled(self, plugin: str) -> bool:
+        """Whether this configuration loads the plugin named ``plugin``."""
+        if plugin in self.disable:
+            return False
+        return self.enable is None or plugin in self.enable
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with the given fields replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
+    """Validate a parsed TOML document and turn it into :class:`Settings`."""
+    errors = sorted(jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(raw), key=str)
+    if errors:
+        first = errors[0]
+        where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
+        raise StartupError(f"configuration error at {where}: {first.message}")
+    server = raw.get("server", {})
+    for proxy in server.get("trusted_proxies", ()):
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError as exc:
+            raise StartupError(f"configuration error at server.trusted_proxies: {exc}") from None
+    region = raw.get("phones", {}).get("default_region", "US").upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise StartupError(
+            f"configuration error at phones.default_region: {region!r} is not a region "
+            "phone numbers are known for (an ISO 3166 code such as US, GB or DE)"
+        )
+    plugins = raw.get("plugins", {})
+    enable = plugins.get("enable")
+    return Settings(
+        database_url=raw.get("database_url", DEFAULT_DATABASE_URL),
+        host=server.get("host", "127.0.0.1"),
+        port=server.get("port", 8080),
+        public_url=server.get("public_url"),
+        max_body_bytes=server.get("max_body_bytes", 1_048_576),
+        secret=server.get("secret"),
+        request_timeout_seconds=float(server.get("request_timeout_seconds", 30.0)),
+        public_rate_per_second=float(server.get("public_rate_per_second", 50.0)),
+        public_burst=server.get("public_burst", 100),
+        trusted_proxies=tuple(server.get("trusted_proxies", ())),
+        migrate_on_start=server.get("migrate_on_start", True),
+        tokens=tuple(raw.get("auth", {}).get("tokens", ())),
+        disable=tuple(plugins.get("disable", ())),
+        enable=tuple(enable) if enable is not None else None,
+        default_region=region,
+        plugin_tables={k: v for k, v in plugins.items() if isinstance(v, dict)},
+    )
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Settings from ``path`` (or ``$STATUSFLOW_CONFIG``), then the environment.
+
+    ``STATUSFLOW_DATABASE_URL`` overrides ``database_url``. No file: the defaults.
+    """
+    path = path or os.environ.get("STATUSFLOW_CONFIG")
+    raw: dict[str, Any] = {}
+    if path:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise StartupError(f"configuration file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise StartupError(f"configuration file {path} is not valid TOML: {exc}") from exc
+    settings = settings_from_mapping(raw)
+    where = "database_url"
+    env_url = os.environ.get("STATUSFLOW_DATABASE_URL")
+    if env_url:
+        settings = replace(settings, database_url=env_url)
+        where = "STATUSFLOW_DATABASE_URL"
+    _check_database_url(settings.database_url, where)
+    return settings
+
+
+def _check_database_url(url: str, where: str) -> None:
+    """A URL the storage can use, or a :class:`StartupError` saying what is wrong."""
+    from sqlalchemy.exc import ArgumentError
+
+    from statusflow.store.database import normalize_url  # SQLAlchemy only when a URL is checked
+
+    try:
+        normalize_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StartupError(f"configuration error at {where}: {exc}") from None

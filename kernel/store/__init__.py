@@ -1,0 +1,1 @@
+"""The database: schema, connections, statements, migrations."""

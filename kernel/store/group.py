@@ -1,0 +1,226 @@
+"""The event path's database work, in a few statements per group of events.
+
+The engine evaluates a whole group of requests in one transaction: everything it needs
+is read up front (:func:`load_snapshot`: stored results of the group's event ids, the
+orders it names or fans out to, locked on PostgreSQL), and everything it decided is
+written at the end (:class:`GroupWrites`: one ``executemany`` per table). The statements
+run on the bare drivers (:mod:`statusflow.store.statements`); no ORM session on this path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import bindparam, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from statusflow.engine.validation import utc_now
+from statusflow.store.schema import (
+    EventRecord,
+    MoveRecord,
+    Order,
+    TimelineEntry,
+)
+from statusflow.store.statements import EventSQL, event_row, move_row, timeline_row
+from statusflow.types import Event, Move
+
+EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
+MOVES = MoveRecord.__table__  # type: ignore[attr-defined]
+ORDERS = Order.__table__  # type: ignore[attr-defined]
+TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
+
+_UPDATE_ORDER = (
+    update(ORDERS)
+    .where(ORDERS.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), updated_at=bindparam("b_at"))
+)
+
+
+class OrderState:
+    """An order as the engine holds it during a group (its status follows the moves).
+
+    ``doc`` is decoded from the stored JSON text the first time a condition reads it.
+    """
+
+    __slots__ = ("_doc", "id", "status")
+
+    def __init__(self, id: str, status: str, doc: str | Mapping[str, Any]) -> None:
+        self.id = id
+        self.status = status
+        self._doc = doc
+
+    @property
+    def doc(self) -> Mapping[str, Any]:
+        doc = self._doc
+        if isinstance(doc, str):
+            doc = self._doc = orjson.loads(doc)
+        return doc
+
+
+@dataclass
+class Snapshot:
+    """What a group of events needs from the database, read before deciding."""
+
+    stored_results: dict[str, dict[str, Any]]
+    orders: dict[str, OrderState]
+    orders_by_identifier: dict[tuple[str, str], list[str]]
+
+
+async def load_snapshot(
+    sql: EventSQL,
+    event_ids: Iterable[str],
+    order_ids: Iterable[str],
+    identifiers: Iterable[tuple[str, str]],
+    lock: bool,
+) -> Snapshot:
+    """Read the stored results of ``event_ids`` and the orders the group may touch.
+
+    :param order_ids: orders named by ``order_id``.
+    :param identifiers: ``(kind, value)`` contact identifiers to fan out by.
+    :param lock: lock the orders (``FOR UPDATE``, in id order, so that concurrent groups
+        on PostgreSQL never deadlock on them).
+    """
+    ids = sorted(set(event_ids))
+    stored = await sql.stored_results(ids) if ids else {}
+
+    by_identifier: dict[tuple[str, str], list[str]] = {}
+    values_by_kind: dict[str, set[str]] = {}
+    for kind, value in identifiers:
+        values_by_kind.setdefault(kind, set()).add(value)
+    if values_by_kind:
+        wanted_values = {kind: sorted(values) for kind, values in sorted(values_by_kind.items())}
+        for kind, value, order_id in await sql.identified_orders(wanted_values):
+            by_identifier.setdefault((kind, value), []).append(order_id)
+
+    wanted = set(order_ids)
+    for found in by_identifier.values():
+        wanted.update(found)
+    orders: dict[str, OrderState] = {}
+    if wanted:
+        for order_id, status, doc in await sql.orders(sorted(wanted), lock):
+            orders[order_id] = OrderState(order_id, status, doc)
+    return Snapshot(stored, orders, by_identifier)
+
+
+class DatabaseStateStore:
+    """:class:`kernel.StateStore` on the ``plugin_marks`` table, in the group's transaction.
+
+    A claim is an insert-if-absent, so of concurrent claims on PostgreSQL exactly one
+    inserts the row (the others wait for its commit and then find it). In a dry run
+    nothing is written; claims are remembered for the rest of the dry run.
+    """
+
+    def __init__(self, sql: EventSQL, dry_run: bool) -> None:
+        self._sql = sql
+        self._dry_run = dry_run
+        self._claimed_in_dry_run: set[tuple[str, str]] = set()
+
+    async def seen(self, namespace: str, key: str) -> bool:
+        if self._dry_run and (namespace, key) in self._claimed_in_dry_run:
+            return True
+        return await self._sql.mark_exists(namespace, key)
+
+    async def claim(self, namespace: str, key: str) -> bool:
+        if self._dry_run:
+            first = not await self.seen(namespace, key)
+            self._claimed_in_dry_run.add((namespace, key))
+            return first
+        return await self._sql.claim(namespace, key, utc_now())
+
+
+@dataclass
+class GroupWrites:
+    """Rows a group will write: :class:`kernel.Transaction` for the sinks, too."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    order_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    moves: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    plugin_rows: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def insert(self, table: Any, row: Mapping[str, Any]) -> None:
+        self.plugin_rows.setdefault(table, []).append(dict(row))
+
+    def mark(self) -> tuple[int, list[tuple[list[dict[str, Any]], int]]]:
+        """Where the rows stand now, to drop what a failing sink added (:meth:`rewind`)."""
+        if not self.plugin_rows:
+            return len(self.timeline), []
+        return len(self.timeline), [(rows, len(rows)) for rows in self.plugin_rows.values()]
+
+    def rewind(self, mark: tuple[int, list[tuple[list[dict[str, Any]], int]]]) -> None:
+        """Drop the rows added since ``mark``."""
+        timeline, tables = mark
+        del self.timeline[timeline:]
+        known = {id(rows) for rows, _ in tables}
+        for rows, length in tables:
+            del rows[length:]
+        for rows in self.plugin_rows.values():
+            if id(rows) not in known:  # a table first written by the failing sink
+                rows.clear()
+
+    def add_timeline(self, order_id: str, kind: str, data: Mapping[str, Any], at: str) -> None:
+        self.timeline.append({"order_id": order_id, "kind": kind, "data": dict(data), "at": at})
+
+    def add_event(self, event: Event, stored: Mapping[str, Any], at: str) -> None:
+        self.events.append(
+            {
+                "id": event.id,
+                "type": event.type,
+                "order_id": event.order_id,
+                "contact": dict(event.contact),
+                "data": dict(event.data),
+                "occurred_at": event.occurred_at,
+                "received_at": at,
+                "result": dict(stored),
+            }
+        )
+
+    def add_moves(self, moves: Iterable[Move]) -> None:
+        for m in moves:
+            self.order_updates[m.order_id] = {
+                "b_id": m.order_id,
+                "b_status": m.to_status,
+                "b_at": m.at,
+            }
+            self.moves.append(
+                {
+                    "order_id": m.order_id,
+                    "from_status": m.from_status,
+                    "to_status": m.to_status,
+                    "trigger_id": m.trigger_id,
+                    "event_id": m.event_id,
+                    "event_type": m.event_type,
+                    "at": m.at,
+                }
+            )
+
+    async def write_to(self, sql: EventSQL) -> None:
+        """Write everything on the event path's driver connection (moves in commit order)."""
+        await sql.write(
+            [event_row(row) for row in self.events],
+            [(u["b_status"], u["b_at"], u["b_id"]) for u in self.order_updates.values()],
+            [move_row(row) for row in self.moves],
+            [timeline_row(row) for row in self.timeline],
+            list(self.plugin_rows.items()),
+        )
+        self.events, self.order_updates, self.moves, self.timeline = [], {}, [], []
+        self.plugin_rows = {}
+
+    async def flush(self, conn: AsyncConnection) -> None:
+        """Write everything through SQLAlchemy, one statement per table (manual moves)."""
+        if self.events:
+            await conn.execute(EVENTS.insert(), self.events)
+        if self.order_updates:
+            await conn.execute(_UPDATE_ORDER, list(self.order_updates.values()))
+        if self.moves:
+            await conn.execute(MOVES.insert(), self.moves)
+        if self.timeline:
+            await conn.execute(TIMELINE.insert(), self.timeline)
+        for table, rows in self.plugin_rows.items():
+            if rows:
+                await conn.execute(table.insert(), rows)
+        self.events, self.order_updates, self.moves, self.timeline = [], {}, [], []
+        self.plugin_rows = {}

@@ -1,0 +1,146 @@
+"""The database tables, as sqlmodel models.
+
+The admin API and the event path both use their SQLAlchemy ``__table__`` with Core
+statements (see :mod:`statusflow.engine.pipeline` and :mod:`statusflow.http`). Times
+are ISO-8601 strings in UTC (``2026-11-27T10:00:00.000000Z``), which sort as they read.
+The schema itself comes from the Alembic migrations in ``kernel/store/migrations``; a test
+checks that they agree with these models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Status(SQLModel, table=True):
+    """A status of the pipeline."""
+
+    __tablename__ = "statuses"
+
+    id: str = Field(primary_key=True, max_length=64)
+    name: str = Field(max_length=200)
+    sort: int = Field(unique=True)
+    semantics: str = Field(max_length=16)
+
+
+class Order(SQLModel, table=True):
+    """An order; ``doc`` holds every client-visible field but ``id`` and ``status``."""
+
+    __tablename__ = "orders"
+
+    id: str = Field(primary_key=True, max_length=200)
+    status: str = Field(index=True, max_length=64)
+    doc: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: str = Field(max_length=40)
+    updated_at: str = Field(max_length=40)
+
+
+class OrderIdentifier(SQLModel, table=True):
+    """One identifier of an order's contact or company, normalised, for fan-out."""
+
+    __tablename__ = "order_identifiers"
+    __table_args__ = (Index("ix_order_identifiers_kind_value", "kind", "value"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(foreign_key="orders.id", index=True, max_length=200)
+    kind: str = Field(max_length=16)
+    value: str = Field(max_length=320)
+
+
+class Trigger(SQLModel, table=True):
+    """A trigger attached to a target status."""
+
+    __tablename__ = "triggers"
+    # ids are kept in event results, moves and timelines: never reuse a deleted one
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    type: str = Field(index=True, max_length=100)
+    status: str = Field(max_length=64)
+    name: str = Field(default="", max_length=200)
+    allow_backwards: bool = False
+    enabled: bool = True
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    conditions: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    secret: str = Field(unique=True, max_length=64)
+    created_at: str = Field(max_length=40)
+
+
+class EventRecord(SQLModel, table=True):
+    """A processed event with its result (orders, moves, trace); ``id`` is unique."""
+
+    __tablename__ = "events"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    id: str = Field(unique=True, max_length=200)
+    type: str = Field(max_length=100)
+    order_id: str | None = Field(default=None, max_length=200)
+    contact: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    occurred_at: str | None = Field(default=None, max_length=40)
+    received_at: str = Field(max_length=40)
+    result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class MoveRecord(SQLModel, table=True):
+    """A committed move, in commit order (``seq``); manual moves have no trigger."""
+
+    __tablename__ = "moves"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(index=True, max_length=200)
+    from_status: str = Field(max_length=64)
+    to_status: str = Field(max_length=64)
+    trigger_id: int | None = None
+    event_id: str | None = Field(default=None, max_length=200)
+    event_type: str | None = Field(default=None, max_length=100)
+    at: str = Field(max_length=40)
+
+
+class TimelineEntry(SQLModel, table=True):
+    """One entry of an order's timeline."""
+
+    __tablename__ = "timeline"
+
+    seq: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(index=True, max_length=200)
+    at: str = Field(max_length=40)
+    kind: str = Field(max_length=40)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class PluginMark(SQLModel, table=True):
+    """A key a plugin claimed in a namespace (``StateStore.claim``)."""
+
+    __tablename__ = "plugin_marks"
+    __table_args__ = (UniqueConstraint("namespace", "key", name="uq_plugin_marks"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    namespace: str = Field(max_length=100)
+    key: str = Field(max_length=500)
+    created_at: str = Field(max_length=40)
+
+
+class KernelSetting(SQLModel, table=True):
+    """Values the kernel keeps for itself, e.g. the generated signing secret."""
+
+    __tablename__ = "kernel_settings"
+
+    key: str = Field(primary_key=True, max_length=100)
+    value: str = Field(max_length=1000)
+
+
+DEFAULT_PIPELINE = (
+    ("N", "New", 100, "process"),
+    ("P", "Paid", 150, "process"),
+    ("S", "Shipped", 175, "process"),
+    ("F", "Completed", 200, "success"),
+    ("D", "Canceled", 250, "failure"),
+)
+SEMANTICS = ("process", "success", "failure")
+FINAL_SEMANTICS = frozenset({"success", "failure"})
