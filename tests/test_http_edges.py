@@ -164,7 +164,7 @@ async def test_a_database_that_cannot_be_written_is_a_503_to_retry(make_client, 
     api = Api(client)
     await api.create_order("o1")
     monkeypatch.setattr(eventconnections, "BUSY_WAIT", 0.3)
-    blocker = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    blocker = sqlite3.connect(db.path, isolation_level=None)
     try:
         blocker.execute("BEGIN IMMEDIATE")
         response = await client.post(

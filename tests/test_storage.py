@@ -251,15 +251,16 @@ async def test_every_sqlite_writer_of_every_process_queues_at_one_gate(tmp_path)
     from statusflow.store.database import Database
 
     url = f"sqlite:///{tmp_path / 'gate.db'}"
-    first, second = make_engine(url), make_engine(url)
-    await migrate(first)
-    one, other = Database(first), Database(second)  # two instances: two flocks
+    engine = make_engine(url)
+    await migrate(engine)
+    await engine.dispose()
+    one, other = Database(url), Database(url)  # two instances: two flocks
     try:
         async with one.write() as conn:  # an admin write of one instance...
             await conn.execute(text("INSERT INTO kernel_settings (key, value) VALUES ('a', '1')"))
 
             async def event_write() -> None:
-                async with other.event_writes() as sql:  # ...holds off the other's events
+                async with other.write() as sql:  # ...holds off the other's events
                     await sql.write_rows("INSERT INTO kernel_settings (key, value) VALUES (?, ?)",
                                          [("b", "2")])  # fmt: skip
 
@@ -267,7 +268,7 @@ async def test_every_sqlite_writer_of_every_process_queues_at_one_gate(tmp_path)
             cancelled = asyncio.create_task(event_write())
             await asyncio.sleep(0.3)
             assert not waiting.done()
-            assert other._events.gate._lock.locked()  # type: ignore[union-attr]
+            assert other._connections.gate._lock.locked()  # type: ignore[union-attr]
             cancelled.cancel()
         await asyncio.wait_for(waiting, 5)
         with pytest.raises(asyncio.CancelledError):

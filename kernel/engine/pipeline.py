@@ -31,8 +31,6 @@ from typing import Any
 
 import pluggy
 import structlog
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from statusflow.engine import metrics
 from statusflow.engine.choosing import (
@@ -58,7 +56,7 @@ from statusflow.store.group import (
     Snapshot,
     load_snapshot,
 )
-from statusflow.store.schema import FINAL_SEMANTICS, KernelSetting
+from statusflow.store.schema import FINAL_SEMANTICS
 from statusflow.store.statements import (
     DEFINITIONS_VERSION,
     DRIVER_ERRORS,
@@ -68,8 +66,6 @@ from statusflow.store.statements import (
 from statusflow.types import Event, KernelServices, Match, Move, Outcome, TriggerView
 
 log = structlog.get_logger("statusflow.engine")
-
-SETTINGS = KernelSetting.__table__  # type: ignore[attr-defined]
 
 MAX_ATTEMPTS = 5
 
@@ -163,19 +159,14 @@ class Engine:
         self._triggers = None
         self._statuses = None
 
-    async def definitions_changed(self, conn: AsyncConnection) -> None:
+    async def definitions_changed(self, sql: EventSQL) -> None:
         """Record, in the caller's transaction, that triggers or statuses changed.
 
         Every instance on the database compares this version at the start of each
         group and rebuilds its caches when it differs, so a change made on one instance
         acts on all of them from their next transaction on.
         """
-        version = uuid.uuid4().hex
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(SETTINGS).values(key=DEFINITIONS_VERSION, value=version)
-        await conn.execute(
-            statement.on_conflict_do_update(index_elements=["key"], set_={"value": version})
-        )
+        await sql.set_setting(DEFINITIONS_VERSION, uuid.uuid4().hex)
         self.invalidate()
 
     async def _check_definitions(self, sql: EventSQL) -> None:
@@ -274,7 +265,7 @@ class Engine:
         return processed.results
 
     async def _dry_run(self, request: Request) -> Processed:
-        async with self.db.event_reads() as sql:
+        async with self.db.read() as sql:
             answer = (await self._evaluate(sql, [request], None))[0]
         if isinstance(answer, BaseException):
             raise answer
@@ -284,7 +275,7 @@ class Engine:
         """Evaluate and write a group of requests in one transaction (retried on conflicts)."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                async with self.db.event_writes() as sql:
+                async with self.db.write() as sql:
                     writes = GroupWrites()
                     answers = await self._evaluate(sql, requests, writes)
                     await writes.write_to(sql)
@@ -434,7 +425,7 @@ class Engine:
     # manual moves ---------------------------------------------------------------------
 
     async def record_manual_move(
-        self, conn: AsyncConnection, order_id: str, from_status: str, to_status: str
+        self, sql: EventSQL, order_id: str, from_status: str, to_status: str
     ) -> Outcome:
         """Record a move made through ``PATCH /api/orders`` in the caller's transaction.
 
@@ -446,7 +437,7 @@ class Engine:
         writes = GroupWrites()
         writes.add_moves([move])
         self._prepare(outcome, writes)
-        await writes.flush(conn)
+        await writes.write_to(sql)
         return outcome
 
     async def notify(self, outcome: Outcome) -> None:

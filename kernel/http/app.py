@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
@@ -69,16 +69,16 @@ def init_app(
     return app
 
 
-async def _database(app: web.Application) -> AsyncIterator[None]:
-    """Open the database, migrate, seed, start the engine; dispose on the way out."""
-    settings = app[SETTINGS]
-    db = Database(make_engine(settings.database_url))
+async def _prepare(settings: Settings, plugin_locations: Sequence[str]) -> bytes:
+    """Migrate and seed (unless told not to), and read the signing key: start-up work,
+    on an engine of its own that is closed when it is done."""
+    engine = make_engine(settings.database_url)
     try:
         if settings.migrate_on_start:
-            await migrate(db.engine, migration_locations(app[PLUGIN_MANAGER]))
-            await seed(db.engine)
+            await migrate(engine, plugin_locations)
+            await seed(engine)
         try:
-            key = await signing_secret(db.engine, settings.secret)
+            return await signing_secret(engine, settings.secret)
         except DBAPIError as exc:
             if settings.migrate_on_start:
                 raise
@@ -86,6 +86,16 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 "the database has no statusflow schema yet: run `statusflow migrate` first "
                 f"([server] migrate_on_start is false): {exc.orig}"
             ) from exc
+    finally:
+        await engine.dispose()
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    """Open the database, migrate, seed, start the engine; dispose on the way out."""
+    settings = app[SETTINGS]
+    db = Database(settings.database_url)
+    try:
+        key = await _prepare(settings, migration_locations(app[PLUGIN_MANAGER]))
         engine = Engine(
             db, app[PLUGIN_MANAGER], app[REGISTRY], settings.default_region, app[SERVICES]
         )

@@ -50,7 +50,13 @@ log = structlog.get_logger("statusflow.storage")
 T = TypeVar("T")
 
 READERS = 4
-"""Idle dry-run connections kept."""
+"""Idle SQLite read connections kept (dry runs, the admin API, plugins)."""
+
+POSTGRES_READERS = 10
+"""PostgreSQL read connections at most (dry runs, the admin API, plugins)."""
+
+WRITERS_KEPT = 8
+"""Idle PostgreSQL write connections kept (event groups, the admin API, plugins)."""
 
 CHECKPOINT_EVERY = 0.25
 """Seconds between two passive WAL checkpoints of the checkpointer thread."""
@@ -384,6 +390,8 @@ class PostgresEventConnections:
         finally:
             if conn.is_closed() or conn.is_in_transaction():
                 conn.terminate()  # broken, or cancelled half-way: never reused
+            elif len(self._idle_writers) >= WRITERS_KEPT:
+                await conn.close()
             else:
                 self._idle_writers.append(statements)
 
@@ -414,15 +422,15 @@ class PostgresEventConnections:
         """A read transaction (one snapshot), rolled back when the block ends."""
         if self._readers is None:
             self._readers = await asyncpg.create_pool(
-                self.dsn, min_size=0, max_size=READERS, server_settings=SERVER_SETTINGS
+                self.dsn, min_size=0, max_size=POSTGRES_READERS, server_settings=SERVER_SETTINGS
             )
-        for attempt in range(READERS + 1):  # each idle connection may have been closed
+        for attempt in range(POSTGRES_READERS + 1):  # each idle connection may have been closed
             async with self._readers.acquire() as conn:
                 transaction = conn.transaction(isolation="repeatable_read", readonly=True)
                 try:
                     await transaction.start()
                 except _CONNECTION_LOST:
-                    if attempt == READERS:
+                    if attempt == POSTGRES_READERS:
                         raise
                     conn.terminate()  # the pool connects anew in its place
                     continue

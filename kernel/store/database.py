@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import os
 import secrets
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import column, delete, event, insert, select, table
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from statusflow.errors import StartupError
 from statusflow.store.connections import (
@@ -266,89 +261,49 @@ async def signing_secret(engine: AsyncEngine, configured: str | None) -> bytes:
 
 
 class Database:
-    """The engine plus the write discipline.
+    """The store of one database: its connections (one set, :mod:`.connections`), on
+    which every statement of the kernel and of its plugins runs.
 
-    SQLite has one writer: every write transaction, the event path's and this one's,
-    holds the file's :class:`~statusflow.store.connections.SQLiteWriteGate` and starts
-    with ``BEGIN IMMEDIATE`` (never on a stale snapshot). PostgreSQL writes run
-    concurrently; the engine locks rows.
-    The event path has connections of its own (:mod:`statusflow.store.connections`).
+    SQLite has one writer: every write transaction holds the file's
+    :class:`~statusflow.store.connections.SQLiteWriteGate` and starts with
+    ``BEGIN IMMEDIATE`` (never on a stale snapshot). PostgreSQL writes run concurrently;
+    the engine locks rows.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.is_sqlite = is_sqlite(engine)
-        self._events: SQLiteEventConnections | PostgresEventConnections
+    def __init__(self, url: str) -> None:
+        self.url = make_url(normalize_url(url))
+        self.dialect_name = "sqlite" if self.url.get_backend_name() == "sqlite" else "postgresql"
+        self.is_sqlite = self.dialect_name == "sqlite"
+        self._connections: SQLiteEventConnections | PostgresEventConnections
         self.event_writers = 1
         """Event groups written at once: one on SQLite (one writer), a few on PostgreSQL."""
         if self.is_sqlite:
-            _explicit_sqlite_begin(engine.sync_engine)
-            path = engine.url.database
+            path = self.url.database
             if not path or path == ":memory:":
                 raise StartupError("statusflow needs an SQLite file, not an in-memory database")
-            self._events = SQLiteEventConnections(path)
+            self.path = path
+            self._connections = SQLiteEventConnections(path)
         else:
-            self._events = PostgresEventConnections(engine.url)
+            self._connections = PostgresEventConnections(self.url)
             self.event_writers = POSTGRES_WRITERS
 
-    @asynccontextmanager
-    async def event_writes(self) -> AsyncIterator[EventSQL]:
-        """The event path's write transaction, committed when the block ends.
+    def write(self) -> AbstractAsyncContextManager[EventSQL]:
+        """A write transaction, committed when the block ends: an event group's, an admin
+        API request's, a plugin's (``kernel.write()``).
 
         :raises StorageConflict: (PostgreSQL) it lost a race and rolled back: run it again.
+        :raises CommitOutcomeUnknown: ``COMMIT`` failed: it may have committed or not.
         """
-        async with self._events.write() as statements:
-            yield statements
+        return self._connections.write()
 
-    @asynccontextmanager
-    async def event_reads(self) -> AsyncIterator[EventSQL]:
-        """The event path's statements in a read transaction that is rolled back (dry runs)."""
-        async with self._events.read() as statements:
-            yield statements
-
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A connection inside a write transaction, committed when the block ends."""
-        async with contextlib.AsyncExitStack() as stack:
-            if isinstance(self._events, SQLiteEventConnections):
-                await stack.enter_async_context(self._events.gate.hold())
-            conn = await stack.enter_async_context(self.engine.connect())
-            if self.is_sqlite:
-                conn = await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-            transaction = await conn.begin()
-            try:
-                yield conn
-            except BaseException:
-                await transaction.rollback()
-                raise
-            try:
-                await transaction.commit()
-            except Exception as exc:
-                raise CommitOutcomeUnknown(f"COMMIT failed: {exc}") from exc
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reading."""
-        async with self.engine.connect() as conn:
-            yield conn
+    def read(self) -> AbstractAsyncContextManager[EventSQL]:
+        """A read transaction (one snapshot), rolled back when the block ends."""
+        return self._connections.read()
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
-        await self._events.close()
-        await self.engine.dispose()
+        """Close every connection."""
+        await self._connections.close()
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     sqlite_pragmas(dbapi_conn)
-
-
-def _explicit_sqlite_begin(engine: Engine) -> None:
-    """Let SQLAlchemy, not the driver, emit BEGIN (the documented aiosqlite recipe)."""
-
-    @event.listens_for(engine, "connect")
-    def _no_driver_transactions(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))

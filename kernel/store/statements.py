@@ -1,4 +1,5 @@
-"""The event path's statements, at the driver level (``sqlite3``, ``asyncpg``).
+"""The store's connection: every statement of the kernel, at the driver level
+(``sqlite3``, ``asyncpg``), and the Core statements plugins pass to it.
 
 SQLAlchemy Core costs tens of microseconds per execution (statement coercion, cache
 keys, result wrapping), which on the event path was a fifth of the server's CPU. The
@@ -11,20 +12,38 @@ with their table's SQLAlchemy insert, compiled once per set of columns.
 
 JSON columns travel as text in both directions; the engine decodes an order's ``doc``
 only when a condition reads it.
+
+The admin API's statements (:class:`~statusflow.store.admin.AdminSQL`) and the Core
+statements of plugins (``kernel.read()`` / ``kernel.write()``) run on the same
+connections, compiled once per dialect (:mod:`statusflow.store.compiled`), and answer
+:class:`~statusflow.store.results.Result` rows.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from abc import abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
 import orjson
 from sqlalchemy import Table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import Executable
+
+from statusflow.store import queries
+from statusflow.store.admin import AdminSQL, Params, Row
+from statusflow.store.compiled import Compiled, StatementCache
+from statusflow.store.errors import (
+    CommitOutcomeUnknown,
+    ConstraintViolated,
+    StorageConflict,
+    StorageError,
+)
+from statusflow.store.results import Result, row_class
 
 CHUNK = 500
 """Values per ``IN (...)`` list on SQLite, under its limit on bound parameters."""
@@ -35,21 +54,6 @@ OrderRow = tuple[str, str, str]
 """``(id, status, doc as JSON text)``."""
 
 
-class StorageConflict(Exception):
-    """The transaction lost a race (a concurrent duplicate event id, a deadlock): run the
-    whole group again."""
-
-
-class StorageError(Exception):
-    """The database failed in a way that broke the transaction."""
-
-
-class CommitOutcomeUnknown(Exception):
-    """``COMMIT`` was sent but failed (the connection broke meanwhile): the transaction
-    may or may not have committed, so the request must not be said to be safe to retry
-    (events with an ``id`` are, being idempotent)."""
-
-
 DRIVER_ERRORS: tuple[type[Exception], ...] = (
     sqlite3.Error,
     asyncpg.PostgresError,
@@ -58,6 +62,8 @@ DRIVER_ERRORS: tuple[type[Exception], ...] = (
     StorageConflict,
 )
 """Errors of the event path's statements: a plugin calling them must let these through."""
+
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
 
 
 def dumps(value: Any) -> str:
@@ -94,39 +100,64 @@ def timeline_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
     return (row["order_id"], row["at"], row["kind"], dumps(row["data"]))
 
 
-class _CompiledInsert:
-    """A table's insert for one set of columns, compiled once for a driver."""
-
-    def __init__(self, table: Table, keys: tuple[str, ...], dialect: Dialect) -> None:
-        compiled = table.insert().inline().compile(dialect=dialect, column_keys=list(keys))
-        self.sql = str(compiled)
-        names = compiled.positiontup or []
-        self._columns: list[tuple[str, Callable[[Any], Any] | None]] = []
-        for name in names:
-            bind = compiled.binds[name]  # its type's processor, through the public type API
-            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            self._columns.append((bind.key, process))
-        self.keys = frozenset(keys)
-
-    def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...]:
-        out = []
-        for key, process in self._columns:
-            value = row.get(key)
-            out.append(process(value) if process is not None and value is not None else value)
-        return tuple(out)
-
-
-class EventSQL(ABC):
-    """The statements of one event-path transaction (see the module docstring)."""
+class EventSQL(AdminSQL):
+    """The statements of one transaction (see the module docstring)."""
 
     dialect: Dialect
+    cache: StatementCache
+    """The dialect's compiled statements: the kernel's, compiled when the class is made."""
     insert_event: str
     update_order: str
     insert_move: str
     insert_timeline: str
+    _inserts: dict[tuple[Table, tuple[str, ...]], Compiled]
+    """Plugins' rows' inserts, by table and columns."""
 
-    def __init__(self) -> None:
-        self._inserts: dict[tuple[str, tuple[str, ...]], _CompiledInsert] = {}
+    def __init_subclass__(cls) -> None:
+        super().__init_subclass__()
+        cls.dialect_name = cls.dialect.name
+        cls.cache = StatementCache(cls.dialect, queries.prepared(cls.dialect_name))
+        cls._inserts = {}
+
+    # any Core statement (the admin API's, and plugins') --------------------------------
+
+    @abstractmethod
+    async def _query(
+        self, sql: str, arguments: tuple[Any, ...], returns_rows: bool
+    ) -> tuple[list[str], Sequence[Sequence[Any]], int]:
+        """Run ``sql`` once: its column names, its rows, and how many rows it changed."""
+
+    async def execute(
+        self, statement: Executable, params: Params | Sequence[Params] | None = None
+    ) -> Result:
+        """Run a SQLAlchemy Core statement (``select``, ``insert``, ``update``, ``delete``,
+        ``text``), once, or once per parameter set of a list; its rows, all read."""
+        if isinstance(params, Sequence) and not isinstance(params, Mapping):
+            batches: dict[str, list[tuple[Any, ...]]] = {}
+            for one in params:
+                _, sql, arguments = self.cache.sql_for(statement, one)
+                batches.setdefault(sql, []).append(arguments)
+            for sql, rows in batches.items():
+                await self.executemany(sql, rows)
+            return Result((), [], -1)
+        compiled, sql, arguments = self.cache.sql_for(statement, params)
+        names, raw, rowcount = await self._query(sql, arguments, compiled.returns_rows)
+        names = compiled.names or names
+        make = row_class(tuple(names))
+        return Result(names, [make(compiled.decode(row)) for row in raw], rowcount)
+
+    async def scalar(self, statement: Executable, params: Params | None = None) -> Any:
+        """The first column of the first row ``statement`` answers (``None`` without)."""
+        return (await self.execute(statement, params)).scalar()
+
+    async def rows(self, statement: Executable, params: Params | None = None) -> list[Row]:
+        return list((await self.execute(statement, params)).mappings())
+
+    async def run(self, statement: Executable, params: Params | Sequence[Params]) -> None:
+        try:
+            await self.execute(statement, params)
+        except INTEGRITY_ERRORS as exc:
+            raise ConstraintViolated(str(exc)) from exc
 
     @abstractmethod
     async def setting(self, key: str) -> str | None:
@@ -192,12 +223,12 @@ class EventSQL(ABC):
         """Run one of the kernel's writes for ``rows`` (by default once per row)."""
         await self.executemany(sql, rows)
 
-    def _compiled_insert(self, table: Table, row: Mapping[str, Any]) -> _CompiledInsert:
+    def _compiled_insert(self, table: Table, row: Mapping[str, Any]) -> Compiled:
         keys = tuple(sorted(row))
-        cache_key = (table.fullname, keys)
-        compiled = self._inserts.get(cache_key)
+        compiled = self._inserts.get((table, keys))
         if compiled is None:
-            compiled = self._inserts[cache_key] = _CompiledInsert(table, keys, self.dialect)
+            compiled = Compiled(table.insert().inline(), self.dialect, None, keys)
+            self._inserts[(table, keys)] = compiled
         return compiled
 
     def _plugin_batches(
@@ -206,14 +237,14 @@ class EventSQL(ABC):
         """Plugin rows grouped by compiled statement, in the order they were added."""
         for table, rows in plugin_rows:
             batch: list[tuple[Any, ...]] = []
-            current: _CompiledInsert | None = None
+            current: Compiled | None = None
             for row in rows:
                 compiled = self._compiled_insert(table, row)
                 if current is not None and compiled is not current:
                     yield current.sql, batch
                     batch = []
                 current = compiled
-                batch.append(compiled.parameters(row))
+                batch.append(compiled.arguments(row))
             if current is not None and batch:
                 yield current.sql, batch
 
@@ -231,7 +262,7 @@ class SQLiteEventSQL(EventSQL):
     """The statements on a ``sqlite3`` connection (called on the event loop's thread:
     each takes microseconds, and the group's transaction holds the write lock)."""
 
-    dialect = sqlite.dialect()
+    dialect = SQLiteDialect_pysqlite(json_serializer=dumps, json_deserializer=orjson.loads)
     insert_event = (
         "INSERT INTO events (id, type, order_id, contact, data, occurred_at, received_at, "
         "result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
@@ -244,8 +275,20 @@ class SQLiteEventSQL(EventSQL):
     insert_timeline = "INSERT INTO timeline (order_id, at, kind, data) VALUES (?, ?, ?, ?)"
 
     def __init__(self, conn: sqlite3.Connection) -> None:
-        super().__init__()
         self.conn = conn
+
+    async def _query(
+        self, sql: str, arguments: tuple[Any, ...], returns_rows: bool
+    ) -> tuple[list[str], Sequence[Sequence[Any]], int]:
+        cursor = self.conn.execute(sql, arguments)
+        description = cursor.description
+        if not description:
+            return [], [], cursor.rowcount
+        return [d[0] for d in description], cursor.fetchall(), cursor.rowcount
+
+    async def end_snapshot(self) -> None:
+        self.conn.execute("ROLLBACK")
+        self.conn.execute("BEGIN")
 
     async def setting(self, key: str) -> str | None:
         sql = "SELECT value FROM kernel_settings WHERE key = ?"
@@ -313,7 +356,7 @@ class SQLiteEventSQL(EventSQL):
 class PostgresEventSQL(EventSQL):
     """The statements on an ``asyncpg`` connection (prepared once per connection)."""
 
-    dialect = postgresql.dialect(paramstyle="numeric_dollar")
+    dialect = PGDialect_asyncpg(json_serializer=dumps, json_deserializer=orjson.loads)
     # The kernel's writes take one array per column: one statement for all the rows of
     # a group (``executemany`` pays PostgreSQL's per-statement work for every row).
     # ``unnest`` yields the rows in array order, so moves get their ``seq`` in order.
@@ -341,8 +384,21 @@ class PostgresEventSQL(EventSQL):
     )
 
     def __init__(self, conn: Any) -> None:
-        super().__init__()
         self.conn = conn
+
+    async def _query(
+        self, sql: str, arguments: tuple[Any, ...], returns_rows: bool
+    ) -> tuple[list[str], Sequence[Sequence[Any]], int]:
+        if returns_rows:
+            records = await self.conn.fetch(sql, *arguments)
+            return (list(records[0].keys()) if records else []), records, len(records)
+        status = await self.conn.execute(sql, *arguments)
+        count = status.rpartition(" ")[2]
+        return [], [], int(count) if count.isdigit() else -1
+
+    async def end_snapshot(self) -> None:
+        await self.conn.execute("ROLLBACK")
+        await self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     async def setting(self, key: str) -> str | None:
         value = await self.conn.fetchval("SELECT value FROM kernel_settings WHERE key = $1", key)
@@ -435,6 +491,7 @@ __all__ = [
     "DEFINITIONS_VERSION",
     "DRIVER_ERRORS",
     "CommitOutcomeUnknown",
+    "ConstraintViolated",
     "EventSQL",
     "PostgresEventSQL",
     "SQLiteEventSQL",
