@@ -7,6 +7,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 import orjson
 import structlog
@@ -21,8 +22,16 @@ log = structlog.get_logger("statusflow.cli")
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
+def _version() -> str:
+    try:
+        return metadata.version("statusflow")
+    except metadata.PackageNotFoundError:  # running from a bare checkout
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="statusflow", description="Order status automation")
+    parser.add_argument("--version", action="version", version=f"statusflow {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--config", help="TOML configuration file (or $STATUSFLOW_CONFIG)")

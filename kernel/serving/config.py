@@ -145,7 +145,8 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Settings from ``path`` (or ``$STATUSFLOW_CONFIG``), then the environment.
 
-    ``STATUSFLOW_DATABASE_URL`` overrides ``database_url``. No file: the defaults.
+    ``STATUSFLOW_DATABASE_URL`` overrides ``database_url``; ``STATUSFLOW_TOKENS``
+    (comma-separated) replaces ``auth.tokens``. No file: the defaults.
     """
     path = path or os.environ.get("STATUSFLOW_CONFIG")
     raw: dict[str, Any] = {}
@@ -163,6 +164,12 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         settings = replace(settings, database_url=env_url)
         where = "STATUSFLOW_DATABASE_URL"
     _check_database_url(settings.database_url, where)
+    env_tokens = os.environ.get("STATUSFLOW_TOKENS")
+    if env_tokens:  # set and not empty: it replaces the file's list
+        tokens = tuple(token.strip() for token in env_tokens.split(",") if token.strip())
+        if not tokens:  # never a silent "no auth" from a typo
+            raise StartupError("STATUSFLOW_TOKENS holds no token (comma-separated tokens)")
+        settings = replace(settings, tokens=tokens)
     return settings
 
 
