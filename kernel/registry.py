@@ -7,6 +7,7 @@ then ``check_pending`` so that an implementation of an unknown hook stops start-
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import os
@@ -59,6 +60,9 @@ class Registry:
     operators: dict[str, ConditionOperator] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
     triggers_by_event: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    inactive_trigger_types: dict[str, str] = field(default_factory=dict)
+    """Trigger types of loaded plugins that listen to no loaded event type: each with
+    the reason its stored triggers are inactive. They are not in ``trigger_types``."""
 
     def owner(self, kind: str, code: str) -> str:
         """The name of the plugin that registered ``code`` of ``kind``."""
@@ -210,20 +214,52 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
             raise StartupError(
                 f"plugin {plugin!r}: {what} of {code!r} is invalid: {exc.message}"
             ) from exc
-    for code, trigger_type in reg.trigger_types.items():
-        plugin = reg.owners[("trigger_type", code)]
-        for event in trigger_type.events:
-            if event not in reg.event_types:
-                raise StartupError(
-                    f"plugin {plugin!r}: trigger type {code!r} listens to {event!r}, "
-                    "which no loaded plugin registers as an event type"
-                )
+    for code in list(reg.trigger_types):
+        _drop_missing_events(reg, code)
     by_event: dict[str, list[str]] = {}
     for code, trigger_type in reg.trigger_types.items():
         for event in trigger_type.events:
             by_event.setdefault(event, []).append(code)
     reg.triggers_by_event = {k: tuple(v) for k, v in by_event.items()}
     return reg
+
+
+def _drop_missing_events(reg: Registry, code: str) -> None:
+    """A trigger type listens only to the event types that are loaded (their plugin may
+    be disabled or uninstalled); listening to none, it is not loaded, and its stored
+    triggers are inactive (a warning, as for any plugin that is away, never a stop)."""
+    trigger_type = reg.trigger_types[code]
+    missing = [event for event in trigger_type.events if event not in reg.event_types]
+    if not missing:
+        return
+    plugin = reg.owners[("trigger_type", code)]
+    loaded = tuple(event for event in trigger_type.events if event in reg.event_types)
+    if loaded:
+        reg.trigger_types[code] = dataclasses.replace(trigger_type, events=loaded)
+        log.warning(
+            "plugins.trigger_type_narrowed",
+            plugin=plugin,
+            trigger_type=code,
+            missing_event_types=missing,
+            listens_to=list(loaded),
+        )
+        return
+    del reg.trigger_types[code]
+    reg.inactive_trigger_types[code] = (
+        f"trigger type {code!r} listens to {_event_types(missing)}, "
+        "which no loaded plugin registers"
+    )
+    log.warning(
+        "plugins.trigger_type_inactive",
+        plugin=plugin,
+        trigger_type=code,
+        missing_event_types=missing,
+    )
+
+
+def _event_types(codes: list[str]) -> str:
+    quoted = ", ".join(repr(code) for code in codes)
+    return f"event type {quoted}" if len(codes) == 1 else f"event types {quoted}"
 
 
 def collect_routes(pm: pluggy.PluginManager, kernel: KernelServices) -> list[tuple[str, Route]]:

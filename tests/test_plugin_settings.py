@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from statusflow import Route, hookimpl
 from statusflow.errors import StartupError
 from statusflow.http import init_app
 from statusflow.serving.config import settings_from_mapping
+from tests.helpers import write_distribution
 
 STATUSFLOW = Path(sys.executable).with_name("statusflow")
 
@@ -118,14 +118,7 @@ def test_a_bad_table_stops_start_up_naming_plugin_and_key(monkeypatch):
 
 def test_serve_refuses_a_bad_table_naming_plugin_and_key(tmp_path):
     site = tmp_path / "site"
-    site.mkdir()
-    (site / "throwaway_greeter.py").write_text(textwrap.dedent(GREETER_SOURCE))
-    info = site / "statusflow_greeter-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: statusflow-greeter\nVersion: 1.0\n"
-    )
-    (info / "entry_points.txt").write_text("[statusflow]\ngreeter = throwaway_greeter\n")
+    write_distribution(site, "greeter", GREETER_SOURCE)
     db = tmp_path / "never.db"
     base = f'database_url = "sqlite:///{db}"\n[plugins]\nenable = ["payment", "greeter"]\n'
     bad_type = tmp_path / "bad.toml"

@@ -29,7 +29,7 @@ from statusflow.errors import StartupError
 from statusflow.http import init_app
 from statusflow.registry import build_registry, list_plugins, make_plugin_manager
 from statusflow.testing import settings_for
-from tests.helpers import BUILT_IN_PLUGINS
+from tests.helpers import BUILT_IN_PLUGINS, write_distribution
 
 BUILT_IN = BUILT_IN_PLUGINS
 PLUGIN_KEYS = {"name", "distribution", "version", "trigger_types", "enabled"}
@@ -164,16 +164,7 @@ def distributions(tmp_path, monkeypatch):
     modules: list[str] = []
 
     def add(entry_name: str, source: str, version: str = "1.0") -> Path:
-        module = f"throwaway_{uuid.uuid4().hex[:10]}"
-        (root / f"{module}.py").write_text(textwrap.dedent(source))
-        dist_name = f"statusflow-{entry_name}"
-        info = root / f"{dist_name.replace('-', '_')}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n"
-        )
-        (info / "entry_points.txt").write_text(f"[statusflow]\n{entry_name} = {module}\n")
-        modules.append(module)
+        modules.append(write_distribution(root, entry_name, source, version))
         return root
 
     monkeypatch.syspath_prepend(str(root))
@@ -434,7 +425,7 @@ def test_a_duplicate_trigger_type_stops_start_up_naming_both():
         )
 
 
-def test_other_duplicates_and_dangling_types_stop_start_up():
+def test_other_duplicates_and_invalid_schemas_stop_start_up():
     class TwoPings:
         @hookimpl
         def register_event_types(self, register):
@@ -444,11 +435,6 @@ def test_other_duplicates_and_dangling_types_stop_start_up():
         @hookimpl
         def register_condition_operators(self, register):
             register(ConditionOperator("eq", lambda a, e: True))
-
-    class Dangling:
-        @hookimpl
-        def register_trigger_types(self, register):
-            register(TriggerType("dangling", "Dangling", ("nobody.sends.this",)))
 
     class BadSchema:
         @hookimpl
@@ -462,7 +448,6 @@ def test_other_duplicates_and_dangling_types_stop_start_up():
     cases = [
         ([("ping", Ping()), ("two_pings", TwoPings())], ["ping", "two_pings"]),
         ([("second_eq", SecondEq())], ["eq", "statusflow.conditions", "second_eq"]),
-        ([("dangling", Dangling())], ["dangling", "nobody.sends.this"]),
         ([("bad_schema", BadSchema())], ["bad_schema", "odd"]),
     ]
     for extra, names in cases:
