@@ -22,6 +22,7 @@ import structlog
 
 from statusflow import hookspecs
 from statusflow.errors import StartupError
+from statusflow.serving import setting_errors
 from statusflow.types import ConditionOperator, EventType, KernelServices, Route, TriggerType
 
 ENTRY_POINT_GROUP = "statusflow"
@@ -333,11 +334,12 @@ def plugin_settings(
         table = resolved.get(impl.plugin_name, {})
         validator = jsonschema.Draft202012Validator(dict(schema))
         errors = sorted(validator.iter_errors(table), key=lambda e: list(e.absolute_path))
-        if errors:
+        if errors:  # said without the value: it may be a secret (setting_errors)
             error = errors[0]
-            key = ".".join(str(p) for p in error.absolute_path)
+            key = setting_errors.where(error)
             where = f"[plugins.{impl.plugin_name}]" + (f" {key}" if key else "")
-            raise StartupError(f"plugin {impl.plugin_name!r}: {where}: {error.message}")
+            message = setting_errors.describe(error)
+            raise StartupError(f"plugin {impl.plugin_name!r}: {where}: {message}")
     with_schema = {impl.plugin_name for impl in pm.hook.plugin_settings_schema.get_hookimpls()}
     for name in sorted(set(resolved) - with_schema):  # the plugin reads no settings at all
         log.warning("plugin.settings_unused", plugin=name, reason="plugin takes no settings")

@@ -14,6 +14,7 @@ import jsonschema
 import phonenumbers
 
 from statusflow.errors import StartupError
+from statusflow.serving import setting_errors
 
 DEFAULT_DATABASE_URL = "sqlite:///statusflow.db"
 
@@ -103,11 +104,14 @@ class Settings:
 
 def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
     """Validate a parsed TOML document and turn it into :class:`Settings`."""
-    errors = sorted(jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(raw), key=str)
+    errors = sorted(
+        jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(raw),
+        key=lambda e: [str(p) for p in e.absolute_path],  # not by message: it has the value
+    )
     if errors:
-        first = errors[0]
-        where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
-        raise StartupError(f"configuration error at {where}: {first.message}")
+        first = errors[0]  # said without the value: it may be a secret (setting_errors)
+        where = setting_errors.where(first) or "(top level)"
+        raise StartupError(f"configuration error at {where}: {setting_errors.describe(first)}")
     server = raw.get("server", {})
     for proxy in server.get("trusted_proxies", ()):
         try:
