@@ -22,6 +22,7 @@ import structlog
 
 from statusflow import hookspecs
 from statusflow.errors import StartupError
+from statusflow.plugin_dirs import DirPlugin, find_dir_plugins
 from statusflow.serving import setting_errors
 from statusflow.types import ConditionOperator, EventType, KernelServices, Route, TriggerType
 
@@ -40,16 +41,22 @@ class PluginInfo:
     version: str | None
     trigger_types: tuple[str, ...]
     enabled: bool
+    path: str | None = None
+    """The file or folder of a plugin from a plugins folder (it has no distribution)."""
 
     def as_json(self) -> dict[str, Any]:
-        """As ``GET /api/plugins`` and ``statusflow plugins --json`` show it."""
-        return {
+        """As ``GET /api/plugins`` and ``statusflow plugins --json`` show it (``path``
+        only for a plugin from a plugins folder)."""
+        shown: dict[str, Any] = {
             "name": self.name,
             "distribution": self.distribution,
             "version": self.version,
             "trigger_types": list(self.trigger_types),
             "enabled": self.enabled,
         }
+        if self.path is not None:
+            shown["path"] = self.path
+        return shown
 
 
 @dataclass
@@ -70,29 +77,59 @@ class Registry:
         return self.owners[(kind, code)]
 
 
-def _entry_points() -> list[EntryPoint]:
-    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+Source = EntryPoint | DirPlugin
+"""Where a plugin comes from: an installed distribution's entry point, or a file or
+package of a plugins folder (``dirs``), which is loaded the same way."""
 
 
-def _dist_of(ep: EntryPoint) -> tuple[str | None, str | None]:
+def _sources(dirs: Iterable[str] = ()) -> list[Source]:
+    """Every installed plugin, then every plugin of the ``dirs``, sorted by name.
+
+    :raises StartupError: a folder's plugin has the name of an installed one.
+    """
+    found: list[Source] = list(entry_points(group=ENTRY_POINT_GROUP))
+    installed = {ep.name: ep for ep in found}
+    for plugin in find_dir_plugins(dirs):
+        taken = installed.get(plugin.name)
+        if taken is not None:
+            raise StartupError(
+                f"plugin {plugin.name!r} of {plugin.path} has the name of "
+                f"{_described(taken)}: rename the file"
+            )
+        found.append(plugin)
+    return sorted(found, key=lambda ep: ep.name)
+
+
+def _dist_of(ep: Source) -> tuple[str | None, str | None]:
     dist = ep.dist
     if dist is None:
         return None, None
     return dist.metadata["Name"], dist.version
 
 
+def _described(ep: Source) -> str:
+    """``the installed plugin statusflow-parcels 0.1.0``, or ``the plugin at PATH``."""
+    if isinstance(ep, DirPlugin):
+        return f"the plugin at {ep.path}"
+    dist, version = _dist_of(ep)
+    return f"the installed plugin {dist} {version}" if dist else f"the installed {ep.value}"
+
+
 def make_plugin_manager(
     disable: Iterable[str] = (),
     enable: Iterable[str] | None = None,
     extra_plugins: Iterable[tuple[str, object]] = (),
+    dirs: Iterable[str] = (),
 ) -> pluggy.PluginManager:
     """A fresh plugin manager: kernel built-ins, then enabled entry points, checked.
 
     :param disable: plugin names not to load.
     :param enable: when given, only these entry-point plugins are loaded.
-    :param extra_plugins: ``(name, plugin)`` pairs registered directly (tests).
+    :param extra_plugins: ``(name, plugin)`` pairs registered directly (tests); a name
+        must be free (an installed plugin's is not, even while that one is not enabled).
+    :param dirs: plugins folders: their modules and packages load like entry points.
     :raises StartupError: a plugin fails to import, implements an unknown hook or has
-        a bad hook signature; the message names the plugin.
+        a bad hook signature, or a name is taken twice; the message names the plugin.
     """
     from statusflow.engine import conditions, sinks
 
@@ -103,7 +140,7 @@ def make_plugin_manager(
     allowed = set(enable) if enable is not None else None
     for name in disable:
         pm.set_blocked(name)
-    found = list(_entry_points())
+    found = _sources(dirs)
     for ep in found:
         if allowed is not None and ep.name not in allowed:
             pm.set_blocked(ep.name)
@@ -116,6 +153,8 @@ def make_plugin_manager(
             pm.register(ep.load(), name=ep.name)
         except Exception as exc:
             raise StartupError(f"plugin {ep.name!r} cannot be loaded: {exc}") from exc
+    extra_plugins = list(extra_plugins)
+    _check_extra_names(extra_plugins, found)
     for name, plugin in extra_plugins:
         if not pm.is_blocked(name):
             try:
@@ -134,6 +173,30 @@ def make_plugin_manager(
     if os.environ.get("STATUSFLOW_TRACE_PLUGINS"):
         _trace_hook_calls(pm)
     return pm
+
+
+def _check_extra_names(extra: list[tuple[str, object]], found: list[Source]) -> None:
+    """An object given by name is never silently left out for an installed plugin."""
+    installed = {ep.name: ep for ep in found}
+    seen: set[str] = set()
+    for name, _ in extra:
+        if name in seen:
+            raise StartupError(f"plugin name {name!r} is given to two plugin objects")
+        seen.add(name)
+        if name in KERNEL_PLUGINS:
+            raise StartupError(f"plugin name {name!r} is the kernel's own: pick another name")
+        taken = installed.get(name)
+        if taken is not None:
+            away = (
+                f"leave {taken.path.parent} out of the plugins folders"
+                if isinstance(taken, DirPlugin)
+                else f"uninstall {_dist_of(taken)[0] or 'it'} from this environment"
+            )
+            raise StartupError(
+                f"plugin name {name!r} is taken by {_described(taken)}, so this object "
+                f"cannot have it: register the object under another name (e.g. "
+                f"{name + '_test'!r}), or {away}"
+            )
 
 
 def _trace_hook_calls(pm: pluggy.PluginManager) -> None:
@@ -269,9 +332,10 @@ def collect_routes(pm: pluggy.PluginManager, kernel: KernelServices) -> list[tup
 
 
 def list_plugins(
-    disable: Iterable[str] = (), enable: Iterable[str] | None = None
+    disable: Iterable[str] = (), enable: Iterable[str] | None = None, dirs: Iterable[str] = ()
 ) -> list[PluginInfo]:
-    """Every plugin found through entry points, enabled or not, with its trigger types.
+    """Every plugin found through entry points and in the ``dirs``, enabled or not, with
+    its trigger types.
 
     Disabled plugins are imported into a throwaway manager only to read their trigger
     types; none of their hooks is called otherwise.
@@ -279,14 +343,15 @@ def list_plugins(
     disabled = set(disable)
     allowed = set(enable) if enable is not None else None
     infos = []
-    for ep in _entry_points():
+    for ep in _sources(dirs):
         enabled = ep.name not in disabled and (allowed is None or ep.name in allowed)
         dist, version = _dist_of(ep)
-        infos.append(PluginInfo(ep.name, dist, version, _trigger_types_of(ep), enabled))
+        path = str(ep.path) if isinstance(ep, DirPlugin) else None
+        infos.append(PluginInfo(ep.name, dist, version, _trigger_types_of(ep), enabled, path))
     return infos
 
 
-def _trigger_types_of(ep: EntryPoint) -> tuple[str, ...]:
+def _trigger_types_of(ep: Source) -> tuple[str, ...]:
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     try:
@@ -346,15 +411,16 @@ def plugin_settings(
     return resolved
 
 
-def migration_locations(pm: pluggy.PluginManager) -> list[str]:
-    """The folders of the Alembic migrations of every installed plugin, disabled ones too.
+def migration_locations(pm: pluggy.PluginManager, dirs: Iterable[str] = ()) -> list[str]:
+    """The folders of the Alembic migrations of every installed plugin (and of every
+    plugin of the plugins folders ``dirs``), disabled ones too.
 
     Alembic keeps only each branch's head in ``alembic_version``, and refuses to start
     when it cannot locate one: a disabled plugin's migrations stay on the path, so that
     disabling a plugin with tables never stops start-up (its tables are kept, unused).
     """
     locations = [str(path) for path in pm.hook.migration_locations() if path]
-    for ep in _entry_points():
+    for ep in _sources(dirs):
         if not pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
             continue
         spare = pluggy.PluginManager(ENTRY_POINT_GROUP)

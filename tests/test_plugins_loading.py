@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -371,6 +372,37 @@ def test_each_call_builds_a_fresh_plugin_manager():
     assert first.get_plugin("ping") is not None and second.get_plugin("ping") is None
     assert "ping" in build_registry(first).trigger_types
     assert "ping" not in build_registry(second).trigger_types
+
+
+async def test_an_object_named_like_an_installed_plugin_is_refused_never_left_out(
+    statusflow_app, distributions
+):
+    """``("payment", obj)`` was silently not loaded while ``payment`` was installed."""
+    taken = (
+        "plugin name 'payment' is taken by the installed plugin statusflow "
+        f"{version('statusflow')}, so this object cannot have it: register the object "
+        "under another name (e.g. "
+        "'payment_test'), or uninstall statusflow from this environment"
+    )
+    for plugins in ([("payment", Ping())], ["payment", ("payment", Ping())]):
+        with pytest.raises(StartupError) as caught:
+            await statusflow_app(plugins=plugins)
+        assert str(caught.value) == taken, plugins
+    distributions("ping", PING_SOURCE, version="2.0")
+    for enable in ((), ("ping",), None):
+        with pytest.raises(
+            StartupError, match=r"taken by the installed plugin statusflow-ping 2\.0"
+        ):
+            make_plugin_manager(enable=enable, extra_plugins=[("ping", Ping())])
+    # the kernel's own names, and one name for two objects
+    with pytest.raises(StartupError, match=r"'statusflow\.sinks' is the kernel's own"):
+        make_plugin_manager(enable=(), extra_plugins=[("statusflow.sinks", Ping())])
+    with pytest.raises(StartupError, match="'twice' is given to two plugin objects"):
+        make_plugin_manager(enable=(), extra_plugins=[("twice", Ping()), ("twice", PingCopy())])
+    # under a free name, it loads
+    sf = await statusflow_app(plugins=["payment", ("ping_test", Ping())])
+    types = {t["type"]: t["plugin"] for t in await sf.call("GET", "/api/trigger-types")}
+    assert types == {"payment.received": "payment", "ping": "ping_test"}
 
 
 def test_an_unknown_hook_stops_start_up_naming_plugin_and_hook(distributions):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "properties": {
                 "disable": {"type": "array", "items": {"type": "string"}},
                 "enable": {"type": "array", "items": {"type": "string"}},
+                "dirs": {"type": "array", "items": {"type": "string", "minLength": 1}},
             },
             "additionalProperties": {"type": "object"},
         },
@@ -81,6 +82,8 @@ class Settings:
     tokens: tuple[str, ...] = ()
     disable: tuple[str, ...] = ()
     enable: tuple[str, ...] | None = None
+    plugin_dirs: tuple[str, ...] = ()
+    """Plugins folders (``[plugins] dirs``, ``--plugins-dir``), as absolute paths."""
     default_region: str = "US"
     plugin_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -102,8 +105,12 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
-    """Validate a parsed TOML document and turn it into :class:`Settings`."""
+def settings_from_mapping(raw: Mapping[str, Any], base: Path | None = None) -> Settings:
+    """Validate a parsed TOML document and turn it into :class:`Settings`.
+
+    :param base: the folder relative paths are read from (``[plugins] dirs``); default:
+        the working directory.
+    """
     errors = sorted(
         jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(raw),
         key=lambda e: [str(p) for p in e.absolute_path],  # not by message: it has the value
@@ -141,6 +148,7 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
         tokens=tuple(raw.get("auth", {}).get("tokens", ())),
         disable=tuple(plugins.get("disable", ())),
         enable=tuple(enable) if enable is not None else None,
+        plugin_dirs=plugin_dirs(plugins.get("dirs", ()), base),
         default_region=region,
         plugin_tables={k: v for k, v in plugins.items() if isinstance(v, dict)},
     )
@@ -160,7 +168,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             raise StartupError(f"configuration file not found: {path}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise StartupError(f"configuration file {path} is not valid TOML: {exc}") from exc
-    settings = settings_from_mapping(raw)
+    settings = settings_from_mapping(raw, Path(path).parent if path else None)
     where = "database_url"
     env_url = os.environ.get("STATUSFLOW_DATABASE_URL")
     if env_url:
@@ -168,6 +176,13 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         where = "STATUSFLOW_DATABASE_URL"
     _check_database_url(settings.database_url, where)
     return settings
+
+
+def plugin_dirs(dirs: Iterable[str], base: Path | None = None) -> tuple[str, ...]:
+    """The plugins folders as absolute paths, a relative one read from ``base`` (the
+    configuration file's folder) or the working directory."""
+    root = Path.cwd() if base is None else base
+    return tuple(str((root / Path(folder).expanduser()).resolve()) for folder in dirs)
 
 
 def _check_database_url(url: str, where: str) -> None:
