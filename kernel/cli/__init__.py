@@ -1,4 +1,4 @@
-"""The ``statusflow`` command: ``serve``, ``migrate``, ``plugins`` and ``tail``."""
+"""The ``statusflow`` command: ``serve``, ``migrate``, ``plugins``, ``tail`` and ``new-plugin``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import orjson
 import structlog
 
+from statusflow.cli import new_plugin
 from statusflow.errors import StartupError
 from statusflow.registry import list_plugins
 from statusflow.serving.config import Settings, load_settings, plugin_dirs
@@ -52,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--json", action="store_true", help="print one JSON object per move")
     tail.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
     tail.add_argument("--once", action="store_true", help="print what is there, then exit")
+    new_plugin.add_parser(commands)
     return parser
 
 
@@ -172,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate(args)
         if args.command == "tail":
             return _tail(args)
+        if args.command == "new-plugin":
+            return new_plugin.run(args)
         return _plugins(args)
     except StartupError as exc:
         log.error("startup.failed", error=str(exc))

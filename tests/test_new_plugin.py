@@ -1,0 +1,127 @@
+"""``statusflow new-plugin NAME``: a distribution that installs, passes its own tests, and
+is found through its entry point."""
+
+from __future__ import annotations
+
+import configparser
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from statusflow.cli.new_plugin import write_skeleton
+from tests.helpers import pip_install_copy
+from tests.processes import clean_env
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_skeleton_installs_passes_its_own_tests_and_is_listed(tmp_path):
+    work = tmp_path / "work"
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "statusflow.cli",
+            "new-plugin",
+            "parcel_lockers",
+            "--dir",
+            str(work),
+        ],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    root = work / "statusflow-parcel-lockers"
+    assert str(root) in made.stdout
+    written = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    assert written == [
+        "README.md",
+        "pyproject.toml",
+        "statusflow_parcel_lockers/__init__.py",
+        "tests/test_parcel_lockers.py",
+    ]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "statusflow-parcel-lockers"
+    assert project["entry-points"]["statusflow"] == {"parcel_lockers": "statusflow_parcel_lockers"}
+
+    site = pip_install_copy(root, tmp_path / "install")
+    env = clean_env(PYTHONPATH=str(site))
+    # its own tests, against the installed copy (-P: not the source folder it runs in)
+    tests = subprocess.run(
+        [sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "3 passed" in tests.stdout, tests.stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "statusflow.cli", "plugins", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    plugins = {p["name"]: p for p in json.loads(listing.stdout)}
+    assert plugins["parcel_lockers"] == {
+        "name": "parcel_lockers",
+        "distribution": "statusflow-parcel-lockers",
+        "version": "0.1.0",
+        "trigger_types": ["parcel_lockers.happened"],
+        "enabled": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("Parcels", "try 'parcels'"),
+        ("my-plugin", "try 'my_plugin'"),
+        ("1st", "starting with a letter"),
+        ("", "not usable"),
+        ("payment", "taken by an installed plugin"),
+    ],
+)
+def test_a_bad_or_taken_name_writes_nothing(tmp_path, name, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        write_skeleton(name, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_existing_folder_is_left_alone_and_the_command_says_so(tmp_path):
+    existing = tmp_path / "statusflow-parcels"
+    existing.mkdir()
+    (existing / "mine.txt").write_text("keep me")
+    done = subprocess.run(
+        [sys.executable, "-m", "statusflow.cli", "new-plugin", "parcels", "--dir", str(tmp_path)],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == f"statusflow new-plugin: {existing} exists already: nothing written\n"
+    assert [p.name for p in existing.iterdir()] == ["mine.txt"]
+
+
+def test_the_templates_are_package_data():
+    """Every template ships with the distribution (``setup.cfg``'s ``package_data``)."""
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    lines = config["options.package_data"]["statusflow.cli"].split(",")
+    shipped = {p for pattern in lines for p in (ROOT / "kernel" / "cli").glob(pattern.strip())}
+    templates = set((ROOT / "kernel" / "cli" / "templates").rglob("*.tmpl"))
+    assert templates and shipped == templates
