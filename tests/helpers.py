@@ -251,6 +251,22 @@ async def timeline_kinds_by_event(api: Api, event_id: str) -> dict[str, list[str
     return kinds
 
 
+PING_SOURCE = """
+from statusflow import EventType, TriggerType, hookimpl
+
+
+@hookimpl
+def register_event_types(register):
+    register(EventType("ping", "Ping"))
+
+
+@hookimpl
+def register_trigger_types(register):
+    register(TriggerType("ping", "Ping", ("ping",)))
+"""
+"""A plugin module: the event type and the trigger type ``ping``."""
+
+
 def write_distribution(site: Path, entry_name: str, source: str, version: str = "1.0") -> str:
     """A distribution ``statusflow-ENTRY_NAME`` as pip leaves one in ``site``: a module
     holding ``source`` and a ``.dist-info`` whose entry point ``ENTRY_NAME`` loads it, found

@@ -1,4 +1,5 @@
-"""statusflow as real processes: ``statusflow serve`` on a free port, and plain HTTP to it."""
+"""statusflow as real processes: commands run at once, ``statusflow serve`` on a free port,
+and plain HTTP to it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,29 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update(extra)
     return env
+
+
+def cli(
+    *args: str, env: Mapping[str, str], cwd: Path, python: Path | str = sys.executable
+) -> subprocess.Popen[str]:
+    """``python -m statusflow.cli ARGS``, started (several run at once: see :func:`outcomes`)."""
+    return subprocess.Popen(
+        [str(python), "-m", "statusflow.cli", *args],
+        env=dict(env),
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def outcomes(*processes: subprocess.Popen[str]) -> list[tuple[int, str, str]]:
+    """Each process's exit status, standard output and standard error, in order."""
+    done = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        done.append((process.returncode, out, err))
+    return done
 
 
 def free_port() -> int:

@@ -15,32 +15,19 @@ import pytest
 
 from statusflow.cli.new_plugin import write_skeleton
 from tests.helpers import pip_install_copy
-from tests.processes import clean_env
+from tests.processes import clean_env, cli, outcomes
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_skeleton_installs_passes_its_own_tests_and_is_listed(tmp_path):
     work = tmp_path / "work"
-    made = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "statusflow.cli",
-            "new-plugin",
-            "parcel_lockers",
-            "--dir",
-            str(work),
-        ],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    [(code, out, err)] = outcomes(
+        cli("new-plugin", "parcel_lockers", "--dir", str(work), env=clean_env(), cwd=tmp_path)
     )
-    assert made.returncode == 0, made.stderr
+    assert code == 0, err
     root = work / "statusflow-parcel-lockers"
-    assert str(root) in made.stdout
+    assert str(root) in out
     written = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     assert written == [
         "README.md",
@@ -55,26 +42,20 @@ def test_the_skeleton_installs_passes_its_own_tests_and_is_listed(tmp_path):
     site = pip_install_copy(root, tmp_path / "install")
     env = clean_env(PYTHONPATH=str(site))
     # its own tests, against the installed copy (-P: not the source folder it runs in)
-    tests = subprocess.run(
+    tests = subprocess.Popen(
         [sys.executable, "-P", "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=root,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
-        check=False,
     )
-    assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "3 passed" in tests.stdout, tests.stdout
-    listing = subprocess.run(
-        [sys.executable, "-m", "statusflow.cli", "plugins", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
+    (code, out, err), (listed, listing, _) = outcomes(
+        tests, cli("plugins", "--json", env=env, cwd=tmp_path)
     )
-    plugins = {p["name"]: p for p in json.loads(listing.stdout)}
+    assert code == 0 and "3 passed" in out, out + err
+    assert listed == 0
+    plugins = {p["name"]: p for p in json.loads(listing)}
     assert plugins["parcel_lockers"] == {
         "name": "parcel_lockers",
         "distribution": "statusflow-parcel-lockers",
@@ -104,16 +85,11 @@ def test_an_existing_folder_is_left_alone_and_the_command_says_so(tmp_path):
     existing = tmp_path / "statusflow-parcels"
     existing.mkdir()
     (existing / "mine.txt").write_text("keep me")
-    done = subprocess.run(
-        [sys.executable, "-m", "statusflow.cli", "new-plugin", "parcels", "--dir", str(tmp_path)],
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    [(code, _, err)] = outcomes(
+        cli("new-plugin", "parcels", "--dir", str(tmp_path), env=clean_env(), cwd=tmp_path)
     )
-    assert done.returncode == 2
-    assert done.stderr == f"statusflow new-plugin: {existing} exists already: nothing written\n"
+    assert code == 2
+    assert err == f"statusflow new-plugin: {existing} exists already: nothing written\n"
     assert [p.name for p in existing.iterdir()] == ["mine.txt"]
 
 

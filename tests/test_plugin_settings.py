@@ -8,10 +8,6 @@ The apps here come from statusflow's own pytest plugin (``statusflow_app``).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +18,7 @@ from statusflow.errors import StartupError
 from statusflow.http import init_app
 from statusflow.serving.config import settings_from_mapping
 from tests.helpers import write_distribution
-
-STATUSFLOW = Path(sys.executable).with_name("statusflow")
+from tests.processes import clean_env, cli, outcomes
 
 SCHEMA = {
     "type": "object",
@@ -132,30 +127,18 @@ def test_serve_refuses_a_bad_table_naming_plugin_and_key(tmp_path):
     bad_type.write_text(base + '[plugins.greeter]\nretries = "three"\n')
     unset = tmp_path / "unset.toml"
     unset.write_text(base + '[plugins.greeter]\ngreeting = {"$env" = "GREETER_UNSET"}\n')
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("STATUSFLOW_CONFIG", "STATUSFLOW_DATABASE_URL", "GREETER_UNSET")
-    }
-    env["PYTHONPATH"] = str(site)
-    processes = [
-        subprocess.Popen(
-            [str(STATUSFLOW), "serve", "--config", str(config), "--port", "0"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for config in (bad_type, unset)
+    env = clean_env(PYTHONPATH=str(site))
+    env.pop("GREETER_UNSET", None)
+    serve = [
+        cli("serve", "--config", str(c), "--port", "0", env=env, cwd=tmp_path)
+        for c in (bad_type, unset)
     ]
-    outputs = [p.communicate(timeout=60) for p in processes]
     expected = [
         ["'greeter'", "retries", "must be of type integer"],
         ["[plugins.greeter].greeting", "GREETER_UNSET"],
     ]
-    for process, (_out, err), needles in zip(processes, outputs, expected, strict=True):
-        assert process.returncode not in (0, None), err
+    for (code, _out, err), needles in zip(outcomes(*serve), expected, strict=True):
+        assert code == 2, err
         for needle in needles:
             assert needle in err, (needle, err)
         assert "three" not in err
@@ -246,20 +229,12 @@ def test_serve_names_a_bad_setting_or_configuration_value_without_it(tmp_path):
         "database_url": f'database_url = "{SECRET}"\n',
         "auth_tokens": base + f'[auth]\ntokens = "{SECRET}"\n',
     }
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STATUSFLOW_")}
-    env.update(PYTHONPATH=str(site), VAULT_SECRET=SECRET)
-    processes = {}
+    env = clean_env(PYTHONPATH=str(site), VAULT_SECRET=SECRET)
+    serve = []
     for name, text in configs.items():
         path = tmp_path / f"{name}.toml"
         path.write_text(text)
-        processes[name] = subprocess.Popen(
-            [str(STATUSFLOW), "serve", "--config", str(path), "--port", "0"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        serve.append(cli("serve", "--config", str(path), "--port", "0", env=env, cwd=tmp_path))
     expected = {
         "token": "[plugins.vault] token: is shorter than 64 characters",
         "mode": "[plugins.vault] mode: must be one of 'live', 'test'",
@@ -269,9 +244,8 @@ def test_serve_names_a_bad_setting_or_configuration_value_without_it(tmp_path):
         "database_url": "configuration error at database_url",
         "auth_tokens": "configuration error at auth.tokens: must be of type array",
     }
-    for name, process in processes.items():
-        out, err = process.communicate(timeout=60)
-        assert process.returncode == 2, (name, err)
+    for name, (code, out, err) in zip(configs, outcomes(*serve), strict=True):
+        assert code == 2, (name, err)
         assert expected[name] in err, (name, err)
         for secret in (SECRET, SECRET[:12]):
             assert secret not in out + err, (name, out, err)

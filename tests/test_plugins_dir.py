@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -19,24 +18,10 @@ import pytest
 
 from statusflow.errors import StartupError
 from statusflow.registry import list_plugins, make_plugin_manager
-from tests.helpers import BUILT_IN_PLUGINS
-from tests.processes import Serve, clean_env
+from tests.helpers import BUILT_IN_PLUGINS, PING_SOURCE
+from tests.processes import Serve, clean_env, cli, outcomes
 
 PLUGIN_KEYS = {"name", "distribution", "version", "trigger_types", "enabled"}
-
-PING = """
-from statusflow import EventType, TriggerType, hookimpl
-
-
-@hookimpl
-def register_event_types(register):
-    register(EventType("ping", "Ping"))
-
-
-@hookimpl
-def register_trigger_types(register):
-    register(TriggerType("ping", "Ping", ("ping",)))
-"""
 
 LEDGER = """
 from pathlib import Path
@@ -96,7 +81,7 @@ def _write(path: Path, text: str) -> Path:
 def plugins_dir(tmp_path: Path) -> Path:
     """A folder with the plugins ``ping`` (a module) and ``ledger`` (a package)."""
     folder = tmp_path / "plugins"
-    _write(folder / "ping.py", PING)
+    _write(folder / "ping.py", PING_SOURCE)
     _write(folder / "ledger" / "__init__.py", LEDGER)
     _write(folder / "ledger" / "names.py", 'ENTRY = "ledger.entry"\n')
     _write(folder / "ledger" / "migrations" / "ledger_0001_rows.py", LEDGER_MIGRATION)
@@ -107,23 +92,7 @@ def plugins_dir(tmp_path: Path) -> Path:
 
 
 def _statusflow(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "statusflow.cli", *args],
-        env=clean_env(),
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _results(*processes: subprocess.Popen[str]) -> list[tuple[int, str, str]]:
-    """Each process's exit status, standard output and standard error (they run at once)."""
-    done = []
-    for process in processes:
-        out, err = process.communicate(timeout=60)
-        done.append((process.returncode, out, err))
-    return done
+    return cli(*args, env=clean_env(), cwd=cwd)
 
 
 def _by_name(listing: str) -> dict[str, dict[str, Any]]:
@@ -137,7 +106,7 @@ def test_the_plugins_command_lists_a_folders_plugins(tmp_path, plugins_dir):
         tmp_path / "conf" / "statusflow.toml",
         '[plugins]\ndirs = ["../plugins"]\ndisable = ["ping"]\n',  # read from the file's folder
     )
-    flag, configured, human = _results(
+    flag, configured, human = outcomes(
         _statusflow("plugins", "--json", "--plugins-dir", str(plugins_dir), cwd=elsewhere),
         _statusflow("plugins", "--json", "--config", str(config), cwd=elsewhere),
         _statusflow("plugins", "--plugins-dir", "plugins", cwd=tmp_path),  # from the cwd
@@ -169,7 +138,7 @@ def test_migrate_and_serve_load_a_folders_plugins(tmp_path, plugins_dir):
     db = tmp_path / "statusflow.db"
     config = _write(tmp_path / "statusflow.toml", f'database_url = "sqlite:///{db}"\n')
     folder = ["--plugins-dir", str(plugins_dir)]
-    [(code, _, err)] = _results(
+    [(code, _, err)] = outcomes(
         _statusflow("migrate", "--config", str(config), *folder, cwd=tmp_path)
     )
     assert code == 0, err
@@ -195,11 +164,11 @@ def test_migrate_and_serve_load_a_folders_plugins(tmp_path, plugins_dir):
 
 
 def test_a_clash_or_an_import_failure_stops_the_commands_naming_the_file(tmp_path):
-    clash = _write(tmp_path / "clash" / "payment.py", PING)
+    clash = _write(tmp_path / "clash" / "payment.py", PING_SOURCE)
     broken = _write(tmp_path / "broken" / "shaky.py", "import json\n\nimport no_such_module_here\n")
     twice = tmp_path / "twice"
-    _write(twice / "ping.py", PING)
-    _write(twice / "ping" / "__init__.py", PING)
+    _write(twice / "ping.py", PING_SOURCE)
+    _write(twice / "ping" / "__init__.py", PING_SOURCE)
     db = tmp_path / "never.db"
     config = _write(tmp_path / "statusflow.toml", f'database_url = "sqlite:///{db}"\n')
     serve = ["serve", "--config", str(config), "--port", "0", "--plugins-dir"]
@@ -223,7 +192,7 @@ def test_a_clash_or_an_import_failure_stops_the_commands_naming_the_file(tmp_pat
         ),
         "missing_serve": ([*serve, str(tmp_path / "nowhere")], ["nowhere", "does not exist"]),
     }
-    results = _results(*(_statusflow(*args, cwd=tmp_path) for args, _ in runs.values()))
+    results = outcomes(*(_statusflow(*args, cwd=tmp_path) for args, _ in runs.values()))
     for (name, (_, needles)), (code, out, err) in zip(runs.items(), results, strict=True):
         assert code == 2, (name, out, err)
         assert "Traceback" not in err, (name, err)

@@ -30,7 +30,7 @@ from statusflow.errors import StartupError
 from statusflow.http import init_app
 from statusflow.registry import build_registry, list_plugins, make_plugin_manager
 from statusflow.testing import settings_for
-from tests.helpers import BUILT_IN_PLUGINS, write_distribution
+from tests.helpers import BUILT_IN_PLUGINS, PING_SOURCE, write_distribution
 
 BUILT_IN = BUILT_IN_PLUGINS
 PLUGIN_KEYS = {"name", "distribution", "version", "trigger_types", "enabled"}
@@ -120,20 +120,6 @@ class WrongArgument:
     def register_trigger_types(self, registr):
         registr(TriggerType("x", "X", ("x",)))
 
-
-PING_SOURCE = """
-from statusflow import EventType, TriggerType, hookimpl
-
-
-@hookimpl
-def register_event_types(register):
-    register(EventType("ping", "Ping"))
-
-
-@hookimpl
-def register_trigger_types(register):
-    register(TriggerType("ping", "Ping", ("ping",)))
-"""
 
 UNKNOWN_HOOK_SOURCE = """
 from statusflow import hookimpl
