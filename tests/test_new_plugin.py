@@ -94,10 +94,13 @@ def test_an_existing_folder_is_left_alone_and_the_command_says_so(tmp_path):
 
 
 def test_the_templates_are_package_data():
-    """Every template ships with the distribution (``setup.cfg``'s ``package_data``)."""
+    """Every template ships with the distribution (``setup.cfg``'s ``packages`` and
+    ``package_data``)."""
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
-    lines = config["options.package_data"]["statusflow.cli"].split(",")
-    shipped = {p for pattern in lines for p in (ROOT / "kernel" / "cli").glob(pattern.strip())}
-    templates = set((ROOT / "kernel" / "cli" / "templates").rglob("*.tmpl"))
-    assert templates and shipped == templates
+    package = "statusflow.cli.templates.new_plugin"
+    assert package in config["options"]["packages"].split()
+    folder = ROOT / "kernel" / "cli" / "templates" / "new_plugin"
+    patterns = config["options.package_data"][package].split(",")
+    shipped = {path for pattern in patterns for path in folder.glob(pattern.strip())}
+    assert shipped and shipped == set(folder.iterdir())
