@@ -301,11 +301,14 @@ FROM_ENV = {"plugins": {"stripe": {"signing_secrets": [{"$env": "STRIPE_WEBHOOK_
 
 
 async def test_settings_are_checked_at_start_up(statusflow_app, monkeypatch):
-    with pytest.raises(StartupError, match=r"'stripe'.*signing_secrets\.0"):
+    with pytest.raises(StartupError, match=r"'stripe'.*signing_secrets\.0") as caught:
         await statusflow_app(
             plugins=["stripe"],
             config={"plugins": {"stripe": {"signing_secrets": ["sk_live_not_a_webhook_secret"]}}},
         )
+    # a secret in the wrong place is named by its key and the rule, never shown
+    assert "sk_live_not_a_webhook_secret" not in str(caught.value)
+    assert str(caught.value).endswith(r"does not match the pattern '^whsec_\S+$'")
     with pytest.raises(StartupError, match=r"'stripe'.*tolerance_seconds"):
         await statusflow_app(plugins=["stripe"], config=config(tolerance_seconds="5"))
     with pytest.raises(StartupError, match="STRIPE_WEBHOOK_SECRET"):
