@@ -38,7 +38,15 @@ import structlog
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from statusflow import JSON, ApiError, KernelServices, Route, hookimpl
+from statusflow import (
+    JSON,
+    ApiError,
+    KernelServices,
+    Route,
+    format_timestamp,
+    hookimpl,
+    json_response,
+)
 
 NAME = "twilio"
 PATH = "/sources/twilio/calls"
@@ -151,7 +159,7 @@ def call_event(form: Mapping[str, str]) -> dict[str, JSON] | str:
         "data": data,
     }
     with contextlib.suppress(KeyError, TypeError, ValueError):
-        body["occurred_at"] = parsedate_to_datetime(form["Timestamp"]).isoformat()
+        body["occurred_at"] = format_timestamp(parsedate_to_datetime(form["Timestamp"]))
     return body
 
 
@@ -179,8 +187,8 @@ def make_handler(kernel: KernelServices) -> Callable[[web.Request], Any]:
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
         event = call_event(fields)
         if isinstance(event, str):
-            return web.json_response({"received": True, "ignored": event})
-        return web.json_response(await kernel.submit_event(event))
+            return json_response({"received": True, "ignored": event})
+        return json_response(await kernel.submit_event(event))
 
     return receive
 
