@@ -1,6 +1,7 @@
 """statusflow's kernel: what a plugin imports.
 
-``from statusflow import hookimpl, TriggerType, EventType, Match, ...``
+``from statusflow import hookimpl, TriggerType, EventType, Match, ...``; every name is
+documented in ``docs/types.md``.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -10,17 +11,23 @@ from pluggy import HookimplMarker
 from statusflow.errors import ApiError, StartupError
 from statusflow.timestamps import format_timestamp, parse_timestamp, utc_now
 from statusflow.types import (
+    CONTACT_KEYS,
     JSON,
     MATCHED,
     MISSING,
+    ConditionFunction,
     ConditionOperator,
+    DescribeFunction,
     Event,
     EventType,
     KernelServices,
     Match,
+    MatchFunction,
     Move,
+    NormalizeFunction,
     Outcome,
     Route,
+    RouteHandler,
     StateStore,
     Transaction,
     TriggerType,
@@ -32,6 +39,8 @@ if TYPE_CHECKING:
     from statusflow.http.jsonio import json_response, read_json_body, read_json_object
 
 hookimpl = HookimplMarker("statusflow")
+"""The decorator of a plugin's hook implementations: ``@hookimpl`` (also
+``@hookimpl(tryfirst=True)`` and pluggy's other options)."""
 
 _HTTP_HELPERS = frozenset({"json_response", "read_json_body", "read_json_object"})
 
@@ -48,18 +57,24 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "CONTACT_KEYS",
     "JSON",
     "MATCHED",
     "MISSING",
     "ApiError",
+    "ConditionFunction",
     "ConditionOperator",
+    "DescribeFunction",
     "Event",
     "EventType",
     "KernelServices",
     "Match",
+    "MatchFunction",
     "Move",
+    "NormalizeFunction",
     "Outcome",
     "Route",
+    "RouteHandler",
     "StartupError",
     "StateStore",
     "Transaction",
