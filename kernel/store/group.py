@@ -15,8 +15,8 @@ from typing import Any
 
 import orjson
 
-from statusflow.engine.validation import utc_now
 from statusflow.store.statements import EventSQL, event_row, move_row, timeline_row
+from statusflow.timestamps import utc_now
 from statusflow.types import Event, Move
 
 
