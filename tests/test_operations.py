@@ -269,7 +269,7 @@ async def test_without_migrate_on_start_an_instance_is_ready_only_once_migrated(
     from statusflow.http import init_app
     from statusflow.http.keys import PLUGIN_MANAGER
     from statusflow.registry import migration_locations
-    from statusflow.store.database import make_engine, migrate
+    from statusflow.store.database import migrate
     from statusflow.testing import settings_for
 
     await aiohttp_client(init_app(settings_for(sqlite_url, enable=("payment",))))
@@ -281,9 +281,7 @@ async def test_without_migrate_on_start_an_instance_is_ready_only_once_migrated(
     error = assert_error_shape(await response.json(), "not_ready")
     assert error["details"]["missing"] == ["notes_0001"]
     # `statusflow migrate` (with the same plugins) brings the database to head
-    engine = make_engine(sqlite_url)
-    await migrate(engine, migration_locations(newer.app[PLUGIN_MANAGER]))
-    await engine.dispose()
+    await migrate(sqlite_url, migration_locations(newer.app[PLUGIN_MANAGER]))
     assert (await newer.get("/readyz")).status == 200
 
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 import sqlalchemy as sa
 
-from statusflow.store.database import Database, make_engine, migrate
+from statusflow.store.database import Database, migrate
 from statusflow.store.schema import KernelSetting, Order, Trigger
 from statusflow.store.statements import ConstraintViolated
 
@@ -20,9 +20,7 @@ TRIGGERS = Trigger.__table__  # type: ignore[attr-defined]
 
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[Database]:
-    engine = make_engine(database_url)
-    await migrate(engine)
-    await engine.dispose()
+    await migrate(database_url)
     store = Database(database_url)
     try:
         yield store

@@ -33,7 +33,7 @@ from statusflow.registry import (
     plugin_settings,
 )
 from statusflow.serving.config import Settings
-from statusflow.store.database import Database, make_engine, migrate, seed, signing_secret
+from statusflow.store.database import Database, migrate, seed, signing_secret
 
 
 def init_app(
@@ -73,23 +73,20 @@ def init_app(
 
 async def _prepare(settings: Settings, plugin_locations: Sequence[str]) -> bytes:
     """Migrate and seed (unless told not to), and read the signing key: start-up work,
-    on an engine of its own that is closed when it is done."""
-    engine = make_engine(settings.database_url)
+    on SQLAlchemy connections of its own, closed when it is done."""
+    url = settings.database_url
+    if settings.migrate_on_start:
+        await migrate(url, plugin_locations)
+        await seed(url)
     try:
+        return await signing_secret(url, settings.secret)
+    except DBAPIError as exc:
         if settings.migrate_on_start:
-            await migrate(engine, plugin_locations)
-            await seed(engine)
-        try:
-            return await signing_secret(engine, settings.secret)
-        except DBAPIError as exc:
-            if settings.migrate_on_start:
-                raise
-            raise StartupError(
-                "the database has no statusflow schema yet: run `statusflow migrate` first "
-                f"([server] migrate_on_start is false): {exc.orig}"
-            ) from exc
-    finally:
-        await engine.dispose()
+            raise
+        raise StartupError(
+            "the database has no statusflow schema yet: run `statusflow migrate` first "
+            f"([server] migrate_on_start is false): {exc.orig}"
+        ) from exc
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
