@@ -67,7 +67,7 @@ def test_the_checkpointer_copies_the_wal_into_the_database_file(tmp_path) -> Non
     import sqlite3
     import time
 
-    from statusflow.store.connections import CHECKPOINT_EVERY, Checkpointer, sqlite_pragmas
+    from statusflow.store.sqlite import CHECKPOINT_EVERY, Checkpointer, sqlite_pragmas
 
     path = str(tmp_path / "wal.db")
 
@@ -108,12 +108,12 @@ def _table_t_and_event_connections(path: Any) -> tuple[Any, Any]:
     event path's connections."""
     import sqlite3
 
-    from statusflow.store.connections import SQLiteEventConnections, sqlite_pragmas
+    from statusflow.store.sqlite import SQLiteConnections, sqlite_pragmas
 
     setup = sqlite3.connect(str(path), isolation_level=None)
     sqlite_pragmas(setup)
     setup.execute("CREATE TABLE t (x INTEGER)")
-    return setup, SQLiteEventConnections(str(path))
+    return setup, SQLiteConnections(str(path))
 
 
 async def test_the_sqlite_event_writer_begins_at_once_or_waits_for_a_busy_database(

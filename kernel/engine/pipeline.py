@@ -59,8 +59,8 @@ from statusflow.store.schema import FINAL_SEMANTICS
 from statusflow.store.statements import (
     DEFINITIONS_VERSION,
     DRIVER_ERRORS,
-    EventSQL,
     StorageConflict,
+    StoreSQL,
 )
 from statusflow.timestamps import utc_now
 from statusflow.types import Event, KernelServices, Match, Move, Outcome, TriggerView
@@ -159,7 +159,7 @@ class Engine:
         self._triggers = None
         self._statuses = None
 
-    async def definitions_changed(self, sql: EventSQL) -> None:
+    async def definitions_changed(self, sql: StoreSQL) -> None:
         """Record, in the caller's transaction, that triggers or statuses changed.
 
         Every instance on the database compares this version at the start of each
@@ -169,13 +169,13 @@ class Engine:
         await sql.set_setting(DEFINITIONS_VERSION, uuid.uuid4().hex)
         self.invalidate()
 
-    async def _check_definitions(self, sql: EventSQL) -> None:
+    async def _check_definitions(self, sql: StoreSQL) -> None:
         version = await sql.setting(DEFINITIONS_VERSION)
         if version != self._definitions_version:
             self.invalidate()
             self._definitions_version = version
 
-    async def statuses(self, sql: EventSQL) -> dict[str, StatusInfo]:
+    async def statuses(self, sql: StoreSQL) -> dict[str, StatusInfo]:
         """The pipeline by status id (cached)."""
         cached = self._statuses
         if cached is not None:
@@ -189,7 +189,7 @@ class Engine:
             self._statuses = statuses
         return statuses
 
-    async def triggers_by_event(self, sql: EventSQL) -> dict[str, Listening]:
+    async def triggers_by_event(self, sql: StoreSQL) -> dict[str, Listening]:
         """Active triggers by the event type they listen to, oldest first, and their
         classes (cached)."""
         cached = self._triggers
@@ -289,7 +289,7 @@ class Engine:
         raise AssertionError("unreachable")
 
     async def _evaluate(
-        self, sql: EventSQL, requests: Sequence[Request], writes: GroupWrites | None
+        self, sql: StoreSQL, requests: Sequence[Request], writes: GroupWrites | None
     ) -> list[Processed | ApiError]:
         """Decide every event of ``requests``; with ``writes`` (not a dry run), record rows."""
         await self._check_definitions(sql)
@@ -425,7 +425,7 @@ class Engine:
     # manual moves ---------------------------------------------------------------------
 
     async def record_manual_move(
-        self, sql: EventSQL, order_id: str, from_status: str, to_status: str
+        self, sql: StoreSQL, order_id: str, from_status: str, to_status: str
     ) -> Outcome:
         """Record a move made through ``PATCH /api/orders`` in the caller's transaction.
 

@@ -13,7 +13,7 @@ import orjson
 
 from statusflow.engine.metrics import GaugeCallbacks
 from statusflow.serving.config import Settings
-from statusflow.store.statements import EventSQL
+from statusflow.store.statements import StoreSQL
 from statusflow.types import TriggerView
 
 if TYPE_CHECKING:
@@ -87,10 +87,10 @@ class Services:
         )
         return results[0]
 
-    def read(self) -> AbstractAsyncContextManager[EventSQL]:
+    def read(self) -> AbstractAsyncContextManager[StoreSQL]:
         return self.engine.db.read()
 
-    def write(self) -> AbstractAsyncContextManager[EventSQL]:
+    def write(self) -> AbstractAsyncContextManager[StoreSQL]:
         return self.engine.db.write()
 
     @property

@@ -12,7 +12,7 @@ from statusflow.errors import conflict, invalid, not_found
 from statusflow.http.jsonio import json_response, merge_patch, read_json_body, require_object
 from statusflow.http.keys import DATABASE, ENGINE, PLUGIN_MANAGER, SETTINGS
 from statusflow.http.schemas import NEW_ORDER, ORDER_AFTER_PATCH
-from statusflow.store.statements import ConstraintViolated, EventSQL
+from statusflow.store.statements import ConstraintViolated, StoreSQL
 from statusflow.timestamps import utc_now
 from statusflow.types import Outcome
 
@@ -50,7 +50,7 @@ def _identifier_rows(order_id: str, doc: dict[str, Any], region: str) -> list[di
     return [{"order_id": order_id, "kind": k, "value": v} for k, v in pairs]
 
 
-async def _load(sql: EventSQL, order_id: str, lock: bool = False) -> dict[str, Any]:
+async def _load(sql: StoreSQL, order_id: str, lock: bool = False) -> dict[str, Any]:
     row = await sql.order(order_id, lock)
     if row is None:
         raise not_found(f"order {order_id!r} not found", {"order_id": order_id})

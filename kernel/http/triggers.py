@@ -16,7 +16,7 @@ from statusflow.http.keys import DATABASE, ENGINE, REGISTRY, SERVICES
 from statusflow.http.schemas import NEW_TRIGGER
 from statusflow.registry import Registry
 from statusflow.store.queries import TRIGGER_FIELDS as EDITABLE
-from statusflow.store.statements import EventSQL
+from statusflow.store.statements import StoreSQL
 from statusflow.timestamps import utc_now
 
 
@@ -54,12 +54,12 @@ def _check_type_and_settings(registry: Registry, type_: str, settings: dict[str,
     check(trigger_type.settings_schema, settings, f"settings of {type_}", "settings")
 
 
-async def _check_status(sql: EventSQL, status: str) -> None:
+async def _check_status(sql: StoreSQL, status: str) -> None:
     if not await sql.status_exists(status):
         raise invalid(f"unknown status {status!r}", {"status": status})
 
 
-async def _load(sql: EventSQL, request: web.Request) -> dict[str, Any]:
+async def _load(sql: StoreSQL, request: web.Request) -> dict[str, Any]:
     raw = request.match_info["id"]
     # ids are positive 32-bit integers (PostgreSQL INTEGER): anything else is unknown
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) < 2**31):

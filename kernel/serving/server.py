@@ -33,8 +33,8 @@ from statusflow.engine import metrics
 from statusflow.errors import StartupError
 from statusflow.serving.config import Settings
 from statusflow.serving.logs import configure_logging
-from statusflow.store.connections import sqlite_code
 from statusflow.store.database import causes, database_unavailable
+from statusflow.store.sqlite import sqlite_code
 
 log = structlog.get_logger("statusflow.serve")
 

@@ -30,14 +30,14 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from statusflow.errors import StartupError
-from statusflow.store.connections import (
-    PostgresEventConnections,
-    SQLiteEventConnections,
+from statusflow.store.postgres import PostgresConnections
+from statusflow.store.schema import DEFAULT_PIPELINE, KernelSetting, Status
+from statusflow.store.sqlite import (
+    SQLiteConnections,
     sqlite_code,
     sqlite_pragmas,
 )
-from statusflow.store.schema import DEFAULT_PIPELINE, KernelSetting, Status
-from statusflow.store.statements import CommitOutcomeUnknown, EventSQL
+from statusflow.store.statements import CommitOutcomeUnknown, StoreSQL
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 ALEMBIC_VERSION = table("alembic_version", column("version_num"))
@@ -294,7 +294,7 @@ class Database:
     which every statement of the kernel and of its plugins runs.
 
     SQLite has one writer: every write transaction holds the file's
-    :class:`~statusflow.store.connections.SQLiteWriteGate` and starts with
+    :class:`~statusflow.store.sqlite.SQLiteWriteGate` and starts with
     ``BEGIN IMMEDIATE`` (never on a stale snapshot). PostgreSQL writes run concurrently;
     the engine locks rows.
     """
@@ -303,7 +303,7 @@ class Database:
         self.url = make_url(normalize_url(url))
         self.dialect_name = "sqlite" if self.url.get_backend_name() == "sqlite" else "postgresql"
         self.is_sqlite = self.dialect_name == "sqlite"
-        self._connections: SQLiteEventConnections | PostgresEventConnections
+        self._connections: SQLiteConnections | PostgresConnections
         self.event_writers = 1
         """Event groups written at once: one on SQLite (one writer), a few on PostgreSQL."""
         if self.is_sqlite:
@@ -311,12 +311,12 @@ class Database:
             if not path or path == ":memory:":
                 raise StartupError("statusflow needs an SQLite file, not an in-memory database")
             self.path = path
-            self._connections = SQLiteEventConnections(path)
+            self._connections = SQLiteConnections(path)
         else:
-            self._connections = PostgresEventConnections(self.url)
+            self._connections = PostgresConnections(self.url)
             self.event_writers = POSTGRES_WRITERS
 
-    def write(self) -> AbstractAsyncContextManager[EventSQL]:
+    def write(self) -> AbstractAsyncContextManager[StoreSQL]:
         """A write transaction, committed when the block ends: an event group's, an admin
         API request's, a plugin's (``kernel.write()``).
 
@@ -325,7 +325,7 @@ class Database:
         """
         return self._connections.write()
 
-    def read(self) -> AbstractAsyncContextManager[EventSQL]:
+    def read(self) -> AbstractAsyncContextManager[StoreSQL]:
         """A read transaction (one snapshot), rolled back when the block ends."""
         return self._connections.read()
 

@@ -35,7 +35,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from statusflow.store.database import Database
-from statusflow.store.statements import EventSQL
+from statusflow.store.statements import StoreSQL
 
 SETTLE_POLL = 0.005
 """Seconds between two looks at the transactions still in flight."""
@@ -54,14 +54,14 @@ def _contiguous_prefix(after: int, rows: Sequence[dict[str, Any]]) -> list[dict[
 
 
 async def _read(
-    sql: EventSQL, after: int, limit: int, upto: int | None = None
+    sql: StoreSQL, after: int, limit: int, upto: int | None = None
 ) -> list[dict[str, Any]]:
     rows = await sql.moves(after, limit, upto)
     await sql.end_snapshot()  # the next read sees newer commits
     return rows
 
 
-async def _settle(sql: EventSQL, timeout: float) -> bool:
+async def _settle(sql: StoreSQL, timeout: float) -> bool:
     """Wait until every transaction open on this database now has ended; within time?"""
     xids = await sql.in_flight()
     await sql.end_snapshot()  # pg_stat_activity is a snapshot per transaction

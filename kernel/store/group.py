@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from statusflow.store.statements import EventSQL, event_row, move_row, timeline_row
+from statusflow.store.statements import StoreSQL, event_row, move_row, timeline_row
 from statusflow.timestamps import utc_now
 from statusflow.types import Event, Move
 
@@ -51,7 +51,7 @@ class Snapshot:
 
 
 async def load_snapshot(
-    sql: EventSQL,
+    sql: StoreSQL,
     event_ids: Iterable[str],
     order_ids: Iterable[str],
     identifiers: Iterable[tuple[str, str]],
@@ -94,7 +94,7 @@ class DatabaseStateStore:
     nothing is written; claims are remembered for the rest of the dry run.
     """
 
-    def __init__(self, sql: EventSQL, dry_run: bool) -> None:
+    def __init__(self, sql: StoreSQL, dry_run: bool) -> None:
         self._sql = sql
         self._dry_run = dry_run
         self._claimed_in_dry_run: set[tuple[str, str]] = set()
@@ -175,7 +175,7 @@ class GroupWrites:
                 }
             )
 
-    async def write_to(self, sql: EventSQL) -> None:
+    async def write_to(self, sql: StoreSQL) -> None:
         """Write everything in ``sql``'s transaction (moves in commit order): an event
         group's rows, or a manual move's."""
         await sql.write(

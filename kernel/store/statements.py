@@ -1,9 +1,10 @@
-"""The store's connection: every statement of the kernel, at the driver level
+"""The store's connection, the common base of :mod:`statusflow.store.sqlite` and
+:mod:`statusflow.store.postgres`: every statement of the kernel, at the driver level
 (``sqlite3``, ``asyncpg``), and the Core statements plugins pass to it.
 
 SQLAlchemy Core costs tens of microseconds per execution (statement coercion, cache
 keys, result wrapping), which on the event path was a fifth of the server's CPU. The
-handful of statements an event group needs are written here once per dialect and run
+handful of statements an event group needs are made once per dialect and run
 straight on the driver: ``sqlite3`` with its statement cache and ``executemany``, and
 ``asyncpg`` with its prepared statements, ``= ANY($1)`` instead of growing ``IN`` lists
 and pipelined ``executemany``. The schema still comes from the sqlmodel models and the
@@ -29,8 +30,6 @@ from typing import Any
 import asyncpg
 import orjson
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
-from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Executable
 
@@ -44,9 +43,6 @@ from statusflow.store.errors import (
     StorageError,
 )
 from statusflow.store.results import Result, row_class
-
-CHUNK = 500
-"""Values per ``IN (...)`` list on SQLite, under its limit on bound parameters."""
 
 DEFINITIONS_VERSION = "definitions_version"
 
@@ -100,7 +96,7 @@ def timeline_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
     return (row["order_id"], row["at"], row["kind"], dumps(row["data"]))
 
 
-class EventSQL(AdminSQL):
+class StoreSQL(AdminSQL):
     """The statements of one transaction (see the module docstring)."""
 
     dialect: Dialect
@@ -249,223 +245,7 @@ class EventSQL(AdminSQL):
                 yield current.sql, batch
 
 
-def _placeholders(count: int) -> str:
-    return ",".join("?" * count)
-
-
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
-
-
-class SQLiteEventSQL(EventSQL):
-    """The statements on a ``sqlite3`` connection (called on the event loop's thread:
-    each takes microseconds, and the group's transaction holds the write lock)."""
-
-    dialect = SQLiteDialect_pysqlite(json_serializer=dumps, json_deserializer=orjson.loads)
-    insert_event = (
-        "INSERT INTO events (id, type, order_id, contact, data, occurred_at, received_at, "
-        "result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-    )
-    update_order = "UPDATE orders SET status = ?, updated_at = ? WHERE id = ?"
-    insert_move = (
-        "INSERT INTO moves (order_id, from_status, to_status, trigger_id, event_id, "
-        "event_type, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-    )
-    insert_timeline = "INSERT INTO timeline (order_id, at, kind, data) VALUES (?, ?, ?, ?)"
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    async def _query(
-        self, sql: str, arguments: tuple[Any, ...], returns_rows: bool
-    ) -> tuple[list[str], Sequence[Sequence[Any]], int]:
-        cursor = self.conn.execute(sql, arguments)
-        description = cursor.description
-        if not description:
-            return [], [], cursor.rowcount
-        return [d[0] for d in description], cursor.fetchall(), cursor.rowcount
-
-    async def end_snapshot(self) -> None:
-        self.conn.execute("ROLLBACK")
-        self.conn.execute("BEGIN")
-
-    async def setting(self, key: str) -> str | None:
-        sql = "SELECT value FROM kernel_settings WHERE key = ?"
-        row = self.conn.execute(sql, (key,)).fetchone()
-        return None if row is None else str(row[0])
-
-    async def statuses(self) -> list[tuple[str, int, str]]:
-        return self.conn.execute("SELECT id, sort, semantics FROM statuses").fetchall()
-
-    async def triggers(self) -> list[dict[str, Any]]:
-        cursor = self.conn.execute(
-            "SELECT id, type, status, name, allow_backwards, enabled, settings, conditions, "
-            "secret FROM triggers ORDER BY id"
-        )
-        return [_trigger_row(row) for row in cursor]
-
-    async def stored_results(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(event_ids):
-            sql = f"SELECT id, result FROM events WHERE id IN ({_placeholders(len(chunk))})"
-            for event_id, result in self.conn.execute(sql, chunk):
-                found[event_id] = orjson.loads(result)
-        return found
-
-    async def identified_orders(
-        self, wanted: Mapping[str, Sequence[str]]
-    ) -> list[tuple[str, str, str]]:
-        # One indexed lookup per kind: a row-value IN over (kind, value) is a full scan.
-        found: list[tuple[str, str, str]] = []
-        for kind, values in wanted.items():
-            for chunk in _chunks(values):
-                sql = (
-                    "SELECT kind, value, order_id FROM order_identifiers "
-                    f"WHERE kind = ? AND value IN ({_placeholders(len(chunk))})"
-                )
-                found.extend(self.conn.execute(sql, (kind, *chunk)))
-        return found
-
-    async def orders(self, order_ids: Sequence[str], lock: bool) -> list[OrderRow]:
-        # no row locks on SQLite: the group's transaction holds the database's write lock
-        found: list[OrderRow] = []
-        for chunk in _chunks(order_ids):
-            sql = f"SELECT id, status, doc FROM orders WHERE id IN ({_placeholders(len(chunk))})"
-            found.extend(self.conn.execute(sql, chunk))
-        return found
-
-    async def mark_exists(self, namespace: str, key: str) -> bool:
-        row = self.conn.execute(
-            "SELECT 1 FROM plugin_marks WHERE namespace = ? AND key = ? LIMIT 1", (namespace, key)
-        ).fetchone()
-        return row is not None
-
-    async def claim(self, namespace: str, key: str, at: str) -> bool:
-        cursor = self.conn.execute(
-            "INSERT INTO plugin_marks (namespace, key, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (namespace, key) DO NOTHING",
-            (namespace, key, at),
-        )
-        return cursor.rowcount == 1
-
-    async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        self.conn.executemany(sql, rows)
-
-
-class PostgresEventSQL(EventSQL):
-    """The statements on an ``asyncpg`` connection (prepared once per connection)."""
-
-    dialect = PGDialect_asyncpg(json_serializer=dumps, json_deserializer=orjson.loads)
-    # The kernel's writes take one array per column: one statement for all the rows of
-    # a group (``executemany`` pays PostgreSQL's per-statement work for every row).
-    # ``unnest`` yields the rows in array order, so moves get their ``seq`` in order.
-    insert_event = (
-        "INSERT INTO events (id, type, order_id, contact, data, occurred_at, received_at, "
-        "result) SELECT id, type, order_id, contact::json, data::json, occurred_at, "
-        "received_at, result::json FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], "
-        "$4::text[], $5::text[], $6::varchar[], $7::varchar[], $8::text[]) "
-        "AS r(id, type, order_id, contact, data, occurred_at, received_at, result)"
-    )
-    update_order = (
-        "UPDATE orders SET status = u.status, updated_at = u.at "
-        "FROM unnest($1::varchar[], $2::varchar[], $3::varchar[]) AS u(status, at, id) "
-        "WHERE orders.id = u.id"
-    )
-    insert_move = (
-        "INSERT INTO moves (order_id, from_status, to_status, trigger_id, event_id, "
-        "event_type, at) SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], "
-        "$4::integer[], $5::varchar[], $6::varchar[], $7::varchar[])"
-    )
-    insert_timeline = (
-        "INSERT INTO timeline (order_id, at, kind, data) SELECT order_id, at, kind, "
-        "data::json FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::text[]) "
-        "AS r(order_id, at, kind, data)"
-    )
-
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    async def _query(
-        self, sql: str, arguments: tuple[Any, ...], returns_rows: bool
-    ) -> tuple[list[str], Sequence[Sequence[Any]], int]:
-        if returns_rows:
-            records = await self.conn.fetch(sql, *arguments)
-            return (list(records[0].keys()) if records else []), records, len(records)
-        status = await self.conn.execute(sql, *arguments)
-        count = status.rpartition(" ")[2]
-        return [], [], int(count) if count.isdigit() else -1
-
-    async def end_snapshot(self) -> None:
-        await self.conn.execute("ROLLBACK")
-        await self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-
-    async def setting(self, key: str) -> str | None:
-        value = await self.conn.fetchval("SELECT value FROM kernel_settings WHERE key = $1", key)
-        return None if value is None else str(value)
-
-    async def statuses(self) -> list[tuple[str, int, str]]:
-        rows = await self.conn.fetch("SELECT id, sort, semantics FROM statuses")
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    async def triggers(self) -> list[dict[str, Any]]:
-        rows = await self.conn.fetch(
-            "SELECT id, type, status, name, allow_backwards, enabled, settings::text, "
-            "conditions::text, secret FROM triggers ORDER BY id"
-        )
-        return [_trigger_row(tuple(row)) for row in rows]
-
-    async def stored_results(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        rows = await self.conn.fetch(
-            "SELECT id, result::text FROM events WHERE id = ANY($1::varchar[])", list(event_ids)
-        )
-        return {row[0]: orjson.loads(row[1]) for row in rows}
-
-    async def identified_orders(
-        self, wanted: Mapping[str, Sequence[str]]
-    ) -> list[tuple[str, str, str]]:
-        kinds = [kind for kind, values in wanted.items() for _ in values]
-        values = [value for vs in wanted.values() for value in vs]
-        rows = await self.conn.fetch(
-            "SELECT i.kind, i.value, i.order_id "
-            "FROM unnest($1::varchar[], $2::varchar[]) AS w(kind, value) "
-            "JOIN order_identifiers AS i ON i.kind = w.kind AND i.value = w.value",
-            kinds,
-            values,
-        )
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    async def orders(self, order_ids: Sequence[str], lock: bool) -> list[OrderRow]:
-        sql = "SELECT id, status, doc::text FROM orders WHERE id = ANY($1::varchar[])"
-        if lock:  # in id order, so that concurrent groups never deadlock on them
-            sql += " ORDER BY id FOR UPDATE"
-        rows = await self.conn.fetch(sql, list(order_ids))
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    async def mark_exists(self, namespace: str, key: str) -> bool:
-        found = await self.conn.fetchval(
-            "SELECT 1 FROM plugin_marks WHERE namespace = $1 AND key = $2 LIMIT 1", namespace, key
-        )
-        return found is not None
-
-    async def claim(self, namespace: str, key: str, at: str) -> bool:
-        status = await self.conn.execute(
-            "INSERT INTO plugin_marks (namespace, key, created_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (namespace, key) DO NOTHING",
-            namespace,
-            key,
-            at,
-        )
-        return bool(status == "INSERT 0 1")
-
-    async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        await self.conn.executemany(sql, rows)
-
-    async def write_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        await self.conn.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
-
-
-def _trigger_row(row: Sequence[Any]) -> dict[str, Any]:
+def trigger_row(row: Sequence[Any]) -> dict[str, Any]:
     """A trigger row by column name, its JSON decoded (``engine.trigger_view`` does the
     rest, as for the admin API's rows)."""
     record = dict(zip(TRIGGER_COLUMNS, row, strict=True))
@@ -492,10 +272,8 @@ __all__ = [
     "DRIVER_ERRORS",
     "CommitOutcomeUnknown",
     "ConstraintViolated",
-    "EventSQL",
-    "PostgresEventSQL",
-    "SQLiteEventSQL",
     "StorageConflict",
     "StorageError",
+    "StoreSQL",
     "dumps",
 ]
