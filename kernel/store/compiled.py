@@ -132,6 +132,21 @@ class Compiled:
         )
 
 
+def positional_sql(
+    statement: Executable, dialect: Dialect, params: Sequence[str] = (), tail: str = ""
+) -> str:
+    """The SQL text of a statement for a driver's positional arguments, checked to take
+    its parameters in the order ``params`` (the order of the caller's tuples); ``tail``
+    is appended (a dialect's own clause)."""
+    assert isinstance(statement, ClauseElement)
+    compiled = statement.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    order = tuple(compiled.positiontup or ())
+    if order != tuple(params):
+        raise ValueError(f"parameters {order} where {tuple(params)} were expected")
+    return compiled.string + tail
+
+
 class StatementCache:
     """Compiled statements of one dialect: the kernel's by identity, compiled up front,
     and any other by its SQLAlchemy cache key (its shape, values left out)."""

@@ -15,9 +15,13 @@ from typing import Any
 
 import asyncpg
 import orjson
+from sqlalchemy import ARRAY, JSON, Column, String, Table, and_, any_, bindparam, func
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import URL
+from sqlalchemy.sql import Executable
 
+from statusflow.store import queries as q
+from statusflow.store.compiled import positional_sql
 from statusflow.store.errors import CommitOutcomeUnknown, StorageConflict
 from statusflow.store.statements import OrderRow, StoreSQL, dumps, trigger_row
 
@@ -157,35 +161,93 @@ class PostgresConnections:
             self._readers = None
 
 
-class PostgresSQL(StoreSQL):
-    """The statements on an ``asyncpg`` connection (prepared once per connection)."""
+DIALECT = PGDialect_asyncpg(json_serializer=dumps, json_deserializer=orjson.loads)
+_IDS = bindparam("ids", type_=ARRAY(String))
 
-    dialect = PGDialect_asyncpg(json_serializer=dumps, json_deserializer=orjson.loads)
-    # The kernel's writes take one array per column: one statement for all the rows of
-    # a group (``executemany`` pays PostgreSQL's per-statement work for every row).
-    # ``unnest`` yields the rows in array order, so moves get their ``seq`` in order.
-    insert_event = (
-        "INSERT INTO events (id, type, order_id, contact, data, occurred_at, received_at, "
-        "result) SELECT id, type, order_id, contact::json, data::json, occurred_at, "
-        "received_at, result::json FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], "
-        "$4::text[], $5::text[], $6::varchar[], $7::varchar[], $8::text[]) "
-        "AS r(id, type, order_id, contact, data, occurred_at, received_at, result)"
+
+def _sql(statement: Executable, params: tuple[str, ...] = ()) -> str:
+    return positional_sql(statement, DIALECT, params)
+
+
+def _array_type(column: Column[Any]) -> str:
+    """The type of an array of ``column``'s values; JSON travels as text."""
+    return "TEXT" if isinstance(column.type, JSON) else column.type.compile(dialect=DIALECT)
+
+
+def _unnest(table: Table, columns: tuple[str, ...], alias: str) -> str:
+    """``unnest($1::TYPE[], ...) AS alias(column, ...)``: one array per column."""
+    arrays = ", ".join(f"${i}::{_array_type(table.c[name])}[]" for i, name in enumerate(columns, 1))
+    return f"unnest({arrays}) AS {alias}({', '.join(map(_quote, columns))})"
+
+
+def _quote(name: str) -> str:
+    return str(DIALECT.identifier_preparer.quote(name))
+
+
+def _unnest_insert(table: Table, columns: tuple[str, ...]) -> str:
+    """Insert a group's rows in one statement, from one array per column, in array order
+    (so that moves get their ``seq`` in order)."""
+    values = ", ".join(
+        f"r.{_quote(name)}::json" if isinstance(table.c[name].type, JSON) else f"r.{_quote(name)}"
+        for name in columns
     )
-    update_order = (
-        "UPDATE orders SET status = u.status, updated_at = u.at "
-        "FROM unnest($1::varchar[], $2::varchar[], $3::varchar[]) AS u(status, at, id) "
-        "WHERE orders.id = u.id"
+    names = ", ".join(map(_quote, columns))
+    source = _unnest(table, columns, "r")
+    return f"INSERT INTO {_quote(table.name)} ({names}) SELECT {values} FROM {source}"
+
+
+def _unnest_update(table: Table, columns: tuple[str, ...], key: str) -> str:
+    """Update a group's rows in one statement: arrays of ``columns`` then of ``key``."""
+    sets = ", ".join(f"{_quote(name)} = u.{_quote(name)}" for name in columns)
+    source = _unnest(table, (*columns, key), "u")
+    return (
+        f"UPDATE {_quote(table.name)} SET {sets} FROM {source} "
+        f"WHERE {_quote(table.name)}.{_quote(key)} = u.{_quote(key)}"
     )
-    insert_move = (
-        "INSERT INTO moves (order_id, from_status, to_status, trigger_id, event_id, "
-        "event_type, at) SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], "
-        "$4::integer[], $5::varchar[], $6::varchar[], $7::varchar[])"
+
+
+_WANTED = (
+    func.unnest(bindparam("kinds", type_=ARRAY(String)), bindparam("values", type_=ARRAY(String)))
+    .table_valued("kind", "value")
+    .render_derived(name="w")
+)
+
+
+class PostgresSQL(StoreSQL):
+    """The statements on an ``asyncpg`` connection (prepared once per connection), made
+    from the tables (:mod:`statusflow.store.queries`) at import.
+
+    The kernel's writes take one array per column: one statement for all the rows of a
+    group (``executemany`` pays PostgreSQL's per-statement work for every row). JSON
+    columns come back as text (no codec is set), decoded when needed."""
+
+    dialect = DIALECT
+    insert_event = _unnest_insert(q.EVENTS, q.EVENT_COLUMNS)
+    update_order = _unnest_update(q.ORDERS, ("status", "updated_at"), "id")
+    insert_move = _unnest_insert(q.MOVES, q.MOVE_COLUMNS)
+    insert_timeline = _unnest_insert(q.TIMELINE, q.TIMELINE_COLUMNS)
+    _setting = _sql(q.SETTING, ("key",))
+    _statuses = _sql(q.PIPELINE_ROWS)
+    _triggers = _sql(q.TRIGGER_ROWS)
+    _stored_results = _sql(q.STORED_RESULTS.where(q.EVENTS.c.id == any_(_IDS)), ("ids",))
+    _identified = _sql(
+        q.IDENTIFIED_ORDERS.select_from(
+            _WANTED.join(
+                q.IDENTIFIERS,
+                and_(
+                    q.IDENTIFIERS.c.kind == _WANTED.c.kind, q.IDENTIFIERS.c.value == _WANTED.c.value
+                ),
+            )
+        ),
+        ("kinds", "values"),
     )
-    insert_timeline = (
-        "INSERT INTO timeline (order_id, at, kind, data) SELECT order_id, at, kind, "
-        "data::json FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::text[]) "
-        "AS r(order_id, at, kind, data)"
+    _orders = _sql(q.ORDER_STATES.where(q.ORDERS.c.id == any_(_IDS)), ("ids",))
+    _orders_locked = _sql(  # in id order, so that concurrent groups never deadlock on them
+        q.ORDER_STATES.where(q.ORDERS.c.id == any_(_IDS)).order_by(q.ORDERS.c.id).with_for_update(),
+        ("ids",),
     )
+    _mark = _sql(q.MARK, ("namespace", "key"))
+    _claim = _sql(q.CLAIM["postgresql"], q.value_params(("namespace", "key", "created_at")))
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
@@ -205,24 +267,19 @@ class PostgresSQL(StoreSQL):
         await self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     async def setting(self, key: str) -> str | None:
-        value = await self.conn.fetchval("SELECT value FROM kernel_settings WHERE key = $1", key)
+        value = await self.conn.fetchval(self._setting, key)
         return None if value is None else str(value)
 
     async def statuses(self) -> list[tuple[str, int, str]]:
-        rows = await self.conn.fetch("SELECT id, sort, semantics FROM statuses")
+        rows = await self.conn.fetch(self._statuses)
         return [(r[0], r[1], r[2]) for r in rows]
 
     async def triggers(self) -> list[dict[str, Any]]:
-        rows = await self.conn.fetch(
-            "SELECT id, type, status, name, allow_backwards, enabled, settings::text, "
-            "conditions::text, secret FROM triggers ORDER BY id"
-        )
+        rows = await self.conn.fetch(self._triggers)
         return [trigger_row(tuple(row)) for row in rows]
 
     async def stored_results(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        rows = await self.conn.fetch(
-            "SELECT id, result::text FROM events WHERE id = ANY($1::varchar[])", list(event_ids)
-        )
+        rows = await self.conn.fetch(self._stored_results, list(event_ids))
         return {row[0]: orjson.loads(row[1]) for row in rows}
 
     async def identified_orders(
@@ -230,36 +287,19 @@ class PostgresSQL(StoreSQL):
     ) -> list[tuple[str, str, str]]:
         kinds = [kind for kind, values in wanted.items() for _ in values]
         values = [value for vs in wanted.values() for value in vs]
-        rows = await self.conn.fetch(
-            "SELECT i.kind, i.value, i.order_id "
-            "FROM unnest($1::varchar[], $2::varchar[]) AS w(kind, value) "
-            "JOIN order_identifiers AS i ON i.kind = w.kind AND i.value = w.value",
-            kinds,
-            values,
-        )
+        rows = await self.conn.fetch(self._identified, kinds, values)
         return [(r[0], r[1], r[2]) for r in rows]
 
     async def orders(self, order_ids: Sequence[str], lock: bool) -> list[OrderRow]:
-        sql = "SELECT id, status, doc::text FROM orders WHERE id = ANY($1::varchar[])"
-        if lock:  # in id order, so that concurrent groups never deadlock on them
-            sql += " ORDER BY id FOR UPDATE"
+        sql = self._orders_locked if lock else self._orders
         rows = await self.conn.fetch(sql, list(order_ids))
         return [(r[0], r[1], r[2]) for r in rows]
 
     async def mark_exists(self, namespace: str, key: str) -> bool:
-        found = await self.conn.fetchval(
-            "SELECT 1 FROM plugin_marks WHERE namespace = $1 AND key = $2 LIMIT 1", namespace, key
-        )
-        return found is not None
+        return await self.conn.fetchval(self._mark, namespace, key) is not None
 
     async def claim(self, namespace: str, key: str, at: str) -> bool:
-        status = await self.conn.execute(
-            "INSERT INTO plugin_marks (namespace, key, created_at) VALUES ($1, $2, $3) "
-            "ON CONFLICT (namespace, key) DO NOTHING",
-            namespace,
-            key,
-            at,
-        )
+        status = await self.conn.execute(self._claim, namespace, key, at)
         return bool(status == "INSERT 0 1")
 
     async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:

@@ -19,6 +19,7 @@ from statusflow.store.schema import (
     MoveRecord,
     Order,
     OrderIdentifier,
+    PluginMark,
     Status,
     TimelineEntry,
     Trigger,
@@ -32,15 +33,43 @@ EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
 MOVES = MoveRecord.__table__  # type: ignore[attr-defined]
 TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
 SETTINGS = KernelSetting.__table__  # type: ignore[attr-defined]
+MARKS = PluginMark.__table__  # type: ignore[attr-defined]
 ALEMBIC_VERSION = table("alembic_version", column("version_num"))
 
 TRIGGER_FIELDS = ("type", "status", "name", "allow_backwards", "enabled", "settings", "conditions")
 """A trigger's columns that the API edits."""
+TRIGGER_COLUMNS = ("id", *TRIGGER_FIELDS, "secret")
+"""A trigger's columns that the engine reads."""
+EVENT_COLUMNS = (
+    "id",
+    "type",
+    "order_id",
+    "contact",
+    "data",
+    "occurred_at",
+    "received_at",
+    "result",
+)
+MOVE_COLUMNS = (
+    "order_id",
+    "from_status",
+    "to_status",
+    "trigger_id",
+    "event_id",
+    "event_type",
+    "at",
+)
+TIMELINE_COLUMNS = ("order_id", "at", "kind", "data")
 
 
 def _values(*names: str) -> dict[str, object]:
     """``column=bindparam("v_column")`` for each name (a SET or VALUES clause)."""
     return {name: bindparam(f"v_{name}") for name in names}
+
+
+def value_params(columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The names of the parameters :func:`_values` gives ``columns``, in order."""
+    return tuple(f"v_{name}" for name in columns)
 
 
 # statuses
@@ -51,7 +80,7 @@ FIRST_STATUS = select(STATUSES.c.id).order_by(STATUSES.c.sort).limit(1)
 ORDER_IN_STATUS = select(ORDERS.c.id).where(ORDERS.c.status == bindparam("status")).limit(1)
 TRIGGERS_TO_STATUS = select(TRIGGERS.c.id).where(TRIGGERS.c.status == bindparam("status"))
 DELETE_STATUSES = delete(STATUSES)
-INSERT_STATUS = insert(STATUSES).values(_values("id", "name", "sort", "semantics"))
+INSERT_STATUS = insert(STATUSES).inline().values(_values("id", "name", "sort", "semantics"))
 
 # triggers
 TRIGGERS_BY_ID = select(TRIGGERS).order_by(TRIGGERS.c.id)
@@ -71,15 +100,17 @@ DELETE_TRIGGER = delete(TRIGGERS).where(TRIGGERS.c.id == bindparam("id"))
 ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("id"))
 ORDER_BY_ID_LOCKED = ORDER_BY_ID.with_for_update()
 ORDER_ID = select(ORDERS.c.id).where(ORDERS.c.id == bindparam("id"))
-INSERT_ORDER = insert(ORDERS).values(_values("id", "status", "doc", "created_at", "updated_at"))
+INSERT_ORDER = (
+    insert(ORDERS).inline().values(_values("id", "status", "doc", "created_at", "updated_at"))
+)
 UPDATE_ORDER = (
     update(ORDERS)
     .where(ORDERS.c.id == bindparam("w_id"))
     .values(_values("status", "doc", "updated_at"))
 )
 DELETE_IDENTIFIERS = delete(IDENTIFIERS).where(IDENTIFIERS.c.order_id == bindparam("order_id"))
-INSERT_IDENTIFIER = insert(IDENTIFIERS).values(_values("order_id", "kind", "value"))
-INSERT_TIMELINE = insert(TIMELINE).values(_values("order_id", "at", "kind", "data"))
+INSERT_IDENTIFIER = insert(IDENTIFIERS).inline().values(_values("order_id", "kind", "value"))
+INSERT_TIMELINE = insert(TIMELINE).inline().values(_values("order_id", "at", "kind", "data"))
 TIMELINE_OF = (
     select(TIMELINE.c.at, TIMELINE.c.kind, TIMELINE.c.data)
     .where(TIMELINE.c.order_id == bindparam("order_id"))
@@ -112,6 +143,23 @@ STILL_RUNNING = text(
 )
 """(PostgreSQL) which of ``xids`` are still running."""
 
+# the event path: run on the bare drivers with positional arguments (``v_column``, in
+# the order of the columns named here); the lookups of lists of ids are the dialects'
+SETTING = select(SETTINGS.c.value).where(SETTINGS.c.key == bindparam("key"))
+PIPELINE_ROWS = select(STATUSES.c.id, STATUSES.c.sort, STATUSES.c.semantics)
+TRIGGER_ROWS = select(*(TRIGGERS.c[name] for name in TRIGGER_COLUMNS)).order_by(TRIGGERS.c.id)
+STORED_RESULTS = select(EVENTS.c.id, EVENTS.c.result)
+IDENTIFIED_ORDERS = select(IDENTIFIERS.c.kind, IDENTIFIERS.c.value, IDENTIFIERS.c.order_id)
+ORDER_STATES = select(ORDERS.c.id, ORDERS.c.status, ORDERS.c.doc)
+MARK = select(MARKS.c.id).where(
+    MARKS.c.namespace == bindparam("namespace"), MARKS.c.key == bindparam("key")
+)
+INSERT_EVENT = insert(EVENTS).inline().values(_values(*EVENT_COLUMNS))
+MOVE_ORDER = (
+    update(ORDERS).where(ORDERS.c.id == bindparam("w_id")).values(_values("status", "updated_at"))
+)
+INSERT_MOVE = insert(MOVES).inline().values(_values(*MOVE_COLUMNS))
+
 # the kernel's settings and migrations
 MIGRATION_HEADS = select(ALEMBIC_VERSION.c.version_num)
 
@@ -129,7 +177,17 @@ UPSERT_SETTING = {name: _upsert_setting(name) for name in ("sqlite", "postgresql
 """By dialect name: store a ``kernel_settings`` value, replacing the one stored."""
 
 
+def _claim(dialect: str) -> Insert:
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = make(MARKS).inline().values(_values("namespace", "key", "created_at"))
+    return statement.on_conflict_do_nothing(index_elements=["namespace", "key"])
+
+
+CLAIM = {name: _claim(name) for name in ("sqlite", "postgresql")}
+"""By dialect name: a plugin's mark, inserted unless it exists."""
+
+
 def prepared(dialect: str) -> list[Executable]:
     """Every statement of this module that runs on ``dialect``, to compile up front."""
     found = [v for v in globals().values() if isinstance(v, Executable)]
-    return [*found, UPSERT_SETTING[dialect]]
+    return [*found, UPSERT_SETTING[dialect], CLAIM[dialect]]

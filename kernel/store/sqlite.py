@@ -32,8 +32,12 @@ from typing import Any, TypeVar
 
 import orjson
 import structlog
+from sqlalchemy import ColumnElement, bindparam
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
+from sqlalchemy.sql import Executable
 
+from statusflow.store import queries as q
+from statusflow.store.compiled import positional_sql
 from statusflow.store.errors import CommitOutcomeUnknown
 from statusflow.store.statements import OrderRow, StoreSQL, dumps, trigger_row
 
@@ -310,7 +314,8 @@ class Checkpointer:
 
 
 def _placeholders(count: int) -> str:
-    return ",".join("?" * count)
+    """``?,?,?)``: a chunk's placeholders, closing the ``IN (`` list."""
+    return ",".join("?" * count) + ")"
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
@@ -318,21 +323,40 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[start : start + CHUNK]
 
 
+DIALECT = SQLiteDialect_pysqlite(json_serializer=dumps, json_deserializer=orjson.loads)
+
+
+def _sql(statement: Executable, params: tuple[str, ...] = ()) -> str:
+    return positional_sql(statement, DIALECT, params)
+
+
+def _in(column: ColumnElement[Any]) -> str:
+    """`` COLUMN IN (``, to be followed by a chunk's placeholders."""
+    return f" {column.compile(dialect=DIALECT)} IN ("
+
+
 class SQLiteSQL(StoreSQL):
     """The statements on a ``sqlite3`` connection (called on the event loop's thread:
-    each takes microseconds, and the group's transaction holds the write lock)."""
+    each takes microseconds, and the group's transaction holds the write lock), made
+    from the tables' Core statements (:mod:`statusflow.store.queries`) at import."""
 
-    dialect = SQLiteDialect_pysqlite(json_serializer=dumps, json_deserializer=orjson.loads)
-    insert_event = (
-        "INSERT INTO events (id, type, order_id, contact, data, occurred_at, received_at, "
-        "result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    dialect = DIALECT
+    insert_event = _sql(q.INSERT_EVENT, q.value_params(q.EVENT_COLUMNS))
+    update_order = _sql(q.MOVE_ORDER, ("v_status", "v_updated_at", "w_id"))
+    insert_move = _sql(q.INSERT_MOVE, q.value_params(q.MOVE_COLUMNS))
+    insert_timeline = _sql(q.INSERT_TIMELINE, q.value_params(q.TIMELINE_COLUMNS))
+    _setting = _sql(q.SETTING, ("key",))
+    _statuses = _sql(q.PIPELINE_ROWS)
+    _triggers = _sql(q.TRIGGER_ROWS)
+    _stored_results = _sql(q.STORED_RESULTS) + " WHERE" + _in(q.EVENTS.c.id)
+    _identified = (
+        _sql(q.IDENTIFIED_ORDERS.where(q.IDENTIFIERS.c.kind == bindparam("kind")), ("kind",))
+        + " AND"
+        + _in(q.IDENTIFIERS.c.value)
     )
-    update_order = "UPDATE orders SET status = ?, updated_at = ? WHERE id = ?"
-    insert_move = (
-        "INSERT INTO moves (order_id, from_status, to_status, trigger_id, event_id, "
-        "event_type, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-    )
-    insert_timeline = "INSERT INTO timeline (order_id, at, kind, data) VALUES (?, ?, ?, ?)"
+    _orders = _sql(q.ORDER_STATES) + " WHERE" + _in(q.ORDERS.c.id)
+    _mark = _sql(q.MARK, ("namespace", "key"))
+    _claim = _sql(q.CLAIM["sqlite"], q.value_params(("namespace", "key", "created_at")))
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -351,24 +375,19 @@ class SQLiteSQL(StoreSQL):
         self.conn.execute("BEGIN")
 
     async def setting(self, key: str) -> str | None:
-        sql = "SELECT value FROM kernel_settings WHERE key = ?"
-        row = self.conn.execute(sql, (key,)).fetchone()
+        row = self.conn.execute(self._setting, (key,)).fetchone()
         return None if row is None else str(row[0])
 
     async def statuses(self) -> list[tuple[str, int, str]]:
-        return self.conn.execute("SELECT id, sort, semantics FROM statuses").fetchall()
+        return self.conn.execute(self._statuses).fetchall()
 
     async def triggers(self) -> list[dict[str, Any]]:
-        cursor = self.conn.execute(
-            "SELECT id, type, status, name, allow_backwards, enabled, settings, conditions, "
-            "secret FROM triggers ORDER BY id"
-        )
-        return [trigger_row(row) for row in cursor]
+        return [trigger_row(row) for row in self.conn.execute(self._triggers)]
 
     async def stored_results(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(event_ids):
-            sql = f"SELECT id, result FROM events WHERE id IN ({_placeholders(len(chunk))})"
+            sql = self._stored_results + _placeholders(len(chunk))
             for event_id, result in self.conn.execute(sql, chunk):
                 found[event_id] = orjson.loads(result)
         return found
@@ -380,10 +399,7 @@ class SQLiteSQL(StoreSQL):
         found: list[tuple[str, str, str]] = []
         for kind, values in wanted.items():
             for chunk in _chunks(values):
-                sql = (
-                    "SELECT kind, value, order_id FROM order_identifiers "
-                    f"WHERE kind = ? AND value IN ({_placeholders(len(chunk))})"
-                )
+                sql = self._identified + _placeholders(len(chunk))
                 found.extend(self.conn.execute(sql, (kind, *chunk)))
         return found
 
@@ -391,23 +407,15 @@ class SQLiteSQL(StoreSQL):
         # no row locks on SQLite: the group's transaction holds the database's write lock
         found: list[OrderRow] = []
         for chunk in _chunks(order_ids):
-            sql = f"SELECT id, status, doc FROM orders WHERE id IN ({_placeholders(len(chunk))})"
+            sql = self._orders + _placeholders(len(chunk))
             found.extend(self.conn.execute(sql, chunk))
         return found
 
     async def mark_exists(self, namespace: str, key: str) -> bool:
-        row = self.conn.execute(
-            "SELECT 1 FROM plugin_marks WHERE namespace = ? AND key = ? LIMIT 1", (namespace, key)
-        ).fetchone()
-        return row is not None
+        return self.conn.execute(self._mark, (namespace, key)).fetchone() is not None
 
     async def claim(self, namespace: str, key: str, at: str) -> bool:
-        cursor = self.conn.execute(
-            "INSERT INTO plugin_marks (namespace, key, created_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (namespace, key) DO NOTHING",
-            (namespace, key, at),
-        )
-        return cursor.rowcount == 1
+        return self.conn.execute(self._claim, (namespace, key, at)).rowcount == 1
 
     async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         self.conn.executemany(sql, rows)

@@ -67,6 +67,10 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+# A group's rows as the drivers take them, in the order of queries.EVENT_COLUMNS,
+# MOVE_COLUMNS and TIMELINE_COLUMNS (the order of the statements' parameters).
+
+
 def event_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
     return (
         row["id"],
@@ -248,23 +252,10 @@ class StoreSQL(AdminSQL):
 def trigger_row(row: Sequence[Any]) -> dict[str, Any]:
     """A trigger row by column name, its JSON decoded (``engine.trigger_view`` does the
     rest, as for the admin API's rows)."""
-    record = dict(zip(TRIGGER_COLUMNS, row, strict=True))
+    record = dict(zip(queries.TRIGGER_COLUMNS, row, strict=True))
     for key in ("settings", "conditions"):
         record[key] = orjson.loads(record[key]) if record[key] else None
     return record
-
-
-TRIGGER_COLUMNS = (
-    "id",
-    "type",
-    "status",
-    "name",
-    "allow_backwards",
-    "enabled",
-    "settings",
-    "conditions",
-    "secret",
-)
 
 
 __all__ = [
