@@ -17,9 +17,17 @@ Three kinds of hooks:
 * **status sinks** are told about moves: inside the event's transaction
   (``prepare_moves``) and after it committed (``moves_committed``).
 
-pluggy does not await coroutines. Hooks marked *may be async* accept an ``async def``
-implementation, which the kernel awaits; every other hook must be a plain function.
-No hook here uses ``firstresult``: every implementation is called.
+Hooks are called the pluggy way (:mod:`statusflow.hooks`): an implementation takes any
+subset of its hook's arguments, by name (``def startup(): ...`` implements
+``startup(kernel)``), and implementations run in pluggy's order: ``tryfirst`` ones
+first, ``trylast`` ones last, otherwise the plugin registered last runs first. A
+plugin's failure in one hook is its own: the other implementations still run. Wrappers
+(``wrapper=True``, ``hookwrapper=True``) stop start-up, since a wrapper would see the
+other plugins' failures.
+
+pluggy does not await coroutines. Hooks marked *may be async* (:data:`ASYNC_HOOKS`)
+accept an ``async def`` implementation, which the kernel awaits; every other hook must
+be a plain function. No hook here uses ``firstresult``: every implementation is called.
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ from statusflow.types import (
 )
 
 hookspec = HookspecMarker("statusflow")
+
+ASYNC_HOOKS = frozenset({"inspect_event", "startup", "shutdown", "moves_committed"})
+"""The hooks marked *may be async*: an ``async def`` implementation is awaited."""
 
 
 # --- event sources -------------------------------------------------------------------
@@ -214,6 +225,7 @@ def moves_committed(outcome: Outcome, kernel: KernelServices) -> None:
 
 
 __all__ = [
+    "ASYNC_HOOKS",
     "events_from_order_change",
     "hookspec",
     "inspect_event",
