@@ -82,7 +82,7 @@ def register_trigger_types(register: Callable[[TriggerType], None]) -> None:
 
 
 @hookspec
-def inspect_event(event: Event, state: StateStore) -> None:
+def inspect_event(event: Event, state: StateStore, kernel: KernelServices) -> None:
     """Learn facts about an incoming event from durable state; *may be async*.
 
     Called once per event, before its triggers are matched, inside the event's
@@ -92,6 +92,8 @@ def inspect_event(event: Event, state: StateStore) -> None:
 
     :param event: the validated event; only ``event.facts`` may be changed.
     :param state: the durable key store, see :class:`~kernel.StateStore`.
+    :param kernel: the services the kernel offers to plugins; read your own settings
+        with ``kernel.plugin_config(NAME)``. Leave it out when you need none.
     :return: nothing.
     """
 
@@ -197,7 +199,7 @@ def register_condition_operators(register: Callable[[ConditionOperator], None]) 
 
 
 @hookspec
-def prepare_moves(outcome: Outcome, tx: Transaction) -> None:
+def prepare_moves(outcome: Outcome, tx: Transaction, kernel: KernelServices) -> None:
     """Record what must commit together with an event or a manual move.
 
     Called inside the transaction, after the engine chose the moves and before the
@@ -208,6 +210,9 @@ def prepare_moves(outcome: Outcome, tx: Transaction) -> None:
 
     :param outcome: the event, the orders it resolved to and its moves.
     :param tx: the open transaction.
+    :param kernel: the services the kernel offers to plugins; read your own settings
+        with ``kernel.plugin_config(NAME)`` (do not use its ``write()`` here: write with
+        ``tx``). Leave it out when you need none.
     :return: nothing.
     """
 

@@ -403,7 +403,7 @@ class Engine:
 
     async def _inspect(self, event: Event, state: DatabaseStateStore) -> None:
         """Call every ``inspect_event``; a failing plugin is noted, never fatal."""
-        kwargs = {"event": event, "state": state}
+        kwargs = {"event": event, "state": state, "kernel": self.services}
         for impl in self._inspectors:
             try:
                 await impl.acall(kwargs)
@@ -420,7 +420,7 @@ class Engine:
     def _prepare(self, outcome: Outcome, writes: GroupWrites) -> list[str]:
         """Call every ``prepare_moves``; a failing sink's rows are dropped, and noted."""
         errors = []
-        kwargs = {"outcome": outcome, "tx": writes}
+        kwargs = {"outcome": outcome, "tx": writes, "kernel": self.services}
         for impl in self._preparers:
             mark = writes.mark()
             try:
