@@ -28,6 +28,11 @@ other plugins' failures.
 pluggy does not await coroutines. Hooks marked *may be async* (:data:`ASYNC_HOOKS`)
 accept an ``async def`` implementation, which the kernel awaits; every other hook must
 be a plain function. No hook here uses ``firstresult``: every implementation is called.
+
+A plugin that keeps state (settings read once, a background task) is an object: the
+entry point may name a class, which the kernel instantiates with no arguments once per
+app and registers; its methods are the hooks, and its state is set up in the hooks that
+get ``kernel`` (``register_routes``, ``startup``).
 """
 
 from __future__ import annotations
@@ -163,7 +168,8 @@ def startup(kernel: KernelServices) -> None:
     """The database is ready and the server is about to serve; *may be async*.
 
     Start background work here (e.g. an outbox worker with ``asyncio.create_task``) and
-    keep the task on an object of your own, never in a module global.
+    keep the task on the plugin object (an entry point naming a class gets one object
+    per app), never in a module global.
 
     :param kernel: the services the kernel offers to plugins.
     :return: nothing.

@@ -1,8 +1,9 @@
 """The plugin manager factory and the registry of what the plugins declared.
 
 Order of work (as in tox and pytest): block every disabled plugin, load the entry points
-of the group ``statusflow`` (built-ins travel the same road as third-party plugins),
-then ``check_pending`` so that an implementation of an unknown hook stops start-up, and the
+of the group ``statusflow`` (built-ins travel the same road as third-party plugins; an
+entry point naming a class gets an instance of its own per plugin manager), then
+``check_pending`` so that an implementation of an unknown hook stops start-up, and the
 hook runner's plans (:mod:`statusflow.hooks`), so that one it cannot call stops it too.
 Every hook is called through that runner.
 """
@@ -10,6 +11,7 @@ Every hook is called through that runner.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -78,6 +80,13 @@ def _dist_of(ep: EntryPoint) -> tuple[str | None, str | None]:
     return dist.metadata["Name"], dist.version
 
 
+def _load(ep: EntryPoint) -> object:
+    """The plugin an entry point names: a module or an object, or a new instance of a
+    class (made with no arguments: one per plugin manager, so one per app)."""
+    plugin = ep.load()
+    return plugin() if inspect.isclass(plugin) else plugin
+
+
 def make_plugin_manager(
     disable: Iterable[str] = (),
     enable: Iterable[str] | None = None,
@@ -111,7 +120,7 @@ def make_plugin_manager(
             dist, _ = _dist_of(ep)
             raise StartupError(f"plugin {ep.name!r} ({dist}) is installed twice")
         try:
-            pm.register(ep.load(), name=ep.name)
+            pm.register(_load(ep), name=ep.name)
         except Exception as exc:
             raise StartupError(f"plugin {ep.name!r} cannot be loaded: {exc}") from exc
     for name, plugin in extra_plugins:
@@ -232,7 +241,7 @@ def _trigger_types_of(ep: EntryPoint) -> tuple[str, ...]:
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     try:
-        pm.register(ep.load(), name=ep.name)
+        pm.register(_load(ep), name=ep.name)
         return tuple(item.type for _, item in _collect(pm, "register_trigger_types"))
     except Exception as exc:
         log.warning("plugin.introspection_failed", plugin=ep.name, error=str(exc))
@@ -301,7 +310,7 @@ def migration_locations(pm: pluggy.PluginManager) -> list[str]:
         spare = pluggy.PluginManager(ENTRY_POINT_GROUP)
         spare.add_hookspecs(hookspecs)
         try:
-            spare.register(ep.load(), name=ep.name)
+            spare.register(_load(ep), name=ep.name)
             found = _migration_locations(spare)
         except Exception as exc:
             log.warning("plugin.introspection_failed", plugin=ep.name, error=str(exc))

@@ -132,6 +132,18 @@ def test_the_hooks_marked_may_be_async_are_the_ones_the_kernel_awaits():
     assert marked == {name for name, answer in table if answer == "yes"} == hookspecs.ASYNC_HOOKS
 
 
+def test_the_class_plugin_example_quotes_its_file():
+    intro = HOOKS_DOC.read_text().split("\n## ", 1)[0]
+    match = re.search(
+        r"\*\*A plugin with state is a class\.\*\*.*?```python\n(.*?)```\n\n"
+        r"\(from \[`([^`]+)`\]",
+        intro,
+        re.S,
+    )
+    assert match, "the intro shows a class plugin, quoted from a real file"
+    _quoted_in_order(match.group(1), ROOT / match.group(2), "hooks.md's class plugin")
+
+
 def test_every_hook_spec_is_implemented_by_a_plugin_the_tests_exercise():
     found = _implementations()
     missing = [name for name in HOOKS if not found.get(name)]

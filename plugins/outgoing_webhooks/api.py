@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from statusflow import ApiError, Route
+from statusflow import ApiError, KernelServices, Route
 from statusflow.plugins.outgoing_webhooks import outbox
 from statusflow.plugins.outgoing_webhooks.settings import (
     DESCRIPTION,
@@ -158,9 +158,9 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
 class Handlers:
     """The route handlers of one app."""
 
-    def __init__(self, plugin: OutgoingWebhooks) -> None:
+    def __init__(self, plugin: OutgoingWebhooks, kernel: KernelServices) -> None:
         self.plugin = plugin
-        self.kernel = plugin.kernel
+        self.kernel = kernel
 
     # endpoints ------------------------------------------------------------------------
 
