@@ -83,7 +83,7 @@ class HookRunner:
     """Calls the hooks of one plugin manager (see the module's docstring)."""
 
     def __init__(self, pm: pluggy.PluginManager) -> None:
-        self._pm = pm
+        self._pm = weakref.ref(pm)  # the runner, kept per manager, must not keep it alive
         self._traced = False
         self._plans: dict[str, tuple[Implementation, ...]] = {}
 
@@ -100,7 +100,7 @@ class HookRunner:
 
     def check(self) -> None:
         """Make the plan of every hook now, so that what cannot run stops start-up."""
-        for hook in _hook_names(self._pm):
+        for hook in _hook_names(self._manager()):
             self.plan(hook)
 
     def call(self, hook: str, kwargs: Mapping[str, Any], failed: Failed) -> list[tuple[str, Any]]:
@@ -117,28 +117,27 @@ class HookRunner:
                 answers.append((impl.plugin_name, answer))
         return answers
 
-    async def acall(
-        self, hook: str, kwargs: Mapping[str, Any], failed: Failed
-    ) -> list[tuple[str, Any]]:
-        """As :meth:`call`, awaiting awaitable answers (*may be async* hooks)."""
-        answers: list[tuple[str, Any]] = []
+    async def acall(self, hook: str, kwargs: Mapping[str, Any], failed: Failed) -> None:
+        """Call every implementation of a *may be async* hook, awaiting awaitable answers
+        (these hooks answer nothing). A failure goes to ``failed``, then on."""
         for impl in self.plan(hook):
             try:
-                answer = await impl.acall(kwargs)
+                await impl.acall(kwargs)
             except Exception as exc:
                 failed(impl.plugin_name, exc)
-                continue
-            if answer is not None:
-                answers.append((impl.plugin_name, answer))
-        return answers
 
     def trace(self) -> None:
         """From now on, call each implementation through pluggy (see :func:`trace_calls`)."""
         self._traced = True
         self._plans.clear()
 
+    def _manager(self) -> pluggy.PluginManager:
+        pm = self._pm()
+        assert pm is not None, "a runner outlived its plugin manager"
+        return pm
+
     def _make_plan(self, hook: str) -> tuple[Implementation, ...]:
-        caller: pluggy.HookCaller = getattr(self._pm.hook, hook)
+        caller: pluggy.HookCaller = getattr(self._manager().hook, hook)
         spec = caller.spec
         spec_names = frozenset(spec.argnames) if spec is not None else frozenset()
         impls = caller.get_hookimpls()
@@ -147,7 +146,7 @@ class HookRunner:
             _refuse(hook, impl)
             if self._traced:
                 others = [other.plugin for other in impls if other.plugin is not impl.plugin]
-                call = _through_pluggy(self._pm.subset_hook_caller(hook, others))
+                call = _through_pluggy(self._pm, hook, others)
             else:
                 call = _direct(impl, spec_names)
             if hook not in ASYNC_HOOKS:
@@ -219,11 +218,16 @@ def _checked(answer: Any, hook: str, plugin: str) -> Any:
     return answer
 
 
-def _through_pluggy(caller: pluggy.HookCaller) -> Invoke:
-    """Call one plugin's implementation through a pluggy hook caller of its own."""
+def _through_pluggy(
+    pm: weakref.ReferenceType[pluggy.PluginManager], hook: str, others: list[object]
+) -> Invoke:
+    """Call one plugin's implementation through a pluggy hook caller of its own (one
+    without the ``others``), so that pluggy's hook-call monitoring sees the call."""
 
     def invoke(kw: Mapping[str, Any]) -> Any:
-        answers = caller(**kw)
+        manager = pm()
+        assert manager is not None, "a hook was called after its plugin manager was gone"
+        answers = manager.subset_hook_caller(hook, others)(**kw)
         return answers[0] if answers else None
 
     return invoke

@@ -9,7 +9,9 @@ through pluggy's hook-call monitoring.
 
 from __future__ import annotations
 
+import gc
 import sys
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -364,3 +366,14 @@ def test_the_plan_is_made_once_per_plugin_manager():
     plan = runner.plan("inspect_event")
     assert runner.plan("inspect_event") is plan
     assert [impl.plugin_name for impl in plan] == ["visits", "chat"]  # registered: chat, visits
+
+
+def test_a_runner_does_not_keep_its_plugin_manager_alive(monkeypatch):
+    for traced in ("", "1"):
+        monkeypatch.setenv("STATUSFLOW_TRACE_PLUGINS", traced)
+        pm = make_plugin_manager(enable=("payment", "chat"))
+        assert hooks.runner(pm).plan("inspect_event")
+        gone = weakref.ref(pm)
+        del pm
+        gc.collect()
+        assert gone() is None, f"STATUSFLOW_TRACE_PLUGINS={traced!r}"
