@@ -1,23 +1,33 @@
 """statusflow's kernel: what a plugin imports.
 
-``from kernel import hookimpl, TriggerType, EventType, Match, ...``
+``from statusflow import hookimpl, TriggerType, EventType, Match, ...``; every name is
+documented in ``docs/types.md``.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from pluggy import HookimplMarker
 
 from statusflow.errors import ApiError, StartupError
+from statusflow.timestamps import format_timestamp, parse_timestamp, utc_now
 from statusflow.types import (
+    CONTACT_KEYS,
     JSON,
     MATCHED,
     MISSING,
+    ConditionFunction,
     ConditionOperator,
+    DescribeFunction,
     Event,
     EventType,
     KernelServices,
     Match,
+    MatchFunction,
     Move,
+    NormalizeFunction,
     Outcome,
     Route,
+    RouteHandler,
     StateStore,
     Transaction,
     TriggerType,
@@ -25,26 +35,57 @@ from statusflow.types import (
     match_always,
 )
 
+if TYPE_CHECKING:
+    from statusflow.http.jsonio import json_response, read_json_body, read_json_object
+
 hookimpl = HookimplMarker("statusflow")
+"""The decorator of a plugin's hook implementations: ``@hookimpl`` (also
+``@hookimpl(tryfirst=True)`` and pluggy's other options)."""
+
+_HTTP_HELPERS = frozenset({"json_response", "read_json_body", "read_json_object"})
+
+
+def __getattr__(name: str) -> Any:
+    """The HTTP helpers, imported when first asked for: they need aiohttp and the HTTP
+    layer, which ``import statusflow`` alone (the command line, a plugin's types) does not
+    load."""
+    if name in _HTTP_HELPERS:
+        from statusflow.http import jsonio
+
+        return getattr(jsonio, name)
+    raise AttributeError(f"module 'statusflow' has no attribute {name!r}")
+
 
 __all__ = [
+    "CONTACT_KEYS",
     "JSON",
     "MATCHED",
     "MISSING",
     "ApiError",
+    "ConditionFunction",
     "ConditionOperator",
+    "DescribeFunction",
     "Event",
     "EventType",
     "KernelServices",
     "Match",
+    "MatchFunction",
     "Move",
+    "NormalizeFunction",
     "Outcome",
     "Route",
+    "RouteHandler",
     "StartupError",
     "StateStore",
     "Transaction",
     "TriggerType",
     "TriggerView",
+    "format_timestamp",
     "hookimpl",
+    "json_response",
     "match_always",
+    "parse_timestamp",
+    "read_json_body",
+    "read_json_object",
+    "utc_now",
 ]

@@ -6,7 +6,17 @@ from typing import Any
 
 
 class ApiError(Exception):
-    """A client error: ``{"error": {"code", "message", "details"}}`` with ``status``."""
+    """A client error: raised in a route handler (or by ``KernelServices.submit_event``),
+    it is answered as ``{"error": {"code", "message", "details"}}`` with ``status``."""
+
+    status: int
+    """The HTTP status: 400, 401, 403, 404, 409, 413, 422, 503, ..."""
+    code: str
+    """A short machine-readable code, e.g. ``"invalid"``, ``"not_found"``."""
+    message: str
+    """What went wrong, for a person; never a secret."""
+    details: Any
+    """Optional JSON saying more (the field at fault, the problems found), or ``None``."""
 
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(message)
@@ -36,4 +46,6 @@ def conflict(message: str, details: Any = None) -> ApiError:
 
 
 class StartupError(Exception):
-    """The configuration or the set of plugins does not allow the service to start."""
+    """The configuration or the set of plugins does not allow the service to start; its
+    message names the plugin and the setting at fault. ``statusflow serve`` prints it and
+    exits, and the pytest fixture ``statusflow_app`` raises it."""

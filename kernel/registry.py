@@ -10,6 +10,7 @@ Every hook is called through that runner.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import os
@@ -25,6 +26,8 @@ import structlog
 from statusflow import hooks, hookspecs
 from statusflow.engine import metrics
 from statusflow.errors import StartupError
+from statusflow.plugin_dirs import DirPlugin, find_dir_plugins
+from statusflow.serving import setting_errors
 from statusflow.types import ConditionOperator, EventType, KernelServices, Route, TriggerType
 
 ENTRY_POINT_GROUP = "statusflow"
@@ -42,16 +45,22 @@ class PluginInfo:
     version: str | None
     trigger_types: tuple[str, ...]
     enabled: bool
+    path: str | None = None
+    """The file or folder of a plugin from a plugins folder (it has no distribution)."""
 
     def as_json(self) -> dict[str, Any]:
-        """As ``GET /api/plugins`` and ``statusflow plugins --json`` show it."""
-        return {
+        """As ``GET /api/plugins`` and ``statusflow plugins --json`` show it (``path``
+        only for a plugin from a plugins folder)."""
+        shown: dict[str, Any] = {
             "name": self.name,
             "distribution": self.distribution,
             "version": self.version,
             "trigger_types": list(self.trigger_types),
             "enabled": self.enabled,
         }
+        if self.path is not None:
+            shown["path"] = self.path
+        return shown
 
 
 @dataclass
@@ -63,43 +72,76 @@ class Registry:
     operators: dict[str, ConditionOperator] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
     triggers_by_event: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    inactive_trigger_types: dict[str, str] = field(default_factory=dict)
+    """Trigger types of loaded plugins that listen to no loaded event type: each with
+    the reason its stored triggers are inactive. They are not in ``trigger_types``."""
 
     def owner(self, kind: str, code: str) -> str:
         """The name of the plugin that registered ``code`` of ``kind``."""
         return self.owners[(kind, code)]
 
 
-def _entry_points() -> list[EntryPoint]:
-    return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+Source = EntryPoint | DirPlugin
+"""Where a plugin comes from: an installed distribution's entry point, or a file or
+package of a plugins folder (``dirs``), which is loaded the same way."""
 
 
-def _dist_of(ep: EntryPoint) -> tuple[str | None, str | None]:
+def _sources(dirs: Iterable[str] = ()) -> list[Source]:
+    """Every installed plugin, then every plugin of the ``dirs``, sorted by name.
+
+    :raises StartupError: a folder's plugin has the name of an installed one.
+    """
+    found: list[Source] = list(entry_points(group=ENTRY_POINT_GROUP))
+    installed = {ep.name: ep for ep in found}
+    for plugin in find_dir_plugins(dirs):
+        taken = installed.get(plugin.name)
+        if taken is not None:
+            raise StartupError(
+                f"plugin {plugin.name!r} of {plugin.path} has the name of "
+                f"{_described(taken)}: rename the file"
+            )
+        found.append(plugin)
+    return sorted(found, key=lambda ep: ep.name)
+
+
+def _dist_of(ep: Source) -> tuple[str | None, str | None]:
     dist = ep.dist
     if dist is None:
         return None, None
     return dist.metadata["Name"], dist.version
 
 
-def _load(ep: EntryPoint) -> object:
+def _load(ep: Source) -> object:
     """The plugin an entry point names: a module or an object, or a new instance of a
     class (made with no arguments: one per plugin manager, so one per app)."""
     plugin = ep.load()
     return plugin() if inspect.isclass(plugin) else plugin
 
 
+def _described(ep: Source) -> str:
+    """``the installed plugin statusflow-parcels 0.1.0``, or ``the plugin at PATH``."""
+    if isinstance(ep, DirPlugin):
+        return f"the plugin at {ep.path}"
+    dist, version = _dist_of(ep)
+    return f"the installed plugin {dist} {version}" if dist else f"the installed {ep.value}"
+
+
 def make_plugin_manager(
     disable: Iterable[str] = (),
     enable: Iterable[str] | None = None,
     extra_plugins: Iterable[tuple[str, object]] = (),
+    dirs: Iterable[str] = (),
 ) -> pluggy.PluginManager:
     """A fresh plugin manager: kernel built-ins, then enabled entry points, checked.
 
     :param disable: plugin names not to load.
     :param enable: when given, only these entry-point plugins are loaded.
-    :param extra_plugins: ``(name, plugin)`` pairs registered directly (tests).
+    :param extra_plugins: ``(name, plugin)`` pairs registered directly (tests); a name
+        must be free (an installed plugin's is not, even while that one is not enabled).
+    :param dirs: plugins folders: their modules and packages load like entry points.
     :raises StartupError: a plugin fails to import, implements an unknown hook, has a
         bad hook signature, a wrapper, or an ``async def`` where the hook may not be
-        async; the message names the plugin.
+        async, or a name is taken twice; the message names the plugin.
     """
     from statusflow.engine import conditions, sinks
 
@@ -110,7 +152,7 @@ def make_plugin_manager(
     allowed = set(enable) if enable is not None else None
     for name in disable:
         pm.set_blocked(name)
-    found = list(_entry_points())
+    found = _sources(dirs)
     for ep in found:
         if allowed is not None and ep.name not in allowed:
             pm.set_blocked(ep.name)
@@ -123,6 +165,8 @@ def make_plugin_manager(
             pm.register(_load(ep), name=ep.name)
         except Exception as exc:
             raise StartupError(f"plugin {ep.name!r} cannot be loaded: {exc}") from exc
+    extra_plugins = list(extra_plugins)
+    _check_extra_names(extra_plugins, found)
     for name, plugin in extra_plugins:
         if not pm.is_blocked(name):
             try:
@@ -142,6 +186,30 @@ def make_plugin_manager(
         hooks.trace_calls(pm)
     hooks.runner(pm).check()
     return pm
+
+
+def _check_extra_names(extra: list[tuple[str, object]], found: list[Source]) -> None:
+    """An object given by name is never silently left out for an installed plugin."""
+    installed = {ep.name: ep for ep in found}
+    seen: set[str] = set()
+    for name, _ in extra:
+        if name in seen:
+            raise StartupError(f"plugin name {name!r} is given to two plugin objects")
+        seen.add(name)
+        if name in KERNEL_PLUGINS:
+            raise StartupError(f"plugin name {name!r} is the kernel's own: pick another name")
+        taken = installed.get(name)
+        if taken is not None:
+            away = (
+                f"leave {taken.path.parent} out of the plugins folders"
+                if isinstance(taken, DirPlugin)
+                else f"uninstall {_dist_of(taken)[0] or 'it'} from this environment"
+            )
+            raise StartupError(
+                f"plugin name {name!r} is taken by {_described(taken)}, so this object "
+                f"cannot have it: register the object under another name (e.g. "
+                f"{name + '_test'!r}), or {away}"
+            )
 
 
 def _append_pair(items: list[tuple[str, Any]], plugin: str, item: Any) -> None:
@@ -198,14 +266,8 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
             raise StartupError(
                 f"plugin {plugin!r}: {what} of {code!r} is invalid: {exc.message}"
             ) from exc
-    for code, trigger_type in reg.trigger_types.items():
-        plugin = reg.owners[("trigger_type", code)]
-        for event in trigger_type.events:
-            if event not in reg.event_types:
-                raise StartupError(
-                    f"plugin {plugin!r}: trigger type {code!r} listens to {event!r}, "
-                    "which no loaded plugin registers as an event type"
-                )
+    for code in list(reg.trigger_types):
+        _drop_missing_events(reg, code)
     by_event: dict[str, list[str]] = {}
     for code, trigger_type in reg.trigger_types.items():
         for event in trigger_type.events:
@@ -214,15 +276,54 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     return reg
 
 
+def _drop_missing_events(reg: Registry, code: str) -> None:
+    """A trigger type listens only to the event types that are loaded (their plugin may
+    be disabled or uninstalled); listening to none, it is not loaded, and its stored
+    triggers are inactive (a warning, as for any plugin that is away, never a stop)."""
+    trigger_type = reg.trigger_types[code]
+    missing = [event for event in trigger_type.events if event not in reg.event_types]
+    if not missing:
+        return
+    plugin = reg.owners[("trigger_type", code)]
+    loaded = tuple(event for event in trigger_type.events if event in reg.event_types)
+    if loaded:
+        reg.trigger_types[code] = dataclasses.replace(trigger_type, events=loaded)
+        log.warning(
+            "plugins.trigger_type_narrowed",
+            plugin=plugin,
+            trigger_type=code,
+            missing_event_types=missing,
+            listens_to=list(loaded),
+        )
+        return
+    del reg.trigger_types[code]
+    reg.inactive_trigger_types[code] = (
+        f"trigger type {code!r} listens to {_event_types(missing)}, "
+        "which no loaded plugin registers"
+    )
+    log.warning(
+        "plugins.trigger_type_inactive",
+        plugin=plugin,
+        trigger_type=code,
+        missing_event_types=missing,
+    )
+
+
+def _event_types(codes: list[str]) -> str:
+    quoted = ", ".join(repr(code) for code in codes)
+    return f"event type {quoted}" if len(codes) == 1 else f"event types {quoted}"
+
+
 def collect_routes(pm: pluggy.PluginManager, kernel: KernelServices) -> list[tuple[str, Route]]:
     """Every route the plugins contribute, with the contributing plugin's name."""
     return _collect(pm, "register_routes", kernel=kernel)
 
 
 def list_plugins(
-    disable: Iterable[str] = (), enable: Iterable[str] | None = None
+    disable: Iterable[str] = (), enable: Iterable[str] | None = None, dirs: Iterable[str] = ()
 ) -> list[PluginInfo]:
-    """Every plugin found through entry points, enabled or not, with its trigger types.
+    """Every plugin found through entry points and in the ``dirs``, enabled or not, with
+    its trigger types.
 
     Disabled plugins are imported into a throwaway manager only to read their trigger
     types; none of their hooks is called otherwise.
@@ -230,14 +331,15 @@ def list_plugins(
     disabled = set(disable)
     allowed = set(enable) if enable is not None else None
     infos = []
-    for ep in _entry_points():
+    for ep in _sources(dirs):
         enabled = ep.name not in disabled and (allowed is None or ep.name in allowed)
         dist, version = _dist_of(ep)
-        infos.append(PluginInfo(ep.name, dist, version, _trigger_types_of(ep), enabled))
+        path = str(ep.path) if isinstance(ep, DirPlugin) else None
+        infos.append(PluginInfo(ep.name, dist, version, _trigger_types_of(ep), enabled, path))
     return infos
 
 
-def _trigger_types_of(ep: EntryPoint) -> tuple[str, ...]:
+def _trigger_types_of(ep: Source) -> tuple[str, ...]:
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     try:
@@ -285,26 +387,28 @@ def plugin_settings(
         table = resolved.get(impl.plugin_name, {})
         validator = jsonschema.Draft202012Validator(dict(schema))
         errors = sorted(validator.iter_errors(table), key=lambda e: list(e.absolute_path))
-        if errors:
+        if errors:  # said without the value: it may be a secret (setting_errors)
             error = errors[0]
-            key = ".".join(str(p) for p in error.absolute_path)
+            key = setting_errors.where(error)
             where = f"[plugins.{impl.plugin_name}]" + (f" {key}" if key else "")
-            raise StartupError(f"plugin {impl.plugin_name!r}: {where}: {error.message}")
+            message = setting_errors.describe(error)
+            raise StartupError(f"plugin {impl.plugin_name!r}: {where}: {message}")
     with_schema = {impl.plugin_name for impl in hooks.runner(pm).plan("plugin_settings_schema")}
     for name in sorted(set(resolved) - with_schema):  # the plugin reads no settings at all
         log.warning("plugin.settings_unused", plugin=name, reason="plugin takes no settings")
     return resolved
 
 
-def migration_locations(pm: pluggy.PluginManager) -> list[str]:
-    """The folders of the Alembic migrations of every installed plugin, disabled ones too.
+def migration_locations(pm: pluggy.PluginManager, dirs: Iterable[str] = ()) -> list[str]:
+    """The folders of the Alembic migrations of every installed plugin (and of every
+    plugin of the plugins folders ``dirs``), disabled ones too.
 
     Alembic keeps only each branch's head in ``alembic_version``, and refuses to start
     when it cannot locate one: a disabled plugin's migrations stay on the path, so that
     disabling a plugin with tables never stops start-up (its tables are kept, unused).
     """
     locations = _migration_locations(pm)
-    for ep in _entry_points():
+    for ep in _sources(dirs):
         if not pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
             continue
         spare = pluggy.PluginManager(ENTRY_POINT_GROUP)

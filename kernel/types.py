@@ -1,7 +1,9 @@
 """The public types that plugins receive from and give to the kernel.
 
 Everything here is part of the plugin contract documented in ``docs/hooks.md``: plugins
-may import these names from :mod:`kernel` and rely on them.
+may import these names from :mod:`statusflow` and rely on them. Each public field has a
+docstring right under it; ``docs/types.md`` is generated from them
+(``python -m statusflow.testing.typedoc``).
 """
 
 from __future__ import annotations
@@ -33,79 +35,97 @@ class _Missing:
 
 
 MISSING: Any = _Missing()
-"""Stands for a field that is absent from an order or an event."""
+"""Stands for a field that is absent from an order or an event: what a condition
+operator's ``test`` receives as ``actual`` when it ``tests_missing``. It is falsy."""
+
+CONTACT_KEYS = ("phone", "email", "contact_id", "visitor_id")
+"""The identifiers an event's ``contact`` may carry, and that
+:attr:`EventType.contact_from` may name in the event's data."""
 
 
 @dataclass(frozen=True, slots=True)
 class Match:
-    """The answer of a trigger type's ``match`` function.
-
-    :param matched: whether the event matches the trigger's settings.
-    :param reason: when it does not, why, in words a store owner understands
-        (it shows in the event's trace), e.g. ``"line is '2', trigger wants '1'"``.
-    """
+    """The answer of a trigger type's ``match`` function."""
 
     matched: bool
+    """Whether the event matches the trigger's settings."""
     reason: str = ""
+    """When it does not, why, in words a store owner understands (it shows in the
+    event's trace), e.g. ``"line is '2', trigger wants '1'"``."""
 
 
 MATCHED = Match(True)
+"""The ``Match`` of an event that matches: ``Match(True)``."""
 
 
 @dataclass(frozen=True, slots=True)
 class Event:
     """An event as the engine sees it, after validation and normalisation.
 
-    :param id: the event id (the client's, or one the kernel made up).
-    :param type: the event type, e.g. ``"payment.received"``.
-    :param order_id: the order the event names, or ``None`` for contact fan-out.
-    :param contact: the contact identifiers as sent (phones in E.164 form).
-    :param occurred_at: ISO-8601 time the event happened, as sent, or ``None``.
-    :param data: the event's data, after the event type's ``normalize``.
-    :param facts: what ``inspect_event`` hooks learnt about the event from stored
-        state (e.g. ``{"chat.first_message": True}``), read by ``match`` functions.
+    Handed to ``inspect_event`` and to the trigger types' ``match`` functions, and
+    carried by :class:`Outcome` to the status sinks. Only :attr:`facts` may be changed.
     """
 
     id: str
+    """The event id: the client's ``id``, or a UUID the kernel made up."""
     type: str
+    """The event type, e.g. ``"payment.received"``."""
     order_id: str | None
-    contact: Mapping[str, str]
+    """The order the event names, or ``None`` when it is fanned out by contact."""
+    contact: Mapping[str, JSON]
+    """Its contact identifiers (keys among :data:`CONTACT_KEYS`), as sent: phones and
+    emails are not normalised here (fan-out compares them normalised). When the event
+    sent neither ``order_id`` nor ``contact``, the ones its data named through
+    :attr:`EventType.contact_from`. Empty when there are none."""
     occurred_at: str | None
+    """When the event happened, as sent but in the stored form (``utc_now()``'s), or
+    ``None`` when it was not sent."""
     data: Mapping[str, JSON]
+    """The event's ``data``, valid against its type's ``data_schema`` and after its
+    ``normalize``."""
     facts: dict[str, JSON] = field(default_factory=dict)
+    """What ``inspect_event`` hooks learnt about the event from stored state (e.g.
+    ``{"chat.first_message": True}``), read by ``match`` functions. The one field that
+    plugins may change."""
 
 
 @dataclass(frozen=True, slots=True)
 class TriggerView:
-    """A stored trigger, as plugins see it.
-
-    :param id: its numeric id; lower ids were created first.
-    :param type: its trigger type code.
-    :param status: the id of its target status.
-    :param settings: its settings, valid against the type's settings schema.
-    :param secret: a random per-trigger secret, never shown by the kernel; plugins
-        may use it to build URLs that only this trigger answers (see ``webhook``).
-    """
+    """A stored trigger, as plugins see it: handed to a trigger type's ``describe`` and
+    answered by ``KernelServices.find_trigger_by_secret``."""
 
     id: int
+    """Its numeric id; lower ids were created first (and win ties)."""
     type: str
+    """Its trigger type code, e.g. ``"call.missed"``."""
     status: str
+    """The id of its target status."""
     name: str
+    """Its name as given by the user (``""`` when none was)."""
     allow_backwards: bool
+    """Whether it may move an order to a status of a lower ``sort``."""
     enabled: bool
+    """Whether it is enabled; a disabled trigger moves nothing."""
     settings: Mapping[str, JSON]
+    """Its settings, valid against its type's ``settings_schema``."""
     conditions: tuple[Mapping[str, JSON], ...]
+    """Its conditions as stored: ``{"field", "op", "value"}`` objects."""
     secret: str
+    """A random per-trigger secret, never shown by the kernel; plugins may use it to
+    build URLs that only this trigger answers (see the ``webhook`` plugin)."""
 
 
 MatchFunction = Callable[[Mapping[str, JSON], Event], Match]
-"""``match(settings, event) -> Match``: pure, synchronous, cheap (hot path)."""
+"""``match(settings, event) -> Match``: whether an event matches a trigger's settings.
+Pure, synchronous and cheap: it runs on the event path, once per distinct settings."""
 
 DescribeFunction = Callable[[TriggerView, "KernelServices"], Mapping[str, JSON]]
-"""``describe(trigger, kernel) -> extra fields`` shown with the trigger in the API."""
+"""``describe(trigger, kernel) -> fields``: extra fields shown with the trigger in the
+API (e.g. a ``webhook_url``)."""
 
 NormalizeFunction = Callable[[dict[str, JSON]], dict[str, JSON]]
-"""``normalize(data) -> data``: may raise :class:`ValueError` with a message (422)."""
+"""``normalize(data) -> data``: an event's valid data in its canonical form; may raise
+:class:`ValueError`, whose message becomes the 422's."""
 
 
 def match_always(settings: Mapping[str, JSON], event: Event) -> Match:
@@ -115,102 +135,124 @@ def match_always(settings: Mapping[str, JSON], event: Event) -> Match:
 
 @dataclass(frozen=True, slots=True)
 class EventType:
-    """An event type that a plugin accepts.
-
-    :param type: the code, e.g. ``"call.missed"``; unique across plugins.
-    :param title: a short human title.
-    :param data_schema: JSON Schema of the event's ``data`` (an object); an event
-        whose data breaks it is rejected with a 422 before anything is stored.
-    :param normalize: optional; turns valid data into its canonical form, or raises
-        :class:`ValueError` whose message becomes the 422's message.
-    :param public: whether ``POST /api/events`` accepts it; ``False`` for events that
-        only a plugin's own route submits (e.g. ``webhook.called``).
-    """
+    """An event type that a plugin accepts, given to ``register_event_types``."""
 
     type: str
+    """The code, e.g. ``"call.missed"``; unique across plugins (a duplicate stops
+    start-up naming both plugins)."""
     title: str
+    """A short human title, e.g. ``"Missed call"``."""
     data_schema: Mapping[str, JSON] = field(default_factory=lambda: {"type": "object"})
+    """JSON Schema (draft 2020-12) of the event's ``data``, an object; an event whose
+    data breaks it is refused with a 422 before anything is stored."""
     normalize: NormalizeFunction | None = None
+    """Optional; turns valid data into its canonical form, or raises
+    :class:`ValueError`, whose message becomes the 422's message."""
     public: bool = True
+    """Whether ``POST /api/events`` accepts it; ``False`` for events that only the
+    plugin's own routes submit (e.g. ``webhook.called``)."""
+    contact_from: Mapping[str, str] = field(default_factory=dict)
+    """Which data fields name the event's contact: ``{contact key: data field}``, the
+    keys among :data:`CONTACT_KEYS`, e.g. ``{"phone": "caller"}``. Used only for an
+    event that sends neither ``order_id`` nor ``contact`` identifiers: then each named
+    field present in its data (and not ``null``) supplies that identifier, the event is
+    fanned out by them as if they had been sent in ``contact`` (they are stored and shown
+    as its ``contact``), and they are checked as ``contact``'s are (a 422 naming the data
+    field). An event that sends its own ``contact`` or an ``order_id`` is unchanged;
+    without either and without the named fields, it is refused with the usual 422."""
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.contact_from) - set(CONTACT_KEYS))
+        if unknown:
+            raise ValueError(
+                f"event type {self.type!r}: contact_from names unknown contact keys "
+                f"{unknown}; known: {', '.join(CONTACT_KEYS)}"
+            )
+        fields = list(self.contact_from.values())
+        if not all(isinstance(f, str) and f for f in fields):
+            raise ValueError(
+                f"event type {self.type!r}: contact_from's data fields must be non-empty "
+                f"strings, not {fields}"
+            )
 
 
 @dataclass(frozen=True, slots=True)
 class TriggerType:
-    """A trigger type that a plugin offers.
-
-    :param type: the code, e.g. ``"call.missed"``; unique across plugins (a duplicate
-        stops start-up naming both plugins).
-    :param title: a short human title.
-    :param events: the event types it listens to.
-    :param settings_schema: JSON Schema of its ``settings`` (an object). Triggers
-        whose settings break it are refused with a 422.
-    :param match: decides whether an event matches a trigger's settings.
-    :param describe: optional; extra public fields of a trigger of this type.
-    """
+    """A trigger type that a plugin offers, given to ``register_trigger_types``."""
 
     type: str
+    """The code, e.g. ``"call.missed"``; unique across plugins (a duplicate stops
+    start-up naming both plugins)."""
     title: str
+    """A short human title, e.g. ``"Missed call"``."""
     events: tuple[str, ...]
+    """The event types it listens to; each must be registered by a loaded plugin."""
     settings_schema: Mapping[str, JSON] = field(
         default_factory=lambda: {"type": "object", "additionalProperties": False}
     )
+    """JSON Schema (draft 2020-12) of its triggers' ``settings``, an object; a trigger
+    whose settings break it is refused with a 422. The default allows no settings."""
     match: MatchFunction = match_always
+    """Decides whether an event matches a trigger's settings (see
+    :data:`MatchFunction`); by default every event matches."""
     describe: DescribeFunction | None = None
+    """Optional; extra public fields of a trigger of this type (see
+    :data:`DescribeFunction`)."""
 
 
 ConditionFunction = Callable[[JSON, JSON], bool]
+"""``test(actual, expected) -> bool``: whether a condition holds."""
 
 
 @dataclass(frozen=True, slots=True)
 class ConditionOperator:
-    """A condition operator usable in any trigger's ``conditions``.
-
-    :param name: the ``op`` code, e.g. ``"gte"``.
-    :param test: ``test(actual, expected) -> bool``; ``actual`` is the field's
-        value, ``expected`` the condition's ``value``. It may raise ``TypeError`` or
-        ``ValueError``: the condition then fails with that reason.
-    :param value_schema: JSON Schema of the condition's ``value``; checked when a
-        trigger is created or changed.
-    :param compile: optional; turns the ``value`` into what ``test`` receives as
-        ``expected``, once per trigger (e.g. a compiled regular expression). May
-        raise ``ValueError`` (422 at trigger creation).
-    :param tests_missing: whether ``test`` is also called when the field is absent
-        (with :data:`MISSING`); otherwise a condition on a missing field fails.
-    """
+    """A condition operator usable in any trigger's ``conditions``, given to
+    ``register_condition_operators``."""
 
     name: str
+    """The ``op`` code, e.g. ``"gte"``; unique across plugins."""
     test: ConditionFunction
+    """``test(actual, expected) -> bool``: ``actual`` is the field's value, ``expected``
+    the condition's ``value`` (or what :attr:`compile` made of it). It may raise
+    ``TypeError`` or ``ValueError``: the condition then fails with that reason."""
     value_schema: Mapping[str, JSON] = field(default_factory=dict)
+    """JSON Schema of the condition's ``value``, checked when a trigger is created or
+    changed; the default accepts any value."""
     compile: Callable[[JSON], JSON] | None = None
+    """Optional; turns the ``value`` into what :attr:`test` receives as ``expected``,
+    once per trigger (e.g. a compiled regular expression). May raise ``ValueError``
+    (a 422 when the trigger is saved)."""
     tests_missing: bool = False
+    """Whether :attr:`test` is also called when the field is absent (with
+    :data:`MISSING` as ``actual``); otherwise a condition on a missing field fails."""
 
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    """A committed (or, inside ``prepare_moves``, about to be committed) move.
-
-    :param order_id: the order that moved.
-    :param from_status: its status before.
-    :param to_status: its status after.
-    :param trigger_id: the trigger that caused it, ``None`` for a manual move.
-    :param event_id: the event that caused it, ``None`` for a manual move.
-    :param event_type: that event's type, ``None`` for a manual move.
-    :param at: ISO-8601 time in UTC.
-    :param trigger_type: the type of the trigger that caused it (e.g.
-        ``"payment.received"``), ``None`` for a manual move.
-    """
+    """A committed (or, inside ``prepare_moves``, about to be committed) move of one
+    order, part of an :class:`Outcome`. The JSON API shows it as ``{"order_id", "from",
+    "to", "trigger_id"}`` (:meth:`as_json`)."""
 
     order_id: str
+    """The order that moved."""
     from_status: str
+    """The id of its status before the move (``from`` in the JSON API)."""
     to_status: str
+    """The id of its status after the move (``to`` in the JSON API)."""
     trigger_id: int | None
+    """The trigger that caused it, ``None`` for a manual move."""
     event_id: str | None
+    """The event that caused it, ``None`` for a manual move."""
     event_type: str | None
+    """That event's type, ``None`` for a manual move."""
     at: str
+    """When it was made, in the stored form (``utc_now()``'s)."""
     trigger_type: str | None = None
+    """The type of the trigger that caused it (e.g. ``"payment.received"``), ``None``
+    for a manual move."""
 
     def as_json(self) -> dict[str, JSON]:
-        """The move as the API shows it."""
+        """The move as the API shows it: ``{"order_id", "from", "to", "trigger_id"}``."""
         return {
             "order_id": self.order_id,
             "from": self.from_status,
@@ -221,18 +263,17 @@ class Move:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What one event did: handed to status sinks.
-
-    :param event: the event (``None`` for a manual move through the API).
-    :param order_ids: the orders it resolved to.
-    :param moves: the moves it caused (zero or more, at most one per order).
-    :param at: ISO-8601 time in UTC when it was processed.
-    """
+    """What one event (or one manual move) did: handed to the status sinks,
+    ``prepare_moves`` and ``moves_committed``."""
 
     event: Event | None
+    """The event, ``None`` for a manual move through the API."""
     order_ids: tuple[str, ...]
+    """The orders it resolved to (for a manual move, the order moved)."""
     moves: tuple[Move, ...]
+    """The moves it caused: zero or more, at most one per order."""
     at: str
+    """When it was processed, in the stored form (``utc_now()``'s)."""
 
 
 class StateStore(Protocol):
@@ -260,7 +301,9 @@ class Transaction(Protocol):
     """The event's open database transaction, handed to ``prepare_moves``."""
 
     def add_timeline(self, order_id: str, kind: str, data: Mapping[str, JSON], at: str) -> None:
-        """Add an entry to an order's timeline, committed with the event."""
+        """Add an entry of ``kind`` to an order's timeline, committed with the event;
+        ``data``'s fields show in the entry next to ``at`` (a time in the stored form,
+        usually the outcome's ``at``) and ``kind``."""
         ...
 
     def insert(self, table: Any, row: Mapping[str, JSON]) -> None:
@@ -337,21 +380,21 @@ class KernelServices(Protocol):
 
 
 RouteHandler = Callable[[Any], Awaitable[Any]]
+"""``async def handler(request: aiohttp.web.Request) -> aiohttp.web.Response``; raising
+:class:`~statusflow.ApiError` answers the contract's JSON error."""
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """An HTTP route contributed by a plugin.
-
-    :param method: ``"GET"``, ``"POST"``, ...
-    :param path: an aiohttp path, e.g. ``"/t/o/{token}"``. Paths under ``/api/``
-        require the API token like every API route; others are public.
-    :param handler: ``async def handler(request: aiohttp.web.Request) -> web.Response``.
-    :param openapi: optional OpenAPI 3 operation object, merged into
-        ``/api/openapi.json``.
-    """
+    """An HTTP route contributed by a plugin, given to ``register_routes``."""
 
     method: str
+    """The HTTP method: ``"GET"``, ``"POST"``, ..."""
     path: str
+    """An aiohttp path, e.g. ``"/t/o/{token}"``. Paths under ``/api/`` require the API
+    token like every API route; others are public."""
     handler: RouteHandler
+    """``async def handler(request: aiohttp.web.Request) -> aiohttp.web.Response``
+    (see :data:`RouteHandler`)."""
     openapi: Mapping[str, JSON] | None = None
+    """Optional OpenAPI 3 operation object, merged into ``/api/openapi.json``."""

@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import orjson
 from aiohttp import web
 
 from statusflow import (
@@ -34,6 +33,8 @@ from statusflow import (
     Route,
     TriggerType,
     hookimpl,
+    json_response,
+    read_json_body,
 )
 from statusflow.plugins._matchers import (
     MAX_URL_LENGTH,
@@ -271,19 +272,14 @@ def make_handlers(
     """The handlers of the plugin's three routes, bound to the kernel's services."""
 
     async def create_tracking_links(request: web.Request) -> web.Response:
-        raw = await request.read()
-        try:
-            body = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(
-                400, "malformed_json", f"the request body is not valid JSON: {exc}"
-            ) from None
+        # nothing of the body is stored: check_tracking_request names the field with a NUL
+        body = await read_json_body(request, check_storable=False)
         order_id, message_id, urls = check_tracking_request(body)
         if not await kernel.order_exists(order_id):
             raise ApiError(
                 404, "not_found", f"order {order_id!r} not found", {"order_id": order_id}
             )
-        return web.json_response(tracking_links(kernel, order_id, message_id, urls), status=201)
+        return json_response(tracking_links(kernel, order_id, message_id, urls), status=201)
 
     async def open_pixel(request: web.Request) -> web.Response:
         payload = token_payload(kernel, request.match_info["token"], OPEN)

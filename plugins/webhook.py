@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from statusflow import (
@@ -24,6 +23,8 @@ from statusflow import (
     TriggerType,
     TriggerView,
     hookimpl,
+    json_response,
+    read_json_object,
 )
 from statusflow.plugins._matchers import settings_schema
 
@@ -84,22 +85,6 @@ def _invalid(message: str, field: str) -> ApiError:
     return ApiError(422, "invalid", message, {"field": field})
 
 
-async def _read_body(request: web.Request) -> dict[str, Any] | None:
-    """The JSON object in the body, or ``None`` when the body is empty."""
-    raw = await request.read()
-    if not raw.strip():
-        return None
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(
-            400, "malformed_json", f"the request body is not valid JSON: {exc}"
-        ) from None
-    if not isinstance(body, dict):
-        raise ApiError(422, "invalid", "the request body must be a JSON object")
-    return body
-
-
 def make_handler(kernel: KernelServices) -> Callable[[web.Request], Any]:
     """The handler of ``POST /hooks/{secret}``, bound to the kernel's services."""
 
@@ -108,8 +93,9 @@ def make_handler(kernel: KernelServices) -> Callable[[web.Request], Any]:
         trigger = await kernel.find_trigger_by_secret(secret)
         if trigger is None or trigger.type != WEBHOOK_CALLED:
             raise ApiError(404, "not_found", "unknown webhook")
-        body = await _read_body(request)
-        order_id = None if body is None else body.get("order_id")
+        # an empty body names the order in the query; submit_event checks what is stored
+        body = await read_json_object(request, default={}, check_storable=False)
+        order_id = body.get("order_id")
         if order_id is None:
             order_id = request.query.get("order_id")
         if not isinstance(order_id, str) or not order_id:
@@ -118,7 +104,7 @@ def make_handler(kernel: KernelServices) -> Callable[[web.Request], Any]:
                 "or in the query (?order_id=)",
                 "order_id",
             )
-        data = (body or {}).get("data")
+        data = body.get("data")
         if data is None:
             data = {}
         if not isinstance(data, dict):
@@ -127,7 +113,7 @@ def make_handler(kernel: KernelServices) -> Callable[[web.Request], Any]:
             {"type": WEBHOOK_CALLED, "order_id": order_id, "data": data},
             only_trigger_id=trigger.id,
         )
-        return web.json_response(result)
+        return json_response(result)
 
     return call_webhook
 

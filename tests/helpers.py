@@ -10,6 +10,8 @@ import json
 import shutil
 import subprocess
 import sys
+import textwrap
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -247,6 +249,39 @@ async def timeline_kinds_by_event(api: Api, event_id: str) -> dict[str, list[str
         if (row.data or {}).get("event_id") == event_id:
             kinds.setdefault(row.order_id, []).append(row.kind)
     return kinds
+
+
+PING_SOURCE = """
+from statusflow import EventType, TriggerType, hookimpl
+
+
+@hookimpl
+def register_event_types(register):
+    register(EventType("ping", "Ping"))
+
+
+@hookimpl
+def register_trigger_types(register):
+    register(TriggerType("ping", "Ping", ("ping",)))
+"""
+"""A plugin module: the event type and the trigger type ``ping``."""
+
+
+def write_distribution(site: Path, entry_name: str, source: str, version: str = "1.0") -> str:
+    """A distribution ``statusflow-ENTRY_NAME`` as pip leaves one in ``site``: a module
+    holding ``source`` and a ``.dist-info`` whose entry point ``ENTRY_NAME`` loads it, found
+    by ``importlib.metadata`` once ``site`` is on the path. The module's (unique) name."""
+    module = f"throwaway_{uuid.uuid4().hex[:10]}"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    dist_name = f"statusflow-{entry_name}"
+    info = site / f"{dist_name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n"
+    )
+    (info / "entry_points.txt").write_text(f"[statusflow]\n{entry_name} = {module}\n")
+    return module
 
 
 def pip_install_copy(distribution: Path, root: Path) -> Path:

@@ -327,12 +327,16 @@ async def test_generate_is_deterministic(event_server: tuple[EventServer, str, i
 
 
 async def test_generate_times_out_slow_requests(event_server: tuple[EventServer, str, int]) -> None:
-    _, url, _ = event_server
+    server, url, _ = event_server
     spec = spec_for(url, {"ok": 3.0, "slow": 1.0}, concurrency=2, request_timeout=0.15)
     result = await generate(spec)
-    assert result["errors"].get("timeout", 0) > 0
+    timeouts = result["errors"].get("timeout", 0)
+    assert timeouts > 0
     assert set(result["errors"]) == {"timeout"}
-    assert result["successes"] > 10  # the workers reconnected after each timeout
+    # a timed-out connection is dropped and the worker goes on over a new one (counts of
+    # connections, not of requests per second: those depend on the machine's load)
+    assert result["successes"] > 0
+    assert len(server.peers) >= max(timeouts, 2)  # each timeout cost its connection
 
 
 async def test_generate_survives_a_server_dropping_connections() -> None:

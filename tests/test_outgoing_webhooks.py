@@ -32,6 +32,7 @@ from alembic.migration import MigrationContext
 from openapi_spec_validator import validate as validate_openapi
 
 import statusflow.http.moves as feed
+from statusflow import format_timestamp, parse_timestamp, utc_now
 from statusflow.errors import StartupError
 from statusflow.http import init_app
 from statusflow.http.keys import PLUGIN_MANAGER
@@ -312,13 +313,11 @@ async def test_a_restart_mid_backlog_loses_nothing(make_client, receiver, databa
                 .where(DELIVERIES.c.seq == seq)
                 .values(
                     lease_token="killed",
-                    lease_until=outbox.stamp(outbox.now() + timedelta(seconds=0.5)),
+                    lease_until=format_timestamp(outbox.now() + timedelta(seconds=0.5)),
                 )
             )
             await conn.execute(
-                MOVES.insert().values(
-                    order_id="o9", from_status="N", to_status="D", at=outbox.stamp(outbox.now())
-                )
+                MOVES.insert().values(order_id="o9", from_status="N", to_status="D", at=utc_now())
             )
     finally:
         await engine.dispose()
@@ -608,7 +607,7 @@ async def test_the_feed_waits_for_a_move_still_in_flight(make_client, database_u
     try:
         async with engine.connect() as held:
             await held.begin()
-            at = outbox.stamp(outbox.now())
+            at = utc_now()
             row = {"order_id": "o1", "from_status": "N", "to_status": "D", "at": at}
             await held.execute(KERNEL_MOVES.insert().values(**row))  # takes seq 1, uncommitted
             await api.post_events(event(order_id="o2", id="e2"))  # seq 2 commits first
@@ -674,7 +673,7 @@ def test_backoff_is_exponential_with_jitter_and_capped():
 
 
 def test_retry_after_in_seconds_or_as_a_date():
-    moment = outbox.parse_stamp("2026-11-27T10:00:00.000000Z")
+    moment = parse_timestamp("2026-11-27T10:00:00.000000Z")
     assert retry_after_seconds("120", moment) == 120
     assert retry_after_seconds("Fri, 27 Nov 2026 10:01:30 GMT", moment) == 90
     assert retry_after_seconds("Fri, 27 Nov 2026 09:00:00 GMT", moment) == 0

@@ -8,11 +8,6 @@ The apps here come from statusflow's own pytest plugin (``statusflow_app``).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +17,8 @@ from statusflow import Route, hookimpl
 from statusflow.errors import StartupError
 from statusflow.http import init_app
 from statusflow.serving.config import settings_from_mapping
-
-STATUSFLOW = Path(sys.executable).with_name("statusflow")
+from tests.helpers import write_distribution
+from tests.processes import clean_env, cli, outcomes
 
 SCHEMA = {
     "type": "object",
@@ -92,23 +87,30 @@ async def test_the_plugin_gets_its_table_with_secrets_resolved(statusflow_app, m
 
 def test_a_bad_table_stops_start_up_naming_plugin_and_key(monkeypatch):
     monkeypatch.delenv("GREETER_UNSET", raising=False)
+    greeter = "plugin 'greeter': [plugins.greeter]"
     cases = [
-        ({"retries": "three"}, ["'greeter'", "[plugins.greeter] retries", "'three'"]),
-        ({"retries": -1}, ["'greeter'", "retries", "-1"]),
-        ({"greting": "hi"}, ["'greeter'", "greting"]),
-        ({"tokens": ["a", 5]}, ["'greeter'", "tokens.1"]),
-        ({"greeting": {"$env": "GREETER_UNSET"}}, ["[plugins.greeter].greeting", "GREETER_UNSET"]),
-        ({"tokens": ["a", {"$env": "GREETER_UNSET"}]}, ["tokens[1]", "GREETER_UNSET"]),
+        ({"retries": "three"}, f"{greeter} retries: must be of type integer"),
+        ({"retries": -1}, f"{greeter} retries: must be at least 0"),
+        ({"greting": "hi"}, f"{greeter}: unknown key(s) 'greting'"),
+        ({"tokens": ["a", 5]}, f"{greeter} tokens.1: must be of type string"),
+        (
+            {"greeting": {"$env": "GREETER_UNSET"}},
+            "[plugins.greeter].greeting: environment variable 'GREETER_UNSET' is not set",
+        ),
+        (
+            {"tokens": ["a", {"$env": "GREETER_UNSET"}]},
+            "[plugins.greeter].tokens[1]: environment variable 'GREETER_UNSET' is not set",
+        ),
     ]
-    for table, needles in cases:
+    for table, message in cases:
         with pytest.raises(StartupError) as caught:
             _start(table)
-        for needle in needles:
-            assert needle in str(caught.value), (table, needle, str(caught.value))
-    # an environment secret is checked by the schema after it is resolved
+        assert str(caught.value) == message
+    # an environment secret is checked by the schema after it is resolved (and not shown)
     monkeypatch.setenv("GREETER_RETRIES", "3")
-    with pytest.raises(StartupError, match=r"retries.*'3' is not of type 'integer'"):
+    with pytest.raises(StartupError) as caught:
         _start({"retries": {"$env": "GREETER_RETRIES"}})
+    assert str(caught.value) == f"{greeter} retries: must be of type integer"
     # a disabled plugin's table is not its business any more
     _start({"retries": "three"}, disable=["greeter"])
     # nor is the table of a plugin that is not installed (a warning, no error)
@@ -118,44 +120,132 @@ def test_a_bad_table_stops_start_up_naming_plugin_and_key(monkeypatch):
 
 def test_serve_refuses_a_bad_table_naming_plugin_and_key(tmp_path):
     site = tmp_path / "site"
-    site.mkdir()
-    (site / "throwaway_greeter.py").write_text(textwrap.dedent(GREETER_SOURCE))
-    info = site / "statusflow_greeter-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: statusflow-greeter\nVersion: 1.0\n"
-    )
-    (info / "entry_points.txt").write_text("[statusflow]\ngreeter = throwaway_greeter\n")
+    write_distribution(site, "greeter", GREETER_SOURCE)
     db = tmp_path / "never.db"
     base = f'database_url = "sqlite:///{db}"\n[plugins]\nenable = ["payment", "greeter"]\n'
     bad_type = tmp_path / "bad.toml"
     bad_type.write_text(base + '[plugins.greeter]\nretries = "three"\n')
     unset = tmp_path / "unset.toml"
     unset.write_text(base + '[plugins.greeter]\ngreeting = {"$env" = "GREETER_UNSET"}\n')
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("STATUSFLOW_CONFIG", "STATUSFLOW_DATABASE_URL", "GREETER_UNSET")
-    }
-    env["PYTHONPATH"] = str(site)
-    processes = [
-        subprocess.Popen(
-            [str(STATUSFLOW), "serve", "--config", str(config), "--port", "0"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for config in (bad_type, unset)
+    env = clean_env(PYTHONPATH=str(site))
+    env.pop("GREETER_UNSET", None)
+    serve = [
+        cli("serve", "--config", str(c), "--port", "0", env=env, cwd=tmp_path)
+        for c in (bad_type, unset)
     ]
-    outputs = [p.communicate(timeout=60) for p in processes]
     expected = [
-        ["'greeter'", "retries", "'three'"],
+        ["'greeter'", "retries", "must be of type integer"],
         ["[plugins.greeter].greeting", "GREETER_UNSET"],
     ]
-    for process, (_out, err), needles in zip(processes, outputs, expected, strict=True):
-        assert process.returncode not in (0, None), err
+    for (code, _out, err), needles in zip(outcomes(*serve), expected, strict=True):
+        assert code == 2, err
         for needle in needles:
             assert needle in err, (needle, err)
+        assert "three" not in err
     assert not db.exists()
+
+
+# --- a secret never shows in a message or a log line ------------------------------------
+
+SECRET = "hunter2-Secret-Value-0xC0FFEE"
+VAULT_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["token"],
+    "properties": {
+        "token": {"type": "string", "minLength": 64},
+        "short": {"type": "string", "maxLength": 4},
+        "label": {"type": "string", "minLength": 1},
+        "prefixed": {"type": "string", "pattern": "^tok_"},
+        "mode": {"enum": ["live", "test"]},
+        "port": {"type": "integer"},
+        "keys": {"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+        "nested": {"type": "object", "properties": {"fixed": {"const": "fixed"}}},
+        "either": {"anyOf": [{"type": "integer"}, {"type": "string", "maxLength": 2}]},
+        "one": {"oneOf": [{"type": "string"}, {"type": "string", "minLength": 1}]},
+        "not_secret": {"not": {"type": "string"}},
+    },
+}
+VAULT_SOURCE = f"""
+from statusflow import hookimpl
+
+
+@hookimpl
+def plugin_settings_schema():
+    return {VAULT_SCHEMA!r}
+"""
+FROM_ENV = {"$env": "VAULT_SECRET"}
+OK_TOKEN = "t" * 64
+VAULT_CASES: list[tuple[dict[str, Any], str]] = [
+    ({"token": FROM_ENV}, "token: is shorter than 64 characters"),
+    ({"token": OK_TOKEN, "short": FROM_ENV}, "short: is longer than 4 characters"),
+    ({"token": OK_TOKEN, "label": ""}, "label: must not be empty"),
+    ({"token": OK_TOKEN, "prefixed": FROM_ENV}, "prefixed: does not match the pattern '^tok_'"),
+    ({"token": OK_TOKEN, "mode": FROM_ENV}, "mode: must be one of 'live', 'test'"),
+    ({"token": OK_TOKEN, "port": FROM_ENV}, "port: must be of type integer"),
+    ({"token": OK_TOKEN, "keys": [FROM_ENV, FROM_ENV]}, "keys: must not repeat an item"),
+    ({"token": OK_TOKEN, "nested": {"fixed": FROM_ENV}}, "nested.fixed: must be 'fixed'"),
+    ({"token": OK_TOKEN, "either": FROM_ENV}, "either: matches none of the allowed forms"),
+    ({"token": OK_TOKEN, "one": FROM_ENV}, "one: must match exactly one of the allowed forms"),
+    ({"token": OK_TOKEN, "not_secret": FROM_ENV}, "not_secret: has a form that is not allowed"),
+    ({"token": OK_TOKEN, "tokn": FROM_ENV}, ": unknown key(s) 'tokn'"),
+    ({"mode": "live"}, ": missing required key(s) 'token'"),
+    ({"token": FROM_ENV, "nested": FROM_ENV}, "nested: must be of type object"),
+]
+
+
+class Vault:
+    @hookimpl
+    def plugin_settings_schema(self):
+        return VAULT_SCHEMA
+
+
+def test_a_bad_setting_is_named_without_its_value(monkeypatch, capfd):
+    monkeypatch.setenv("VAULT_SECRET", SECRET)
+    for table, message in VAULT_CASES:
+        raw = {"database_url": "sqlite:////nonexistent/dir/never.db", "plugins": {"enable": []}}
+        raw["plugins"]["vault"] = table
+        with pytest.raises(StartupError) as caught:
+            init_app(settings_from_mapping(raw), extra_plugins=[("vault", Vault())])
+        assert str(caught.value).endswith(message), (table, str(caught.value))
+        assert str(caught.value).startswith("plugin 'vault': [plugins.vault]")
+        assert SECRET not in str(caught.value)
+    logged = capfd.readouterr()
+    assert SECRET not in logged.out + logged.err
+
+
+def test_serve_names_a_bad_setting_or_configuration_value_without_it(tmp_path):
+    """Through ``statusflow serve``: its standard error and its log lines (both streams)."""
+    site = tmp_path / "site"
+    write_distribution(site, "vault", VAULT_SOURCE)
+    base = f'database_url = "sqlite:///{tmp_path / "never.db"}"\n'
+    vault = base + '[plugins]\nenable = ["vault"]\n[plugins.vault]\n'
+    configs = {
+        "token": vault + 'token = {"$env" = "VAULT_SECRET"}\n',
+        "mode": vault + f'token = "{OK_TOKEN}"\nmode = {{"$env" = "VAULT_SECRET"}}\n',
+        "unknown_key": vault + f'token = "{OK_TOKEN}"\ntokn = {{"$env" = "VAULT_SECRET"}}\n',
+        "server_secret": base + f'[server]\nsecret = "{SECRET[:12]}"\n',
+        "plugin_table": base + f'[plugins]\nvault = "{SECRET}"\n',
+        "database_url": f'database_url = "{SECRET}"\n',
+        "auth_tokens": base + f'[auth]\ntokens = "{SECRET}"\n',
+    }
+    env = clean_env(PYTHONPATH=str(site), VAULT_SECRET=SECRET)
+    serve = []
+    for name, text in configs.items():
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text)
+        serve.append(cli("serve", "--config", str(path), "--port", "0", env=env, cwd=tmp_path))
+    expected = {
+        "token": "[plugins.vault] token: is shorter than 64 characters",
+        "mode": "[plugins.vault] mode: must be one of 'live', 'test'",
+        "unknown_key": "[plugins.vault]: unknown key(s) 'tokn'",
+        "server_secret": "configuration error at server.secret: is shorter than 16 characters",
+        "plugin_table": "configuration error at plugins.vault: must be of type object",
+        "database_url": "configuration error at database_url",
+        "auth_tokens": "configuration error at auth.tokens: must be of type array",
+    }
+    for name, (code, out, err) in zip(configs, outcomes(*serve), strict=True):
+        assert code == 2, (name, err)
+        assert expected[name] in err, (name, err)
+        for secret in (SECRET, SECRET[:12]):
+            assert secret not in out + err, (name, out, err)

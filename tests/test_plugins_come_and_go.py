@@ -19,16 +19,10 @@ normally, and nothing answers a 500.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
 import sysconfig
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +30,7 @@ import pytest
 
 from statusflow import ConditionOperator, EventType, TriggerType, hookimpl
 from tests.helpers import pip_install_copy
+from tests.processes import Serve, clean_env
 
 ROOT = Path(__file__).resolve().parents[1]
 REVIEWS = ROOT / "contrib" / "statusflow-reviews"
@@ -62,13 +57,6 @@ def review(order_id: str, rating: int, **extra: Any) -> dict[str, Any]:
 def payment(order_id: str, method: str = "card", **extra: Any) -> dict[str, Any]:
     data = {"amount": 10, "method": method}
     return {"type": "payment.received", "order_id": order_id, "data": data, **extra}
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    drop = ("STATUSFLOW_CONFIG", "STATUSFLOW_DATABASE_URL", "PYTHONPATH")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update(extra)
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -323,73 +311,6 @@ async def test_migrations_go_on_around_the_heads_of_uninstalled_plugins(database
         await engine.dispose()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
-class Serve:
-    """``python -m statusflow.cli serve`` on a free loopback port, until ``stop()``."""
-
-    def __init__(self, python: Path, config: Path, env: dict[str, str], log: Path) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        self._out = log.open("w")
-        command = [str(python), "-m", "statusflow.cli", "serve", "--config", str(config)]
-        self.process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env,
-            cwd=config.parent,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 45
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"serve exited with {self.process.returncode}: {self.output()}")
-            try:
-                if _http("GET", f"{self.base}/healthz")[0] == 200:
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        pytest.fail(f"serve did not answer in time: {self.output()}")
-
-    def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
-        status, answer = _http(method, self.base + path, body)
-        assert status == expect, (method, path, status, answer)
-        return answer
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=20)
-        finally:
-            if self.process.poll() is None:
-                self.process.kill()
-                self.process.wait()
-            self._out.close()
-
-    def output(self) -> str:
-        self._out.flush()
-        return self.log.read_text()[-4000:]
-
-
 def _run_all(commands: list[tuple[list[str], dict[str, str]]], cwd: Path) -> list[Any]:
     processes = [
         subprocess.Popen(
@@ -413,10 +334,10 @@ def test_an_uninstalled_plugins_triggers_are_kept_inactive_and_act_again_when_re
     config.write_text(
         f'database_url = "sqlite:///{db}"\n[plugins]\nenable = ["payment", "reviews"]\n'
     )
-    with_plugin = _clean_env(PYTHONPATH=str(reviews_site))
-    without = _clean_env()
+    with_plugin = clean_env(PYTHONPATH=str(reviews_site))
+    without = clean_env()
 
-    server = Serve(bare_python, config, with_plugin, tmp_path / "with.log")
+    server = Serve(config, with_plugin, tmp_path / "with.log", python=bare_python)
     try:
         server.call("PUT", "/api/statuses", PIPELINE)
         for order_id in ("o1", "o2", "o3", "o4", "o5"):
@@ -446,7 +367,7 @@ def test_an_uninstalled_plugins_triggers_are_kept_inactive_and_act_again_when_re
         "review.negative",
         "review.positive",
     ]
-    server = Serve(bare_python, config, without, tmp_path / "without.log")
+    server = Serve(config, without, tmp_path / "without.log", python=bare_python)
     try:
         assert "reviews" not in {p["name"] for p in server.call("GET", "/api/plugins")}
         types = {t["type"] for t in server.call("GET", "/api/trigger-types")}
@@ -479,7 +400,7 @@ def test_an_uninstalled_plugins_triggers_are_kept_inactive_and_act_again_when_re
         assert conn.execute("SELECT count(*) FROM reviews_moves").fetchone() == (1,)
 
     # reinstalled: they act again, and the plugin's table counts on from where it was
-    server = Serve(bare_python, config, with_plugin, tmp_path / "again.log")
+    server = Serve(config, with_plugin, tmp_path / "again.log", python=bare_python)
     try:
         listed = server.call("GET", "/api/triggers")
         assert [t["active"] for t in listed] == [True, True, True]

@@ -19,6 +19,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from statusflow.errors import StartupError
 from statusflow.http import init_app
 from statusflow.registry import build_registry, list_plugins, make_plugin_manager
 from statusflow.testing import settings_for
-from tests.helpers import BUILT_IN_PLUGINS
+from tests.helpers import BUILT_IN_PLUGINS, PING_SOURCE, write_distribution
 
 BUILT_IN = BUILT_IN_PLUGINS
 PLUGIN_KEYS = {"name", "distribution", "version", "trigger_types", "enabled"}
@@ -120,20 +121,6 @@ class WrongArgument:
         registr(TriggerType("x", "X", ("x",)))
 
 
-PING_SOURCE = """
-from statusflow import EventType, TriggerType, hookimpl
-
-
-@hookimpl
-def register_event_types(register):
-    register(EventType("ping", "Ping"))
-
-
-@hookimpl
-def register_trigger_types(register):
-    register(TriggerType("ping", "Ping", ("ping",)))
-"""
-
 UNKNOWN_HOOK_SOURCE = """
 from statusflow import hookimpl
 
@@ -164,16 +151,7 @@ def distributions(tmp_path, monkeypatch):
     modules: list[str] = []
 
     def add(entry_name: str, source: str, version: str = "1.0") -> Path:
-        module = f"throwaway_{uuid.uuid4().hex[:10]}"
-        (root / f"{module}.py").write_text(textwrap.dedent(source))
-        dist_name = f"statusflow-{entry_name}"
-        info = root / f"{dist_name.replace('-', '_')}-{version}.dist-info"
-        info.mkdir()
-        (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n"
-        )
-        (info / "entry_points.txt").write_text(f"[statusflow]\n{entry_name} = {module}\n")
-        modules.append(module)
+        modules.append(write_distribution(root, entry_name, source, version))
         return root
 
     monkeypatch.syspath_prepend(str(root))
@@ -382,6 +360,37 @@ def test_each_call_builds_a_fresh_plugin_manager():
     assert "ping" not in build_registry(second).trigger_types
 
 
+async def test_an_object_named_like_an_installed_plugin_is_refused_never_left_out(
+    statusflow_app, distributions
+):
+    """``("payment", obj)`` was silently not loaded while ``payment`` was installed."""
+    taken = (
+        "plugin name 'payment' is taken by the installed plugin statusflow "
+        f"{version('statusflow')}, so this object cannot have it: register the object "
+        "under another name (e.g. "
+        "'payment_test'), or uninstall statusflow from this environment"
+    )
+    for plugins in ([("payment", Ping())], ["payment", ("payment", Ping())]):
+        with pytest.raises(StartupError) as caught:
+            await statusflow_app(plugins=plugins)
+        assert str(caught.value) == taken, plugins
+    distributions("ping", PING_SOURCE, version="2.0")
+    for enable in ((), ("ping",), None):
+        with pytest.raises(
+            StartupError, match=r"taken by the installed plugin statusflow-ping 2\.0"
+        ):
+            make_plugin_manager(enable=enable, extra_plugins=[("ping", Ping())])
+    # the kernel's own names, and one name for two objects
+    with pytest.raises(StartupError, match=r"'statusflow\.sinks' is the kernel's own"):
+        make_plugin_manager(enable=(), extra_plugins=[("statusflow.sinks", Ping())])
+    with pytest.raises(StartupError, match="'twice' is given to two plugin objects"):
+        make_plugin_manager(enable=(), extra_plugins=[("twice", Ping()), ("twice", PingCopy())])
+    # under a free name, it loads
+    sf = await statusflow_app(plugins=["payment", ("ping_test", Ping())])
+    types = {t["type"]: t["plugin"] for t in await sf.call("GET", "/api/trigger-types")}
+    assert types == {"payment.received": "payment", "ping": "ping_test"}
+
+
 def test_an_unknown_hook_stops_start_up_naming_plugin_and_hook(distributions):
     with pytest.raises(StartupError) as caught:
         make_plugin_manager(enable=(), extra_plugins=[("widgets_plugin", UnknownHook())])
@@ -434,7 +443,7 @@ def test_a_duplicate_trigger_type_stops_start_up_naming_both():
         )
 
 
-def test_other_duplicates_and_dangling_types_stop_start_up():
+def test_other_duplicates_and_invalid_schemas_stop_start_up():
     class TwoPings:
         @hookimpl
         def register_event_types(self, register):
@@ -444,11 +453,6 @@ def test_other_duplicates_and_dangling_types_stop_start_up():
         @hookimpl
         def register_condition_operators(self, register):
             register(ConditionOperator("eq", lambda a, e: True))
-
-    class Dangling:
-        @hookimpl
-        def register_trigger_types(self, register):
-            register(TriggerType("dangling", "Dangling", ("nobody.sends.this",)))
 
     class BadSchema:
         @hookimpl
@@ -462,7 +466,6 @@ def test_other_duplicates_and_dangling_types_stop_start_up():
     cases = [
         ([("ping", Ping()), ("two_pings", TwoPings())], ["ping", "two_pings"]),
         ([("second_eq", SecondEq())], ["eq", "statusflow.conditions", "second_eq"]),
-        ([("dangling", Dangling())], ["dangling", "nobody.sends.this"]),
         ([("bad_schema", BadSchema())], ["bad_schema", "odd"]),
     ]
     for extra, names in cases:

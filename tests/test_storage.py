@@ -237,3 +237,46 @@ async def test_a_writer_cancelled_while_it_waits_leaves_no_transaction_behind(tm
     finally:
         await events.close()
         setup.close()
+
+
+async def test_every_sqlite_writer_of_every_process_queues_at_one_gate(tmp_path) -> None:
+    """Admin writes and event writes, of this process or another, hold the one gate of the
+    file (an asyncio lock and an flock): a second writer waits for the first to commit,
+    on the flock rather than in SQLite's busy handler, and a waiter cancelled meanwhile
+    takes nothing with it."""
+    import asyncio
+
+    from sqlalchemy import text
+
+    from statusflow.store.database import Database
+
+    url = f"sqlite:///{tmp_path / 'gate.db'}"
+    first, second = make_engine(url), make_engine(url)
+    await migrate(first)
+    one, other = Database(first), Database(second)  # two instances: two flocks
+    try:
+        async with one.write() as conn:  # an admin write of one instance...
+            await conn.execute(text("INSERT INTO kernel_settings (key, value) VALUES ('a', '1')"))
+
+            async def event_write() -> None:
+                async with other.event_writes() as sql:  # ...holds off the other's events
+                    await sql.write_rows("INSERT INTO kernel_settings (key, value) VALUES (?, ?)",
+                                         [("b", "2")])  # fmt: skip
+
+            waiting = asyncio.create_task(event_write())
+            cancelled = asyncio.create_task(event_write())
+            await asyncio.sleep(0.3)
+            assert not waiting.done()
+            assert other._events.gate._lock.locked()  # type: ignore[union-attr]
+            cancelled.cancel()
+        await asyncio.wait_for(waiting, 5)
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        async with other.write() as conn:  # the gate is free again, both ways
+            await conn.execute(text("INSERT INTO kernel_settings (key, value) VALUES ('c', '3')"))
+        async with one.read() as conn:
+            found = await conn.execute(text("SELECT key FROM kernel_settings ORDER BY key"))
+            assert [k for k in found.scalars() if k in "abc"] == ["a", "b", "c"]
+    finally:
+        await one.dispose()
+        await other.dispose()

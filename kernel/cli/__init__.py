@@ -1,4 +1,4 @@
-"""The ``statusflow`` command: ``serve``, ``plugins`` and ``tail``."""
+"""The ``statusflow`` command: ``serve``, ``migrate``, ``plugins``, ``tail`` and ``new-plugin``."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import asyncio
 import os
 import sys
 from collections.abc import Sequence
+from importlib import metadata
 
 import orjson
 import structlog
 
+from statusflow.cli import new_plugin
 from statusflow.errors import StartupError
 from statusflow.registry import list_plugins
-from statusflow.serving.config import load_settings
+from statusflow.serving.config import Settings, load_settings, plugin_dirs
 from statusflow.serving.logs import configure_logging
 
 log = structlog.get_logger("statusflow.cli")
@@ -21,11 +23,20 @@ log = structlog.get_logger("statusflow.cli")
 DEFAULT_URL = "http://127.0.0.1:8080"
 
 
+def _version() -> str:
+    try:
+        return metadata.version("statusflow")
+    except metadata.PackageNotFoundError:  # running from a bare checkout
+        return "unknown"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="statusflow", description="Order status automation")
+    parser.add_argument("--version", action="version", version=f"statusflow {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--config", help="TOML configuration file (or $STATUSFLOW_CONFIG)")
+    _plugins_dir_option(serve)
     serve.add_argument("--host", help="listen on this address (overrides the file)")
     serve.add_argument("--port", type=int, help="listen on this port (overrides the file)")
     serve.add_argument(
@@ -33,9 +44,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     migrate = commands.add_parser("migrate", help="apply the database migrations, then exit")
     migrate.add_argument("--config", help="TOML configuration file (or $STATUSFLOW_CONFIG)")
+    _plugins_dir_option(migrate)
     plugins = commands.add_parser("plugins", help="list the plugins found through entry points")
     plugins.add_argument("--config", help="TOML configuration file (or $STATUSFLOW_CONFIG)")
     plugins.add_argument("--json", action="store_true", help="print JSON")
+    _plugins_dir_option(plugins)
     tail = commands.add_parser("tail", help="follow the change feed of moves (GET /api/moves)")
     tail.add_argument(
         "--url", default=DEFAULT_URL, help=f"the server's base URL (default {DEFAULT_URL})"
@@ -49,11 +62,30 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--json", action="store_true", help="print one JSON object per move")
     tail.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
     tail.add_argument("--once", action="store_true", help="print what is there, then exit")
+    new_plugin.add_parser(commands)
     return parser
 
 
+def _plugins_dir_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--plugins-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="load every NAME.py and NAME/ package in DIR as the plugin NAME (repeatable; "
+        "added to [plugins] dirs)",
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    """The configuration, with the command line's plugins folders added to its own."""
+    settings = load_settings(args.config)
+    extra = plugin_dirs(args.plugins_dir)
+    return settings.with_overrides(plugin_dirs=settings.plugin_dirs + extra)
+
+
 def _serve(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config).with_overrides(host=args.host, port=args.port)
+    settings = _settings(args).with_overrides(host=args.host, port=args.port)
     if args.workers < 1:
         raise StartupError("--workers must be at least 1")
     from statusflow.serving.server import serve  # after the settings: a bad file fails fast
@@ -64,15 +96,15 @@ def _serve(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     from statusflow.serving.server import migrate_database
 
-    settings = load_settings(args.config)
+    settings = _settings(args)
     asyncio.run(migrate_database(settings))
     log.info("migrations.applied", database=settings.database_url.split("@")[-1])
     return 0
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
-    infos = list_plugins(settings.disable, settings.enable)
+    settings = _settings(args)
+    infos = list_plugins(settings.disable, settings.enable, settings.plugin_dirs)
     if args.json:
         sys.stdout.write(
             orjson.dumps([i.as_json() for i in infos], option=orjson.OPT_INDENT_2).decode() + "\n"
@@ -82,7 +114,8 @@ def _plugins(args: argparse.Namespace) -> int:
     for info in infos:
         state = "enabled " if info.enabled else "disabled"
         types = ", ".join(info.trigger_types) or "-"
-        line = f"{info.name:<{width}} {state} {info.distribution} {info.version}  {types}"
+        origin = info.path or f"{info.distribution} {info.version}"
+        line = f"{info.name:<{width}} {state} {origin}  {types}"
         sys.stdout.write(line + "\n")
     return 0
 
@@ -150,6 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate(args)
         if args.command == "tail":
             return _tail(args)
+        if args.command == "new-plugin":
+            return new_plugin.run(args)
         return _plugins(args)
     except StartupError as exc:
         log.error("startup.failed", error=str(exc))

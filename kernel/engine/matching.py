@@ -195,8 +195,9 @@ def failed_condition(
 def inactive_reason(
     type_: str, conditions: Sequence[Mapping[str, Any]], registry: Registry
 ) -> str | None:
-    """Why a stored trigger cannot act now: its plugin or an operator is not loaded, or
-    a loaded operator no longer accepts its value (the engine ignores it then too)."""
+    """Why a stored trigger cannot act now: its plugin, every event type its type
+    listens to, or an operator is not loaded, or a loaded operator no longer accepts its
+    value (the engine ignores it then too)."""
     reason = _not_loaded(type_, conditions, registry)
     if reason is not None:
         return reason
@@ -213,7 +214,9 @@ def _not_loaded(
     type_: str, conditions: Sequence[Mapping[str, Any]], registry: Registry
 ) -> str | None:
     if type_ not in registry.trigger_types:
-        return f"trigger type {type_!r} is not provided by any loaded plugin"
+        return registry.inactive_trigger_types.get(
+            type_, f"trigger type {type_!r} is not provided by any loaded plugin"
+        )
     for condition in conditions:
         op = condition.get("op") if isinstance(condition, Mapping) else None
         if op not in registry.operators:

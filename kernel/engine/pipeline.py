@@ -46,7 +46,6 @@ from statusflow.engine.choosing import (
 from statusflow.engine.groupcommit import GroupCommitter
 from statusflow.engine.intake import ParsedEvent, parse_events
 from statusflow.engine.matching import CompiledTrigger, compile_trigger
-from statusflow.engine.validation import utc_now
 from statusflow.errors import ApiError, not_found
 from statusflow.hooks import runner
 from statusflow.registry import Registry
@@ -65,6 +64,7 @@ from statusflow.store.statements import (
     EventSQL,
     StorageConflict,
 )
+from statusflow.timestamps import utc_now
 from statusflow.types import Event, KernelServices, Match, Move, Outcome, TriggerView
 
 log = structlog.get_logger("statusflow.engine")

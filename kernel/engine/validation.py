@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -60,45 +57,6 @@ def check(schema: Mapping[str, Any], value: Any, what: str, where: str = "") -> 
         raise invalid(f"{what}: {first['path']}: {first['message']}", errors[:20])
 
 
-MAX_FUTURE = timedelta(days=365)
-"""How far ahead of the server's clock an event's ``occurred_at`` may be."""
-
-
-_CANONICAL = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", re.ASCII)
-
-
-def parse_timestamp(value: str) -> str:
-    """An ISO-8601 time with a zone, returned in UTC ``...Z`` form; ``ValueError`` if not,
-    or if it is more than :data:`MAX_FUTURE` ahead of now (no event happens then)."""
-    if _CANONICAL.fullmatch(value):  # already the stored form: check it is a real time
-        datetime.fromisoformat(value[:-1])
-        if value > _latest_allowed(int(time.time())):
-            raise ValueError(f"time {value!r} is more than {MAX_FUTURE.days} days in the future")
-        return value
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    parsed = datetime.fromisoformat(text)
-    if parsed.tzinfo is None:
-        raise ValueError(f"time {value!r} has no time zone")
-    parsed = parsed.astimezone(UTC)
-    if parsed > datetime.now(UTC) + MAX_FUTURE:
-        raise ValueError(f"time {value!r} is more than {MAX_FUTURE.days} days in the future")
-    return _utc_text(parsed)
-
-
-@lru_cache(maxsize=1)
-def _latest_allowed(whole_second: int) -> str:
-    """That second plus :data:`MAX_FUTURE`, in the stored form (once a second: cached)."""
-    return _utc_text(datetime.fromtimestamp(whole_second, UTC) + MAX_FUTURE)
-
-
-def _utc_text(moment: datetime) -> str:
-    """``moment`` (in UTC) as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (``isoformat`` is several
-    times faster than ``strftime``; years before 1000 keep their four digits)."""
-    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
 MAX_JSON_DEPTH = 100
 
 
@@ -125,16 +83,3 @@ def storable_problem(value: Any) -> str | None:
             children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
     return None
-
-
-@lru_cache(maxsize=1)
-def _date_and_time(whole_second: int) -> str:
-    """``YYYY-MM-DDTHH:MM:SS`` of a Unix time (formatted once a second: cached)."""
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole_second))
-
-
-def utc_now() -> str:
-    """Now, as the ISO-8601 UTC string every stored time uses."""
-    now = time.time()
-    whole = int(now)
-    return f"{_date_and_time(whole)}.{int((now - whole) * 1_000_000):06d}Z"

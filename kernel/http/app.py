@@ -44,7 +44,9 @@ def init_app(
     :param extra_plugins: ``(name, plugin)`` pairs registered besides entry points (tests).
     :raises StartupError: the plugins or the configuration do not allow starting.
     """
-    pm = make_plugin_manager(settings.disable, settings.enable, extra_plugins)
+    pm = make_plugin_manager(
+        settings.disable, settings.enable, extra_plugins, dirs=settings.plugin_dirs
+    )
     registry = build_registry(pm)
     services = Services(settings, plugin_settings(pm, settings.plugin_tables))
     in_flight = InFlight()
@@ -63,7 +65,7 @@ def init_app(
     app[PLUGIN_MANAGER] = pm
     app[REGISTRY] = registry
     app[SERVICES] = services
-    app[PLUGIN_INFOS] = list_plugins(settings.disable, settings.enable)
+    app[PLUGIN_INFOS] = list_plugins(settings.disable, settings.enable, settings.plugin_dirs)
     setup_routes(app, collect_routes(pm, services))
     app.cleanup_ctx.append(_database)
     return app
@@ -75,7 +77,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     db = Database(make_engine(settings.database_url))
     try:
         if settings.migrate_on_start:
-            await migrate(db.engine, migration_locations(app[PLUGIN_MANAGER]))
+            locations = migration_locations(app[PLUGIN_MANAGER], settings.plugin_dirs)
+            await migrate(db.engine, locations)
             await seed(db.engine)
         try:
             key = await signing_secret(db.engine, settings.secret)

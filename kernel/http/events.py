@@ -8,7 +8,7 @@ from sqlalchemy import select
 from statusflow.engine.choosing import trace_of
 from statusflow.engine.validation import surely_storable
 from statusflow.errors import invalid, not_found
-from statusflow.http.jsonio import json_response, read_json
+from statusflow.http.jsonio import json_response, read_json_body
 from statusflow.http.keys import DATABASE, ENGINE
 from statusflow.store.schema import EventRecord
 
@@ -17,7 +17,7 @@ TRUE = ("1", "true", "yes")
 
 
 async def post_events(request: web.Request) -> web.Response:
-    body = await read_json(request, check_storable=False)  # parse_event checks each event
+    body = await read_json_body(request, check_storable=False)  # parse_event checks each event
     check_storable = not surely_storable(await request.read())  # (read once, cached)
     dry_run_flag = request.query.get("dry_run", "false").lower()
     if dry_run_flag not in (*TRUE, "0", "false", "no"):

@@ -1,18 +1,24 @@
-"""Reading JSON bodies and writing JSON answers, the contract's way."""
+"""Reading JSON bodies and writing JSON answers, the contract's way.
+
+:func:`read_json_body`, :func:`read_json_object` and :func:`json_response` are public:
+plugins import them from :mod:`statusflow` so that their routes answer bad bodies as the
+kernel's routes do.
+"""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 from aiohttp import web
 
-from statusflow.engine.validation import storable_problem
+from statusflow.engine.validation import check, storable_problem
 from statusflow.errors import ApiError
+from statusflow.types import JSON
 
-NO_BODY = object()
 JSON_HEADERS = {"Content-Type": "application/json"}
 
 INTEGERS = range(-(2**63), 2**64)
@@ -39,19 +45,38 @@ def _integer_out_of_range(value: Any, path: str = "") -> str | None:
     return None
 
 
-async def read_json(
-    request: web.Request, *, optional: bool = False, check_storable: bool = True
-) -> Any:
-    """The request's JSON body; 400 when it is malformed, 413 when it is too large.
+class _Required:
+    """The ``default`` of :func:`read_json_body` that makes an empty body a 400."""
 
-    :param optional: return :data:`NO_BODY` for an empty body instead of a 400.
-    :param check_storable: refuse (422) a NUL character or too deep nesting here;
-        ``False`` where the caller checks the parts it stores itself (events).
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED: Any = _Required()
+
+
+async def read_json_body(
+    request: web.Request, *, default: Any = REQUIRED, check_storable: bool = True
+) -> JSON:
+    """The request's JSON body, read the way the kernel's own routes read theirs.
+
+    Answers (as :class:`~statusflow.ApiError`): 400 ``malformed_json`` for a body that
+    is not JSON, or is empty; 422 ``invalid`` for an integer outside 64 bits (it would
+    otherwise be read as a float, another number than the one sent) and, unless
+    ``check_storable`` is false, for a string holding the NUL character or nesting
+    deeper than 100 levels (the database cannot store them). A body over ``[server]
+    max_body_bytes`` never gets here: it is a 413.
+
+    :param default: what an empty body (or one of only whitespace) gives instead of a
+        400, e.g. ``{}`` for a route whose body is optional.
+    :param check_storable: ``False`` where the route stores none of the body as it is
+        (it checks and copies the fields it uses): NUL characters and deep nesting then
+        reach it.
     """
     raw = await request.read()
     if not raw.strip():
-        if optional:
-            return NO_BODY
+        if default is not REQUIRED:
+            return default
         raise ApiError(400, "malformed_json", "the request body is empty; JSON was expected")
     try:
         body = orjson.loads(raw)
@@ -74,8 +99,34 @@ async def read_json(
     return body
 
 
-def json_response(body: Any, status: int = 200) -> web.Response:
-    """A JSON answer serialised with orjson."""
+async def read_json_object(
+    request: web.Request,
+    what: str = "the request body",
+    schema: Mapping[str, JSON] | None = None,
+    *,
+    default: Any = REQUIRED,
+    check_storable: bool = True,
+) -> dict[str, JSON]:
+    """The request's JSON body when it is an object (and valid against ``schema``).
+
+    Reads it as :func:`read_json_body` does (same ``default`` and ``check_storable``),
+    then answers 422 ``invalid`` with ``"{what} must be a JSON object"``, or, when it
+    breaks ``schema`` (JSON Schema draft 2020-12), ``"{what}: {path}: {problem}"`` with
+    the problems as ``[{"path", "message"}, ...]`` in ``details``.
+
+    :param what: how the messages name the body, e.g. ``"a webhook endpoint"``.
+    """
+    body = require_object(
+        await read_json_body(request, default=default, check_storable=check_storable), what
+    )
+    if schema is not None:
+        check(schema, body, what)
+    return body
+
+
+def json_response(body: JSON, status: int = 200) -> web.Response:
+    """A JSON answer with ``status``, serialised as the kernel's own answers are
+    (compact, with orjson; ``Content-Type: application/json``)."""
     return web.Response(body=orjson.dumps(body), status=status, headers=JSON_HEADERS)
 
 

@@ -12,13 +12,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from statusflow.engine import metrics
 from statusflow.engine.contacts import order_identifiers
-from statusflow.engine.validation import check, utc_now
+from statusflow.engine.validation import check
 from statusflow.errors import conflict, invalid, not_found
 from statusflow.hooks import runner
-from statusflow.http.jsonio import json_response, merge_patch, read_json, require_object
+from statusflow.http.jsonio import json_response, merge_patch, read_json_body, require_object
 from statusflow.http.keys import DATABASE, ENGINE, PLUGIN_MANAGER, SETTINGS
 from statusflow.http.schemas import NEW_ORDER, ORDER_AFTER_PATCH
 from statusflow.store.schema import Order, OrderIdentifier, Status, TimelineEntry
+from statusflow.timestamps import utc_now
 from statusflow.types import Outcome
 
 log = structlog.get_logger("statusflow.http")
@@ -79,7 +80,7 @@ async def _load(conn: AsyncConnection, order_id: str, lock: bool = False) -> Any
 
 
 async def create_order(request: web.Request) -> web.Response:
-    body = require_object(await read_json(request), "an order")
+    body = require_object(await read_json_body(request), "an order")
     check(NEW_ORDER, body, "order")
     region = request.app[SETTINGS].default_region
     doc = _doc(body)
@@ -120,7 +121,7 @@ async def get_order(request: web.Request) -> web.Response:
 
 
 async def patch_order(request: web.Request) -> web.Response:
-    patch = require_object(await read_json(request), "a merge patch")
+    patch = require_object(await read_json_body(request), "a merge patch")
     order_id = request.match_info["id"]
     app = request.app
     engine = app[ENGINE]

@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, select
 
 from statusflow.engine.validation import check
 from statusflow.errors import conflict, invalid
-from statusflow.http.jsonio import json_response, read_json
+from statusflow.http.jsonio import json_response, read_json_body
 from statusflow.http.keys import DATABASE, ENGINE
 from statusflow.http.schemas import STATUS_LIST
 from statusflow.store.schema import Order, Status, Trigger
@@ -36,7 +36,7 @@ def _duplicates(values: list[Any]) -> list[Any]:
 
 
 async def put_statuses(request: web.Request) -> web.Response:
-    body = await read_json(request)
+    body = await read_json_body(request)
     check(STATUS_LIST, body, "statuses")
     for key in ("id", "sort"):
         repeated = _duplicates([s[key] for s in body])

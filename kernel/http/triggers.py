@@ -11,13 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from statusflow.engine.matching import compile_conditions, inactive_reason
 from statusflow.engine.pipeline import trigger_view
-from statusflow.engine.validation import check, utc_now
+from statusflow.engine.validation import check
 from statusflow.errors import invalid, not_found
-from statusflow.http.jsonio import json_response, merge_patch, read_json, require_object
+from statusflow.http.jsonio import json_response, merge_patch, read_json_body, require_object
 from statusflow.http.keys import DATABASE, ENGINE, REGISTRY, SERVICES
 from statusflow.http.schemas import NEW_TRIGGER
 from statusflow.registry import Registry
 from statusflow.store.schema import Status, Trigger
+from statusflow.timestamps import utc_now
 
 TRIGGERS = Trigger.__table__  # type: ignore[attr-defined]
 STATUSES = Status.__table__  # type: ignore[attr-defined]
@@ -78,7 +79,7 @@ async def _load(conn: AsyncConnection, request: web.Request) -> Any:
 
 
 async def create_trigger(request: web.Request) -> web.Response:
-    body = require_object(await read_json(request), "a trigger")
+    body = require_object(await read_json_body(request), "a trigger")
     check(NEW_TRIGGER, body, "trigger")
     registry = request.app[REGISTRY]
     settings = body.get("settings", {})
@@ -125,7 +126,7 @@ async def get_trigger(request: web.Request) -> web.Response:
 
 
 async def patch_trigger(request: web.Request) -> web.Response:
-    patch = require_object(await read_json(request), "a merge patch")
+    patch = require_object(await read_json_body(request), "a merge patch")
     if "id" in patch and str(patch["id"]) != request.match_info["id"]:
         raise invalid("a trigger's id cannot change")
     unknown = sorted(set(patch) - {"id", *EDITABLE})

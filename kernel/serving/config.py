@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,7 @@ import jsonschema
 import phonenumbers
 
 from statusflow.errors import StartupError
+from statusflow.serving import setting_errors
 
 DEFAULT_DATABASE_URL = "sqlite:///statusflow.db"
 
@@ -50,6 +51,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "properties": {
                 "disable": {"type": "array", "items": {"type": "string"}},
                 "enable": {"type": "array", "items": {"type": "string"}},
+                "dirs": {"type": "array", "items": {"type": "string", "minLength": 1}},
             },
             "additionalProperties": {"type": "object"},
         },
@@ -80,6 +82,8 @@ class Settings:
     tokens: tuple[str, ...] = ()
     disable: tuple[str, ...] = ()
     enable: tuple[str, ...] | None = None
+    plugin_dirs: tuple[str, ...] = ()
+    """Plugins folders (``[plugins] dirs``, ``--plugins-dir``), as absolute paths."""
     default_region: str = "US"
     plugin_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
@@ -101,13 +105,20 @@ class Settings:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
-def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
-    """Validate a parsed TOML document and turn it into :class:`Settings`."""
-    errors = sorted(jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(raw), key=str)
+def settings_from_mapping(raw: Mapping[str, Any], base: Path | None = None) -> Settings:
+    """Validate a parsed TOML document and turn it into :class:`Settings`.
+
+    :param base: the folder relative paths are read from (``[plugins] dirs``); default:
+        the working directory.
+    """
+    errors = sorted(
+        jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(raw),
+        key=lambda e: [str(p) for p in e.absolute_path],  # not by message: it has the value
+    )
     if errors:
-        first = errors[0]
-        where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
-        raise StartupError(f"configuration error at {where}: {first.message}")
+        first = errors[0]  # said without the value: it may be a secret (setting_errors)
+        where = setting_errors.where(first) or "(top level)"
+        raise StartupError(f"configuration error at {where}: {setting_errors.describe(first)}")
     server = raw.get("server", {})
     for proxy in server.get("trusted_proxies", ()):
         try:
@@ -137,6 +148,7 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
         tokens=tuple(raw.get("auth", {}).get("tokens", ())),
         disable=tuple(plugins.get("disable", ())),
         enable=tuple(enable) if enable is not None else None,
+        plugin_dirs=plugin_dirs(plugins.get("dirs", ()), base),
         default_region=region,
         plugin_tables={k: v for k, v in plugins.items() if isinstance(v, dict)},
     )
@@ -145,7 +157,8 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Settings from ``path`` (or ``$STATUSFLOW_CONFIG``), then the environment.
 
-    ``STATUSFLOW_DATABASE_URL`` overrides ``database_url``. No file: the defaults.
+    ``STATUSFLOW_DATABASE_URL`` overrides ``database_url``; ``STATUSFLOW_TOKENS``
+    (comma-separated) replaces ``auth.tokens``. No file: the defaults.
     """
     path = path or os.environ.get("STATUSFLOW_CONFIG")
     raw: dict[str, Any] = {}
@@ -156,14 +169,27 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
             raise StartupError(f"configuration file not found: {path}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise StartupError(f"configuration file {path} is not valid TOML: {exc}") from exc
-    settings = settings_from_mapping(raw)
+    settings = settings_from_mapping(raw, Path(path).parent if path else None)
     where = "database_url"
     env_url = os.environ.get("STATUSFLOW_DATABASE_URL")
     if env_url:
         settings = replace(settings, database_url=env_url)
         where = "STATUSFLOW_DATABASE_URL"
     _check_database_url(settings.database_url, where)
+    env_tokens = os.environ.get("STATUSFLOW_TOKENS")
+    if env_tokens:  # set and not empty: it replaces the file's list
+        tokens = tuple(token.strip() for token in env_tokens.split(",") if token.strip())
+        if not tokens:  # never a silent "no auth" from a typo
+            raise StartupError("STATUSFLOW_TOKENS holds no token (comma-separated tokens)")
+        settings = replace(settings, tokens=tokens)
     return settings
+
+
+def plugin_dirs(dirs: Iterable[str], base: Path | None = None) -> tuple[str, ...]:
+    """The plugins folders as absolute paths, a relative one read from ``base`` (the
+    configuration file's folder) or the working directory."""
+    root = Path.cwd() if base is None else base
+    return tuple(str((root / Path(folder).expanduser()).resolve()) for folder in dirs)
 
 
 def _check_database_url(url: str, where: str) -> None:

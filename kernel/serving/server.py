@@ -162,11 +162,11 @@ async def migrate_database(settings: Settings) -> None:
     from statusflow.registry import make_plugin_manager, migration_locations
     from statusflow.store.database import make_engine, migrate, seed
 
-    pm = make_plugin_manager(settings.disable, settings.enable)
+    pm = make_plugin_manager(settings.disable, settings.enable, dirs=settings.plugin_dirs)
     engine = make_engine(settings.database_url)
     try:
         with explained(f"cannot migrate the database {_database(settings)}", cannot_connect):
-            await migrate(engine, migration_locations(pm))
+            await migrate(engine, migration_locations(pm, settings.plugin_dirs))
             await seed(engine)
     finally:
         await engine.dispose()

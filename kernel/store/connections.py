@@ -3,11 +3,11 @@
 :class:`SQLiteEventConnections`: one ``sqlite3`` connection for the group writer, whose
 statements run on the event loop's thread (each takes microseconds; a thread hop per
 statement cost far more), and ``COMMIT`` (the fsync) on a database thread; a few more
-connections for dry runs, which only read. With several processes on one file, writers
-queue on an ``flock`` of ``DATABASE-statusflow.lock`` instead of polling SQLite's busy
-handler: when it and SQLite's write lock are free, ``BEGIN IMMEDIATE`` runs at once on
-the loop's thread (it never waits there); otherwise the database thread waits for them,
-so a waiting writer starts the moment the lock is free.
+connections for dry runs, which only read. Every writer of the file, in this process or
+another, the admin API's included, holds the one :class:`SQLiteWriteGate` (an asyncio
+lock and an ``flock``) from ``BEGIN IMMEDIATE`` to ``COMMIT``; holding it, the writer
+runs ``BEGIN IMMEDIATE`` at once on the loop's thread, and only when a connection that is
+not statusflow's holds SQLite's write lock does the database thread wait for it.
 The writer never checkpoints the WAL inside its ``COMMIT`` (where a checkpoint of a
 thousand pages would stall every request of the group): a background thread runs
 passive checkpoints, which never block the writer, every :data:`CHECKPOINT_EVERY`
@@ -103,6 +103,52 @@ def is_busy(exc: sqlite3.Error) -> bool:
     return sqlite_code(exc) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+class SQLiteWriteGate:
+    """The one discipline of every SQLite writer, the event path's and the admin API's.
+
+    A write transaction holds the gate from its ``BEGIN IMMEDIATE`` to its ``COMMIT``:
+    an asyncio lock orders the writers of one process, and an ``flock`` of
+    ``DATABASE-statusflow.lock`` orders the processes sharing the file, so that a writer
+    waits in a queue instead of polling SQLite's busy handler. The ``flock`` is tried at
+    once on the event loop; when another process holds it, the wait happens on the
+    database thread. SQLite's own busy wait then only covers connections that are not
+    statusflow's (a backup, the ``sqlite3`` shell).
+    """
+
+    def __init__(self, path: str, on_thread: Callable[..., Any]) -> None:
+        self.path = f"{path}-statusflow.lock"
+        self._on_thread = on_thread
+        self._lock = asyncio.Lock()
+        self._file: int | None = None
+
+    def _fd(self) -> int:
+        if self._file is None:
+            self._file = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        return self._file
+
+    @asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        """Be the only writer of the file until the block ends."""
+        async with self._lock:
+            fd = self._fd()
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another process writes: wait off the loop
+                await self._on_thread(
+                    lambda: fcntl.flock(fd, fcntl.LOCK_EX),
+                    undo=lambda _: fcntl.flock(fd, fcntl.LOCK_UN),
+                )
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._file is not None:
+            os.close(self._file)
+            self._file = None
+
+
 class SQLiteEventConnections:
     """See the module docstring."""
 
@@ -112,8 +158,9 @@ class SQLiteEventConnections:
         self._writer: sqlite3.Connection | None = None
         self._writer_sql: SQLiteEventSQL | None = None
         self._readers: list[SQLiteEventSQL] = []
-        self._lock_file: int | None = None
         self._checkpointer: Checkpointer | None = None
+        self.gate = SQLiteWriteGate(path, self._on_thread)
+        """Held by every write transaction on this file (see :class:`SQLiteWriteGate`)."""
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -122,50 +169,30 @@ class SQLiteEventConnections:
         sqlite_pragmas(conn)
         return conn
 
-    def _lock(self) -> int:
-        if self._lock_file is None:
-            self._lock_file = os.open(f"{self.path}-statusflow.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        return self._lock_file
-
     def _begin_at_once(self) -> sqlite3.Connection | None:
-        """On the event loop: the write transaction, if the lock and SQLite's write lock
-        are both free right now (no thread hop); else ``None``, and nothing is held."""
+        """On the event loop: the write transaction, if SQLite's write lock is free right
+        now (no thread hop); else ``None``, and nothing is begun."""
         if self._writer is None:
             return None  # the first connection is made on the database thread
-        lock = self._lock()
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return None
         try:
             self._writer.execute("BEGIN IMMEDIATE")  # busy_timeout=0: never waits
         except sqlite3.OperationalError as exc:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            if is_busy(exc):  # another process's admin write: wait on the thread
+            if is_busy(exc):  # a connection that is not statusflow's: wait on the thread
                 return None
-            raise
-        except BaseException:
-            fcntl.flock(lock, fcntl.LOCK_UN)
             raise
         return self._writer
 
     def _begin(self) -> sqlite3.Connection:
-        """On the database thread: wait for the lock, then for SQLite's write lock."""
-        lock = self._lock()
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            if self._writer is None:
-                self._writer = self._connect()
-                self._writer.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
-                # BEGIN never waits inside SQLite: on the loop it must not, and here
-                # _begin_immediate waits in steps that show what it waits for
-                self._writer.execute("PRAGMA busy_timeout=0")
-                if self._checkpointer is None:
-                    self._checkpointer = Checkpointer(self._connect)
-            _begin_immediate(self._writer)
-        except BaseException:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-            raise
+        """On the database thread: connect if needed, then wait for SQLite's write lock."""
+        if self._writer is None:
+            self._writer = self._connect()
+            self._writer.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job
+            # BEGIN never waits inside SQLite: on the loop it must not, and here
+            # _begin_immediate waits in steps that show what it waits for
+            self._writer.execute("PRAGMA busy_timeout=0")
+            if self._checkpointer is None:
+                self._checkpointer = Checkpointer(self._connect)
+        _begin_immediate(self._writer)
         return self._writer
 
     def _end(self, conn: sqlite3.Connection, commit: bool) -> None:
@@ -177,27 +204,25 @@ class SQLiteEventConnections:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
             raise
-        finally:
-            if self._lock_file is not None:
-                fcntl.flock(self._lock_file, fcntl.LOCK_UN)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[EventSQL]:
         """A write transaction, committed (fsync included) when the block ends."""
-        conn = self._begin_at_once()
-        if conn is None:
-            conn = await self._on_thread(self._begin, undo=lambda c: self._end(c, False))
-        if self._writer_sql is None or self._writer_sql.conn is not conn:
-            self._writer_sql = SQLiteEventSQL(conn)
-        try:
-            yield self._writer_sql
-        except BaseException:
-            await self._on_thread(lambda: self._end(conn, False))
-            raise
-        try:
-            await self._on_thread(lambda: self._end(conn, True))
-        except sqlite3.Error as exc:
-            raise CommitOutcomeUnknown(f"COMMIT failed: {exc}") from exc
+        async with self.gate.hold():
+            conn = self._begin_at_once()
+            if conn is None:
+                conn = await self._on_thread(self._begin, undo=lambda c: self._end(c, False))
+            if self._writer_sql is None or self._writer_sql.conn is not conn:
+                self._writer_sql = SQLiteEventSQL(conn)
+            try:
+                yield self._writer_sql
+            except BaseException:
+                await self._on_thread(lambda: self._end(conn, False))
+                raise
+            try:
+                await self._on_thread(lambda: self._end(conn, True))
+            except sqlite3.Error as exc:
+                raise CommitOutcomeUnknown(f"COMMIT failed: {exc}") from exc
 
     async def _on_thread(
         self,
@@ -206,8 +231,8 @@ class SQLiteEventConnections:
     ) -> T:
         """``work()`` on the database thread. A caller cancelled meanwhile still waits
         for it to finish (the writer connection is never used by two at once), and
-        ``undo`` its result (a transaction begun for nobody is rolled back, its lock
-        released) before the cancellation goes on."""
+        ``undo`` its result (a transaction begun for nobody is rolled back, a lock taken
+        for nobody released) before the cancellation goes on."""
         job = asyncio.get_running_loop().run_in_executor(self._thread, work)
         try:
             return await asyncio.shield(job)
@@ -246,9 +271,7 @@ class SQLiteEventConnections:
             reader.conn.close()
         self._readers = []
         self._thread.shutdown(wait=True)
-        if self._lock_file is not None:
-            os.close(self._lock_file)
-            self._lock_file = None
+        self.gate.close()
 
 
 SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}

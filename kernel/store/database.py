@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import os
@@ -269,16 +268,16 @@ async def signing_secret(engine: AsyncEngine, configured: str | None) -> bytes:
 class Database:
     """The engine plus the write discipline.
 
-    SQLite has one writer: write transactions take an in-process lock and start with
-    ``BEGIN IMMEDIATE`` (so a second process waits on ``busy_timeout`` instead of failing
-    on a stale snapshot). PostgreSQL writes run concurrently; the engine locks rows.
+    SQLite has one writer: every write transaction, the event path's and this one's,
+    holds the file's :class:`~statusflow.store.connections.SQLiteWriteGate` and starts
+    with ``BEGIN IMMEDIATE`` (never on a stale snapshot). PostgreSQL writes run
+    concurrently; the engine locks rows.
     The event path has connections of its own (:mod:`statusflow.store.connections`).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.is_sqlite = is_sqlite(engine)
-        self._write_lock = asyncio.Lock()
         self._events: SQLiteEventConnections | PostgresEventConnections
         self.event_writers = 1
         """Event groups written at once: one on SQLite (one writer), a few on PostgreSQL."""
@@ -298,12 +297,8 @@ class Database:
 
         :raises StorageConflict: (PostgreSQL) it lost a race and rolled back: run it again.
         """
-        if self.is_sqlite:
-            async with self._write_lock, self._events.write() as statements:
-                yield statements
-        else:
-            async with self._events.write() as statements:
-                yield statements
+        async with self._events.write() as statements:
+            yield statements
 
     @asynccontextmanager
     async def event_reads(self) -> AsyncIterator[EventSQL]:
@@ -315,8 +310,8 @@ class Database:
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A connection inside a write transaction, committed when the block ends."""
         async with contextlib.AsyncExitStack() as stack:
-            if self.is_sqlite:
-                await stack.enter_async_context(self._write_lock)
+            if isinstance(self._events, SQLiteEventConnections):
+                await stack.enter_async_context(self._events.gate.hold())
             conn = await stack.enter_async_context(self.engine.connect())
             if self.is_sqlite:
                 conn = await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")

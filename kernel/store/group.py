@@ -17,7 +17,6 @@ import orjson
 from sqlalchemy import bindparam, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from statusflow.engine.validation import utc_now
 from statusflow.store.schema import (
     EventRecord,
     MoveRecord,
@@ -25,6 +24,7 @@ from statusflow.store.schema import (
     TimelineEntry,
 )
 from statusflow.store.statements import EventSQL, event_row, move_row, timeline_row
+from statusflow.timestamps import utc_now
 from statusflow.types import Event, Move
 
 EVENTS = EventRecord.__table__  # type: ignore[attr-defined]

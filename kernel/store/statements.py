@@ -101,10 +101,11 @@ class _CompiledInsert:
         compiled = table.insert().inline().compile(dialect=dialect, column_keys=list(keys))
         self.sql = str(compiled)
         names = compiled.positiontup or []
-        processors: Mapping[str, Any] = compiled._bind_processors
-        self._columns: list[tuple[str, Callable[[Any], Any] | None]] = [
-            (compiled.binds[name].key, processors.get(name)) for name in names
-        ]
+        self._columns: list[tuple[str, Callable[[Any], Any] | None]] = []
+        for name in names:
+            bind = compiled.binds[name]  # its type's processor, through the public type API
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            self._columns.append((bind.key, process))
         self.keys = frozenset(keys)
 
     def parameters(self, row: Mapping[str, Any]) -> tuple[Any, ...]:

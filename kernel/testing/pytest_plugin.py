@@ -214,8 +214,10 @@ async def statusflow_app(
     """``await statusflow_app(plugins=None, *, config=None, database=None, database_url=None)``.
 
     :param plugins: entry-point names to enable (the others are not loaded) and
-        ``(name, object)`` pairs registered as plugins directly; ``None``: every
-        installed plugin, as the configuration says.
+        ``(name, object)`` pairs registered as plugins directly, under a name no
+        installed plugin has (a taken one raises ``StartupError`` naming its
+        distribution, rather than leave the object out); ``None``: every installed
+        plugin, as the configuration says.
     :param config: the configuration as the TOML file would hold it, a mapping or TOML
         text (``{"plugins": {"stripe": {"signing_secrets": [...]}}}``), validated as the
         file is. ``[server] public_url`` defaults to ``http://testserver``.

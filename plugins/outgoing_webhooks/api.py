@@ -10,13 +10,20 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import orjson
 import sqlalchemy as sa
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from statusflow import ApiError, KernelServices, Route
+from statusflow import (
+    ApiError,
+    KernelServices,
+    Route,
+    format_timestamp,
+    json_response,
+    read_json_object,
+    utc_now,
+)
 from statusflow.plugins.outgoing_webhooks import outbox
 from statusflow.plugins.outgoing_webhooks.settings import (
     DESCRIPTION,
@@ -56,45 +63,6 @@ ENDPOINT_PATCH = {
 }
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
-
-
-def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
-
-
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
-
-
-async def _read_object(request: web.Request, schema: dict[str, Any], what: str) -> dict[str, Any]:
-    raw = await request.read()
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(
-            400, "malformed_json", f"the request body is not valid JSON: {exc}"
-        ) from None
-    if not isinstance(body, dict):
-        raise ApiError(422, "invalid", f"{what} must be a JSON object")
-    if _has_nul(body):
-        raise ApiError(422, "invalid", "strings may not contain NUL characters")
-    errors = sorted(
-        jsonschema.Draft202012Validator(schema).iter_errors(body), key=lambda e: list(e.path)
-    )
-    if errors:
-        details = [
-            {"path": "/".join(str(p) for p in e.absolute_path) or "/", "message": e.message[:300]}
-            for e in errors[:20]
-        ]
-        first = details[0]
-        raise ApiError(422, "invalid", f"{what}: {first['path']}: {first['message']}", details)
-    return body
 
 
 def _check_url(body: Mapping[str, Any]) -> None:
@@ -174,13 +142,13 @@ class Handlers:
     async def list_endpoints(self, request: web.Request) -> web.Response:
         async with self.kernel.read() as conn:
             rows = (await conn.execute(sa.select(ENDPOINTS).order_by(ENDPOINTS.c.id))).all()
-        return _json([endpoint_json(r) for r in rows])
+        return json_response([endpoint_json(r) for r in rows])
 
     async def create_endpoint(self, request: web.Request) -> web.Response:
-        body = await _read_object(request, NEW_ENDPOINT, "a webhook endpoint")
+        body = await read_json_object(request, "a webhook endpoint", NEW_ENDPOINT)
         _check_url(body)
         endpoint_id = body.get("id") or f"ep_{secrets.token_hex(8)}"
-        at = outbox.stamp(outbox.now())
+        at = utc_now()
         row = {
             "id": endpoint_id,
             "url": body["url"],
@@ -203,15 +171,15 @@ class Handlers:
                 stored = await self._endpoint(conn, endpoint_id)
         except IntegrityError:
             raise conflict from None
-        return _json(endpoint_json(stored, with_secret=True), 201)
+        return json_response(endpoint_json(stored, with_secret=True), 201)
 
     async def get_endpoint(self, request: web.Request) -> web.Response:
         async with self.kernel.read() as conn:
             row = await self._endpoint(conn, request.match_info["id"])
-        return _json(endpoint_json(row))
+        return json_response(endpoint_json(row))
 
     async def patch_endpoint(self, request: web.Request) -> web.Response:
-        patch = await _read_object(request, ENDPOINT_PATCH, "a merge patch of an endpoint")
+        patch = await read_json_object(request, "a merge patch of an endpoint", ENDPOINT_PATCH)
         _check_url(patch)
         endpoint_id = request.match_info["id"]
         async with self.kernel.write() as conn:
@@ -221,13 +189,13 @@ class Handlers:
             if "description" in values and values["description"] is None:
                 values["description"] = ""
             if values:
-                values["updated_at"] = outbox.stamp(outbox.now())
+                values["updated_at"] = utc_now()
                 await conn.execute(
                     sa.update(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id).values(**values)
                 )
             row = await self._endpoint(conn, endpoint_id)
         self.plugin.wake()
-        return _json(endpoint_json(row, with_secret="secret" in patch))
+        return json_response(endpoint_json(row, with_secret="secret" in patch))
 
     async def delete_endpoint(self, request: web.Request) -> web.Response:
         endpoint_id = request.match_info["id"]
@@ -264,12 +232,12 @@ class Handlers:
         async with self.kernel.read() as conn:
             rows = (await conn.execute(query)).all()
         next_cursor = str(rows[-1].seq) if rows else str(after)
-        return _json({"deliveries": [delivery_json(r) for r in rows], "next": next_cursor})
+        return json_response({"deliveries": [delivery_json(r) for r in rows], "next": next_cursor})
 
     async def get_delivery(self, request: web.Request) -> web.Response:
         async with self.kernel.read() as conn:
             row = await self._delivery(conn, request.match_info["id"])
-        return _json(delivery_json(row))
+        return json_response(delivery_json(row))
 
     async def retry_delivery(self, request: web.Request) -> web.Response:
         delivery_id = request.match_info["id"]
@@ -290,8 +258,8 @@ class Handlers:
                 .values(
                     state=PENDING,
                     attempts=0,
-                    next_attempt_at=outbox.stamp(moment),
-                    give_up_at=outbox.stamp(give_up_at),
+                    next_attempt_at=format_timestamp(moment),
+                    give_up_at=format_timestamp(give_up_at),
                     lease_until=None,
                     lease_token=None,
                     delivered_at=None,
@@ -300,7 +268,7 @@ class Handlers:
             )
             row = await self._delivery(conn, delivery_id)
         self.plugin.wake()
-        return _json(delivery_json(row))
+        return json_response(delivery_json(row))
 
     def routes(self) -> list[Route]:
         """Every route, with its OpenAPI operation."""

@@ -34,7 +34,7 @@ import sqlalchemy as sa
 import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 
-from statusflow import KernelServices
+from statusflow import KernelServices, format_timestamp, parse_timestamp
 from statusflow.plugins.outgoing_webhooks.settings import EndpointConfig
 from statusflow.plugins.outgoing_webhooks.tables import (
     DELIVERED,
@@ -53,16 +53,6 @@ SYNC_LOCK = 7346153
 """PostgreSQL advisory lock key of the start-up sync of the configured endpoints."""
 
 PAYLOAD_TYPE = "order.moved"
-
-
-def stamp(moment: datetime) -> str:
-    """``moment`` as the fixed-width ISO-8601 UTC string every stored time uses."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_stamp(value: str) -> datetime:
-    """The inverse of :func:`stamp`."""
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
 
 
 def now() -> datetime:
@@ -102,7 +92,7 @@ async def sync_config_endpoints(
     deleted with their deliveries. An endpoint id already taken by an API endpoint stops
     start-up.
     """
-    at = stamp(now())
+    at = format_timestamp(now())
     async with kernel.write() as conn:
         if conn.dialect.name == "postgresql":  # processes starting together take turns
             await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SYNC_LOCK)))
@@ -169,7 +159,8 @@ async def fan_out(kernel: KernelServices, batch_size: int, give_up_after: float)
             await conn.execute(sa.select(MOVES).where(MOVES.c.id.in_(ids)).order_by(MOVES.c.id))
         ).all()
         created = now()
-        at, give_up_at = stamp(created), stamp(created + timedelta(seconds=give_up_after))
+        at = format_timestamp(created)
+        give_up_at = format_timestamp(created + timedelta(seconds=give_up_after))
         rows = []
         for move in moves:
             for endpoint_id in endpoints:
@@ -257,7 +248,7 @@ def _claimable(limit: int, lock: bool = False) -> sa.Select[Any]:
 async def claim(kernel: KernelServices, limit: int, lease: float) -> list[Claimed]:
     """Lease up to ``limit`` due deliveries for ``lease`` seconds; count the attempt."""
     moment = now()
-    at = stamp(moment)
+    at = format_timestamp(moment)
     async with kernel.read() as conn:  # no write transaction when nothing is due
         if (await conn.execute(_claimable(1), {"at": at})).first() is None:
             return []
@@ -271,7 +262,7 @@ async def claim(kernel: KernelServices, limit: int, lease: float) -> list[Claime
             sa.update(DELIVERIES)
             .where(DELIVERIES.c.seq.in_(seqs))
             .values(
-                lease_until=stamp(moment + timedelta(seconds=lease)),
+                lease_until=format_timestamp(moment + timedelta(seconds=lease)),
                 lease_token=token,
                 attempts=DELIVERIES.c.attempts + 1,
                 last_attempt_at=at,
@@ -324,13 +315,13 @@ async def next_due(kernel: KernelServices) -> datetime | None:
     """When the earliest head of a chain may be claimed (its schedule or its lease's end)."""
     async with kernel.read() as conn:
         value = await conn.scalar(_next_due())
-    return None if value is None else parse_stamp(value)
+    return None if value is None else parse_timestamp(value)
 
 
 async def prune(kernel: KernelServices, older_than: float, limit: int = 1000) -> int:
     """Delete up to ``limit`` deliveries delivered more than ``older_than`` seconds ago;
     how many. Pending and failed ones stay (the dead letter waits for a person)."""
-    before = stamp(now() - timedelta(seconds=older_than))
+    before = format_timestamp(now() - timedelta(seconds=older_than))
     old = (
         sa.select(DELIVERIES.c.seq)
         .where(DELIVERIES.c.state == DELIVERED, DELIVERIES.c.delivered_at < before)
@@ -358,7 +349,7 @@ async def finish(
     :return: whether the lease was still ours (else another process has taken the
         delivery over, and its result wins).
     """
-    at = stamp(now())
+    at = format_timestamp(now())
     values: dict[str, Any] = {
         "lease_until": None,
         "lease_token": None,
@@ -370,7 +361,7 @@ async def finish(
     elif retry_at is None:
         values.update(state=FAILED, failed_at=at)
     else:
-        values.update(next_attempt_at=stamp(retry_at))
+        values.update(next_attempt_at=format_timestamp(retry_at))
     async with kernel.write() as conn:
         result = await conn.execute(
             sa.update(DELIVERIES)

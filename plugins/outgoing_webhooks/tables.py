@@ -12,7 +12,7 @@
     One row per (move, endpoint): the body to send, its state (``pending``,
     ``delivered``, ``failed``), its schedule and lease, and the last attempt's result.
 
-Times are ISO-8601 UTC strings of one fixed width (``statusflow.engine.validation.utc_now``), so
+Times are ISO-8601 UTC strings of one fixed width (``statusflow.utc_now``), so
 they compare correctly as strings on both databases.
 """
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import structlog
 
-from statusflow import KernelServices
+from statusflow import KernelServices, parse_timestamp
 from statusflow.plugins.outgoing_webhooks import outbox
 from statusflow.plugins.outgoing_webhooks.settings import Settings
 from statusflow.plugins.outgoing_webhooks.signing import (
@@ -257,7 +257,7 @@ class Worker:
         moment = outbox.now()
         retry_at = None
         if error is not None:
-            give_up_at = outbox.parse_stamp(delivery.give_up_at)
+            give_up_at = parse_timestamp(delivery.give_up_at)
             if moment < give_up_at:
                 delay = backoff_delay(
                     delivery.attempts,

@@ -40,6 +40,7 @@ from statusflow import (
     Transaction,
     TriggerType,
     hookimpl,
+    json_response,
 )
 
 NAME = "reviews"
@@ -274,6 +275,6 @@ async def read_stats(kernel: KernelServices) -> dict[str, JSON]:
 @hookimpl
 def register_routes(register: Callable[[Route], None], kernel: KernelServices) -> None:
     async def stats(request: web.Request) -> web.Response:
-        return web.json_response(await read_stats(kernel))
+        return json_response(await read_stats(kernel))
 
     register(Route("GET", STATS_PATH, stats, STATS_OPENAPI))

@@ -31,12 +31,20 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import stripe
 import structlog
 from aiohttp import web
 
-from statusflow import JSON, ApiError, KernelServices, Route, hookimpl
+from statusflow import (
+    JSON,
+    ApiError,
+    KernelServices,
+    Route,
+    format_timestamp,
+    hookimpl,
+    json_response,
+    read_json_body,
+)
 
 NAME = "stripe"
 PATH = "/sources/stripe"
@@ -145,7 +153,7 @@ def verify(payload: str, header: str | None, secrets: list[str], tolerance: int)
 
 
 def _ignored(reason: str) -> web.Response:
-    return web.json_response({"received": True, "ignored": reason})
+    return json_response({"received": True, "ignored": reason})
 
 
 def _order_id(event_type: str, obj: Mapping[str, Any]) -> str | None:
@@ -194,7 +202,7 @@ def payment_event(stripe_event: Mapping[str, Any]) -> dict[str, JSON] | str:
     }
     created = stripe_event.get("created")
     if isinstance(created, int) and not isinstance(created, bool):
-        body["occurred_at"] = datetime.fromtimestamp(created, UTC).isoformat()
+        body["occurred_at"] = format_timestamp(datetime.fromtimestamp(created, UTC))
     return body
 
 
@@ -221,10 +229,9 @@ def make_handler(kernel: KernelServices) -> Callable[[web.Request], Any]:
         if problem is not None:
             log.warning("stripe.bad_signature", reason=problem)
             raise ApiError(400, "bad_signature", f"Stripe-Signature: {problem}")
-        try:
-            stripe_event = orjson.loads(payload)
-        except orjson.JSONDecodeError as exc:
-            raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+        # the body read again (aiohttp keeps it); only the fields payment_event copies
+        # are stored, and submit_event checks them
+        stripe_event = await read_json_body(request, check_storable=False)
         if not isinstance(stripe_event, dict) or not isinstance(stripe_event.get("id"), str):
             raise ApiError(400, "malformed_event", "the body is not a Stripe event")
         event = payment_event(stripe_event)
@@ -239,7 +246,7 @@ def make_handler(kernel: KernelServices) -> Callable[[web.Request], Any]:
                 "stripe.unknown_order", order_id=event["order_id"], stripe_event=stripe_event["id"]
             )
             return _ignored(f"order {event['order_id']!r} not found")
-        return web.json_response(result)
+        return json_response(result)
 
     return receive
 

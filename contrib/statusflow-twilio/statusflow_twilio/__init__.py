@@ -10,8 +10,9 @@ auth_token``; then the call becomes an event of the built-in ``calls`` plugin:
 * ``no-answer``, ``busy``, ``failed`` or ``canceled``: ``call.missed``;
 * ``queued``, ``initiated``, ``ringing``: answered 200 and ignored (the call is not over).
 
-The caller (``From``) is the event's ``contact.phone``, so the call reaches every open
-order of that client; the number called (``To``) is its ``line``. The legs that a
+The caller (``From``) is the event's ``caller``, which the ``calls`` event types take as
+the contact's phone, so the call reaches every open order of that client; the number
+called (``To``) is its ``line``. The legs that a
 ``<Dial>`` rings (``Direction`` ``outbound-dial``) count too: their ``From`` is still the
 client and ``no-answer`` there means nobody picked up. Calls the store made through the
 API (``outbound-api``, where ``From`` is the store) and callers with no phone number
@@ -38,7 +39,15 @@ import structlog
 from aiohttp import web
 from twilio.request_validator import RequestValidator
 
-from statusflow import JSON, ApiError, KernelServices, Route, hookimpl
+from statusflow import (
+    JSON,
+    ApiError,
+    KernelServices,
+    Route,
+    format_timestamp,
+    hookimpl,
+    json_response,
+)
 
 NAME = "twilio"
 PATH = "/sources/twilio/calls"
@@ -139,7 +148,7 @@ def call_event(form: Mapping[str, str]) -> dict[str, JSON] | str:
     caller = form.get("From", "")
     if not is_phone(caller):
         return f"the caller {caller!r} is not a phone number"
-    data: dict[str, JSON] = {"call_sid": call_sid, "call_status": status}
+    data: dict[str, JSON] = {"call_sid": call_sid, "call_status": status, "caller": caller}
     if form.get("To"):
         data["line"] = form["To"]
     if form.get("CallDuration", "").isdigit():
@@ -147,11 +156,10 @@ def call_event(form: Mapping[str, str]) -> dict[str, JSON] | str:
     body: dict[str, JSON] = {
         "id": f"twilio:{call_sid}:{kind}",
         "type": f"call.{kind}",
-        "contact": {"phone": caller},
-        "data": data,
+        "data": data,  # its caller is the contact's phone (EventType.contact_from)
     }
     with contextlib.suppress(KeyError, TypeError, ValueError):
-        body["occurred_at"] = parsedate_to_datetime(form["Timestamp"]).isoformat()
+        body["occurred_at"] = format_timestamp(parsedate_to_datetime(form["Timestamp"]))
     return body
 
 
@@ -179,8 +187,8 @@ def make_handler(kernel: KernelServices) -> Callable[[web.Request], Any]:
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
         event = call_event(fields)
         if isinstance(event, str):
-            return web.json_response({"received": True, "ignored": event})
-        return web.json_response(await kernel.submit_event(event))
+            return json_response({"received": True, "ignored": event})
+        return json_response(await kernel.submit_event(event))
 
     return receive
 

@@ -108,7 +108,10 @@ async def test_a_missed_call_moves_the_callers_order_once(statusflow_app):
     entry = next(e for e in await sf.timeline("1001") if e["kind"] == "event")
     assert entry["type"] == "call.missed"
     assert entry["data"]["line"] == STORE_LINE and entry["data"]["call_status"] == "no-answer"
-    assert entry["occurred_at"].startswith("2024-11-27T09:33:20")
+    assert entry["occurred_at"] == "2024-11-27T09:33:20.000000Z"
+    # the caller, sent once in the data, is the contact that found the order
+    stored = await sf.get_event(result["event_id"])
+    assert stored["contact"] == {"phone": CLIENT_PHONE} and stored["data"]["caller"] == CLIENT_PHONE
     # the same callback again (a retried request): a duplicate, nothing moves again
     again = await send(sf, callback(CallStatus="no-answer", CallDuration="0"))
     assert again["duplicate"] is True and again["moves"] == result["moves"]
