@@ -842,9 +842,8 @@ def test_invalid_schemas_and_async_registration_stop_start_up_naming_the_plugin(
         ("async_reg", AsyncRegistration(), ["'async_reg'", "register_event_types", "async"]),
     ]
     for name, plugin, needles in cases:
-        pm = make_plugin_manager(enable=(), extra_plugins=[(name, plugin)])
-        with pytest.raises(StartupError) as caught:
-            build_registry(pm)
+        with pytest.raises(StartupError) as caught:  # async: as the manager is made
+            build_registry(make_plugin_manager(enable=(), extra_plugins=[(name, plugin)]))
         for needle in needles:
             assert needle in str(caught.value), (name, str(caught.value))
 
