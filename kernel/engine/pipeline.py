@@ -34,18 +34,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from statusflow.engine import metrics
-from statusflow.engine.choosing import (
+from statusflow.engine.decide import (
     INSPECT_ERRORS,
+    CompiledTrigger,
     TraceGroup,
     TriggerClass,
     choose_move,
     classify,
+    compile_trigger,
     expand,
     trace_of,
 )
 from statusflow.engine.groupcommit import GroupCommitter
 from statusflow.engine.intake import ParsedEvent, parse_events
-from statusflow.engine.matching import CompiledTrigger, compile_trigger
 from statusflow.errors import ApiError, not_found
 from statusflow.hooks import runner
 from statusflow.registry import Registry

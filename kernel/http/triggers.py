@@ -9,7 +9,7 @@ from aiohttp import web
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from statusflow.engine.matching import compile_conditions, inactive_reason
+from statusflow.engine.decide import compile_conditions, inactive_reason
 from statusflow.engine.pipeline import trigger_view
 from statusflow.engine.validation import check
 from statusflow.errors import invalid, not_found
