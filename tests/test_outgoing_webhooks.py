@@ -750,6 +750,15 @@ async def test_bad_settings_stop_start_up(make_client, monkeypatch):
     ):
         with pytest.raises(StartupError, match=fragment):
             await make_client(enable=PLUGINS, plugin_tables={"outgoing_webhooks": table})
+    # a URL's credentials and query may be secrets: the message shows neither
+    leaky = "http://bob:hunter2-pass@127.0.0.1:99999/x?token=hunter2-token"
+    with pytest.raises(StartupError, match="Port out of range") as refused:
+        await make_client(
+            enable=PLUGINS,
+            plugin_tables={"outgoing_webhooks": {"endpoints": [{**endpoint, "url": leaky}]}},
+        )
+    assert "hunter2" not in str(refused.value)
+    assert "http://127.0.0.1:99999/x" in str(refused.value)
     monkeypatch.setenv("STORE_SECRET", SECRET)
     api = Api(
         await make_client(
