@@ -17,9 +17,22 @@ Three kinds of hooks:
 * **status sinks** are told about moves: inside the event's transaction
   (``prepare_moves``) and after it committed (``moves_committed``).
 
-pluggy does not await coroutines. Hooks marked *may be async* accept an ``async def``
-implementation, which the kernel awaits; every other hook must be a plain function.
-No hook here uses ``firstresult``: every implementation is called.
+Hooks are called the pluggy way (:mod:`statusflow.hooks`): an implementation takes any
+subset of its hook's arguments, by name (``def startup(): ...`` implements
+``startup(kernel)``), and implementations run in pluggy's order: ``tryfirst`` ones
+first, ``trylast`` ones last, otherwise the plugin registered last runs first. A
+plugin's failure in one hook is its own: the other implementations still run. Wrappers
+(``wrapper=True``, ``hookwrapper=True``) stop start-up, since a wrapper would see the
+other plugins' failures.
+
+pluggy does not await coroutines. Hooks marked *may be async* (:data:`ASYNC_HOOKS`)
+accept an ``async def`` implementation, which the kernel awaits; every other hook must
+be a plain function. No hook here uses ``firstresult``: every implementation is called.
+
+A plugin that keeps state (settings read once, a background task) is an object: the
+entry point may name a class, which the kernel instantiates with no arguments once per
+app and registers; its methods are the hooks, and its state is set up in the hooks that
+get ``kernel`` (``register_routes``, ``startup``).
 """
 
 from __future__ import annotations
@@ -42,6 +55,9 @@ from statusflow.types import (
 )
 
 hookspec = HookspecMarker("statusflow")
+
+ASYNC_HOOKS = frozenset({"inspect_event", "startup", "shutdown", "moves_committed"})
+"""The hooks marked *may be async*: an ``async def`` implementation is awaited."""
 
 
 # --- event sources -------------------------------------------------------------------
@@ -71,7 +87,7 @@ def register_trigger_types(register: Callable[[TriggerType], None]) -> None:
 
 
 @hookspec
-def inspect_event(event: Event, state: StateStore) -> None:
+def inspect_event(event: Event, state: StateStore, kernel: KernelServices) -> None:
     """Learn facts about an incoming event from durable state; *may be async*.
 
     Called once per event, before its triggers are matched, inside the event's
@@ -81,6 +97,8 @@ def inspect_event(event: Event, state: StateStore) -> None:
 
     :param event: the validated event; only ``event.facts`` may be changed.
     :param state: the durable key store, see :class:`~kernel.StateStore`.
+    :param kernel: the services the kernel offers to plugins; read your own settings
+        with ``kernel.plugin_config(NAME)``. Leave it out when you need none.
     :return: nothing.
     """
 
@@ -150,7 +168,8 @@ def startup(kernel: KernelServices) -> None:
     """The database is ready and the server is about to serve; *may be async*.
 
     Start background work here (e.g. an outbox worker with ``asyncio.create_task``) and
-    keep the task on an object of your own, never in a module global.
+    keep the task on the plugin object (an entry point naming a class gets one object
+    per app), never in a module global.
 
     :param kernel: the services the kernel offers to plugins.
     :return: nothing.
@@ -186,7 +205,7 @@ def register_condition_operators(register: Callable[[ConditionOperator], None]) 
 
 
 @hookspec
-def prepare_moves(outcome: Outcome, tx: Transaction) -> None:
+def prepare_moves(outcome: Outcome, tx: Transaction, kernel: KernelServices) -> None:
     """Record what must commit together with an event or a manual move.
 
     Called inside the transaction, after the engine chose the moves and before the
@@ -197,6 +216,9 @@ def prepare_moves(outcome: Outcome, tx: Transaction) -> None:
 
     :param outcome: the event, the orders it resolved to and its moves.
     :param tx: the open transaction.
+    :param kernel: the services the kernel offers to plugins; read your own settings
+        with ``kernel.plugin_config(NAME)`` (do not use its ``write()`` here: write with
+        ``tx``). Leave it out when you need none.
     :return: nothing.
     """
 
@@ -214,6 +236,7 @@ def moves_committed(outcome: Outcome, kernel: KernelServices) -> None:
 
 
 __all__ = [
+    "ASYNC_HOOKS",
     "events_from_order_change",
     "hookspec",
     "inspect_event",

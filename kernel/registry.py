@@ -1,8 +1,11 @@
 """The plugin manager factory and the registry of what the plugins declared.
 
 Order of work (as in tox and pytest): block every disabled plugin, load the entry points
-of the group ``statusflow`` (built-ins travel the same road as third-party plugins),
-then ``check_pending`` so that an implementation of an unknown hook stops start-up.
+of the group ``statusflow`` (built-ins travel the same road as third-party plugins; an
+entry point naming a class gets an instance of its own per plugin manager), then
+``check_pending`` so that an implementation of an unknown hook stops start-up, and the
+hook runner's plans (:mod:`statusflow.hooks`), so that one it cannot call stops it too.
+Every hook is called through that runner.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import jsonschema
 import pluggy
 import structlog
 
-from statusflow import hookspecs
+from statusflow import hooks, hookspecs
+from statusflow.engine import metrics
 from statusflow.errors import StartupError
 from statusflow.plugin_dirs import DirPlugin, find_dir_plugins
 from statusflow.serving import setting_errors
@@ -107,6 +111,13 @@ def _dist_of(ep: Source) -> tuple[str | None, str | None]:
     return dist.metadata["Name"], dist.version
 
 
+def _load(ep: Source) -> object:
+    """The plugin an entry point names: a module or an object, or a new instance of a
+    class (made with no arguments: one per plugin manager, so one per app)."""
+    plugin = ep.load()
+    return plugin() if inspect.isclass(plugin) else plugin
+
+
 def _described(ep: Source) -> str:
     """``the installed plugin statusflow-parcels 0.1.0``, or ``the plugin at PATH``."""
     if isinstance(ep, DirPlugin):
@@ -128,8 +139,9 @@ def make_plugin_manager(
     :param extra_plugins: ``(name, plugin)`` pairs registered directly (tests); a name
         must be free (an installed plugin's is not, even while that one is not enabled).
     :param dirs: plugins folders: their modules and packages load like entry points.
-    :raises StartupError: a plugin fails to import, implements an unknown hook or has
-        a bad hook signature, or a name is taken twice; the message names the plugin.
+    :raises StartupError: a plugin fails to import, implements an unknown hook, has a
+        bad hook signature, a wrapper, or an ``async def`` where the hook may not be
+        async, or a name is taken twice; the message names the plugin.
     """
     from statusflow.engine import conditions, sinks
 
@@ -150,7 +162,7 @@ def make_plugin_manager(
             dist, _ = _dist_of(ep)
             raise StartupError(f"plugin {ep.name!r} ({dist}) is installed twice")
         try:
-            pm.register(ep.load(), name=ep.name)
+            pm.register(_load(ep), name=ep.name)
         except Exception as exc:
             raise StartupError(f"plugin {ep.name!r} cannot be loaded: {exc}") from exc
     extra_plugins = list(extra_plugins)
@@ -171,7 +183,8 @@ def make_plugin_manager(
     if unknown:  # a typo, or a plugin not installed here: nothing to load or to leave out
         log.warning("plugins.not_installed", names=sorted(unknown), hint="see `statusflow plugins`")
     if os.environ.get("STATUSFLOW_TRACE_PLUGINS"):
-        _trace_hook_calls(pm)
+        hooks.trace_calls(pm)
+    hooks.runner(pm).check()
     return pm
 
 
@@ -199,46 +212,21 @@ def _check_extra_names(extra: list[tuple[str, object]], found: list[Source]) -> 
             )
 
 
-def _trace_hook_calls(pm: pluggy.PluginManager) -> None:
-    """Log every call of every hook implementation at debug level: the ones pluggy
-    makes and the ones the kernel makes itself, implementation by implementation (the
-    event path calls ``inspect_event``, ``prepare_moves`` and ``moves_committed`` so)."""
-    for hook_name, caller in vars(pm.hook).items():
-        if not isinstance(caller, pluggy.HookCaller):
-            continue
-        for impl in caller.get_hookimpls():
-            impl.function = _traced(impl.function, hook_name, impl.plugin_name)  # type: ignore[misc]
-
-
-def _traced(function: Any, hook: str, plugin: str) -> Any:
-    @functools.wraps(function)
-    def traced(*args: Any, **kwargs: Any) -> Any:
-        log.debug("hook.call", hook=hook, plugin=plugin)
-        return function(*args, **kwargs)
-
-    return traced
-
-
 def _append_pair(items: list[tuple[str, Any]], plugin: str, item: Any) -> None:
     items.append((plugin, item))
 
 
-def _collect(pm: pluggy.PluginManager, hook_name: str, *args: Any) -> list[tuple[str, Any]]:
+def _collect(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tuple[str, Any]]:
     """Call every implementation of a register-style hook; pair items with plugins."""
     items: list[tuple[str, Any]] = []
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+    for impl in hooks.runner(pm).plan(hook_name):
         register = functools.partial(_append_pair, items, impl.plugin_name)
         try:
-            outcome = impl.function(register, *args)
+            impl.call({"register": register, **kwargs})
+        except hooks.NotPlain as exc:
+            raise StartupError(f"{exc} (it registers what it has and returns)") from exc
         except Exception as exc:
             raise StartupError(f"plugin {impl.plugin_name!r} failed in {hook_name}: {exc}") from exc
-        if inspect.isawaitable(outcome):
-            if inspect.iscoroutine(outcome):
-                outcome.close()  # never run: no "was never awaited" warning
-            raise StartupError(
-                f"plugin {impl.plugin_name!r}: {hook_name} must be a plain function, "
-                "not async (it registers what it has and returns)"
-            )
     return items
 
 
@@ -328,7 +316,7 @@ def _event_types(codes: list[str]) -> str:
 
 def collect_routes(pm: pluggy.PluginManager, kernel: KernelServices) -> list[tuple[str, Route]]:
     """Every route the plugins contribute, with the contributing plugin's name."""
-    return _collect(pm, "register_routes", kernel)
+    return _collect(pm, "register_routes", kernel=kernel)
 
 
 def list_plugins(
@@ -355,7 +343,7 @@ def _trigger_types_of(ep: Source) -> tuple[str, ...]:
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     try:
-        pm.register(ep.load(), name=ep.name)
+        pm.register(_load(ep), name=ep.name)
         return tuple(item.type for _, item in _collect(pm, "register_trigger_types"))
     except Exception as exc:
         log.warning("plugin.introspection_failed", plugin=ep.name, error=str(exc))
@@ -389,9 +377,9 @@ def plugin_settings(
             log.warning("plugin.settings_unused", plugin=name, reason="plugin not loaded")
             continue
         resolved[name] = _resolve_env(dict(table), f"[plugins.{name}]")
-    for impl in pm.hook.plugin_settings_schema.get_hookimpls():
+    for impl in hooks.runner(pm).plan("plugin_settings_schema"):
         try:
-            schema = cast("Mapping[str, Any] | None", impl.function())
+            schema = cast("Mapping[str, Any] | None", impl.call({}))
         except Exception as exc:
             raise StartupError(f"plugin {impl.plugin_name!r}: settings schema: {exc}") from exc
         if schema is None:
@@ -405,7 +393,7 @@ def plugin_settings(
             where = f"[plugins.{impl.plugin_name}]" + (f" {key}" if key else "")
             message = setting_errors.describe(error)
             raise StartupError(f"plugin {impl.plugin_name!r}: {where}: {message}")
-    with_schema = {impl.plugin_name for impl in pm.hook.plugin_settings_schema.get_hookimpls()}
+    with_schema = {impl.plugin_name for impl in hooks.runner(pm).plan("plugin_settings_schema")}
     for name in sorted(set(resolved) - with_schema):  # the plugin reads no settings at all
         log.warning("plugin.settings_unused", plugin=name, reason="plugin takes no settings")
     return resolved
@@ -419,15 +407,15 @@ def migration_locations(pm: pluggy.PluginManager, dirs: Iterable[str] = ()) -> l
     when it cannot locate one: a disabled plugin's migrations stay on the path, so that
     disabling a plugin with tables never stops start-up (its tables are kept, unused).
     """
-    locations = [str(path) for path in pm.hook.migration_locations() if path]
+    locations = _migration_locations(pm)
     for ep in _sources(dirs):
         if not pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
             continue
         spare = pluggy.PluginManager(ENTRY_POINT_GROUP)
         spare.add_hookspecs(hookspecs)
         try:
-            spare.register(ep.load(), name=ep.name)
-            found = [str(path) for path in spare.hook.migration_locations() if path]
+            spare.register(_load(ep), name=ep.name)
+            found = _migration_locations(spare)
         except Exception as exc:
             log.warning("plugin.introspection_failed", plugin=ep.name, error=str(exc))
             continue
@@ -435,18 +423,25 @@ def migration_locations(pm: pluggy.PluginManager, dirs: Iterable[str] = ()) -> l
     return locations
 
 
+def _migration_locations(pm: pluggy.PluginManager) -> list[str]:
+    def failed(plugin: str, exc: Exception) -> None:
+        raise StartupError(f"plugin {plugin!r} failed in migration_locations: {exc}") from exc
+
+    answers = hooks.runner(pm).call("migration_locations", {}, failed)
+    return [str(path) for _, path in answers if path]
+
+
 async def call_lifecycle(pm: pluggy.PluginManager, hook_name: str, kernel: KernelServices) -> None:
     """Call ``startup`` or ``shutdown`` on every plugin, awaiting async implementations.
 
     A failing ``startup`` stops start-up naming the plugin; a failing ``shutdown`` is
-    logged and the others still run.
+    logged and counted, and the others still run.
     """
-    for impl in getattr(pm.hook, hook_name).get_hookimpls():
-        try:
-            result = impl.function(kernel=kernel)
-            if inspect.isawaitable(result):
-                await result
-        except Exception as exc:
-            if hook_name == "startup":
-                raise StartupError(f"plugin {impl.plugin_name!r} failed in startup: {exc}") from exc
-            log.exception("plugin.shutdown_failed", plugin=impl.plugin_name)
+
+    def failed(plugin: str, exc: Exception) -> None:
+        if hook_name == "startup":
+            raise StartupError(f"plugin {plugin!r} failed in startup: {exc}") from exc
+        log.error("plugin.shutdown_failed", plugin=plugin, exc_info=exc)
+        metrics.plugin_error(plugin, hook_name)
+
+    await hooks.runner(pm).acall(hook_name, {"kernel": kernel}, failed)

@@ -65,6 +65,19 @@ def _implementations() -> dict[str, list[str]]:
     return found
 
 
+def _quoted_in_order(block: str, source: Path, what: str) -> None:
+    """Every line of ``block`` is a line of ``source``, in order ("..." skips lines)."""
+    lines = source.read_text().splitlines()
+    position = 0
+    for line in block.splitlines():
+        if not line.strip() or line.strip() == "...":
+            continue
+        try:
+            position = lines.index(line, position) + 1
+        except ValueError:
+            pytest.fail(f"{what}: line not found (in order) in {source}: {line!r}")
+
+
 def test_every_hook_spec_has_a_docstring_with_params_and_return():
     assert len(HOOKS) >= 10, HOOKS
     for name in HOOKS:
@@ -99,16 +112,7 @@ def test_each_section_says_when_what_and_shows_a_real_example(name):
         r"Example from \[`([^`]+)`\]\(\.\./\1\)[^`]*```python\n(.*?)```", section, re.S
     )
     assert match, "no 'Example from [`path`](../path):' followed by a Python block"
-    source = ROOT / match.group(1)
-    lines = source.read_text().splitlines()
-    position = 0
-    for line in match.group(2).splitlines():
-        if not line.strip() or line.strip() == "...":
-            continue
-        try:
-            position = lines.index(line, position) + 1
-        except ValueError:
-            pytest.fail(f"{name}: example line not found (in order) in {source}: {line!r}")
+    _quoted_in_order(match.group(2), ROOT / match.group(1), f"{name}: example")
     assert re.search(rf"def {name}\(", match.group(2)), "the example implements the hook"
     # it links to plugins that implement the hook
     links = re.findall(r"\]\(\.\./([^)#]+)\)", section)
@@ -118,6 +122,26 @@ def test_each_section_says_when_what_and_shows_a_real_example(name):
         link for link in links if link.endswith(".py") and name in _implementations_in(ROOT / link)
     ]
     assert users, f"{name}: the section links to no file that implements the hook"
+
+
+def test_the_hooks_marked_may_be_async_are_the_ones_the_kernel_awaits():
+    docstrings = {name: inspect.getdoc(getattr(hookspecs, name)) or "" for name in HOOKS}
+    marked = {name for name, doc in docstrings.items() if "*may be async*" in doc}
+    table = re.findall(r"^\| \[`(\w+)`\]\(#\1\) \|.*\| (yes|no) \|$", HOOKS_DOC.read_text(), re.M)
+    assert len(table) == len(HOOKS)
+    assert marked == {name for name, answer in table if answer == "yes"} == hookspecs.ASYNC_HOOKS
+
+
+def test_the_class_plugin_example_quotes_its_file():
+    intro = HOOKS_DOC.read_text().split("\n## ", 1)[0]
+    match = re.search(
+        r"\*\*A plugin with state is a class\.\*\*.*?```python\n(.*?)```\n\n"
+        r"\(from \[`([^`]+)`\]",
+        intro,
+        re.S,
+    )
+    assert match, "the intro shows a class plugin, quoted from a real file"
+    _quoted_in_order(match.group(1), ROOT / match.group(2), "hooks.md's class plugin")
 
 
 def test_every_hook_spec_is_implemented_by_a_plugin_the_tests_exercise():
@@ -189,15 +213,7 @@ def test_the_reviews_worked_example_quotes_its_files_as_they_are():
     quotes = re.findall(r"^From \[`([^`]+)`\]\(\1\):\n\n```\w+\n(.*?)^```$", text, re.S | re.M)
     assert len(quotes) >= 6, "the README quotes each file it walks through"
     for path, block in quotes:
-        lines = (REVIEWS / path).read_text().splitlines()
-        position = 0
-        for line in block.splitlines():
-            if not line.strip() or line.strip() == "...":
-                continue
-            try:
-                position = lines.index(line, position) + 1
-            except ValueError:
-                pytest.fail(f"README.md: line not found (in order) in {path}: {line!r}")
+        _quoted_in_order(block, REVIEWS / path, "README.md")
     assert "contrib/statusflow-reviews/README.md" in WRITING_PLUGINS.read_text().replace(
         "../", ""
     ), "docs/writing-plugins.md points at the worked example"

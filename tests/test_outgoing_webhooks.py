@@ -35,7 +35,7 @@ import statusflow.http.moves as feed
 from statusflow import format_timestamp, parse_timestamp, utc_now
 from statusflow.errors import StartupError
 from statusflow.http import init_app
-from statusflow.http.keys import SERVICES
+from statusflow.http.keys import PLUGIN_MANAGER
 from statusflow.plugins import outgoing_webhooks
 from statusflow.plugins.outgoing_webhooks import outbox
 from statusflow.plugins.outgoing_webhooks.signing import signature, verify
@@ -400,7 +400,9 @@ async def test_two_instances_drain_one_outbox_each_row_once(make_client, receive
     assert len(receiver.received) == 18  # not a single extra attempt
     expected = {o: [("N", "P"), ("P", "S")] if o in orders[:6] else [("N", "P")] for o in orders}
     assert receiver.moves_by_order() == expected
-    workers = [outgoing_webhooks.instance(api.client.app[SERVICES]).worker for api in (a, b)]
+    plugins = [api.client.app[PLUGIN_MANAGER].get_plugin("outgoing_webhooks") for api in (a, b)]
+    assert plugins[0] is not plugins[1], "one plugin object per app"
+    workers = [plugin.worker for plugin in plugins]
     assert all(w is not None and w.sent > 0 for w in workers), "both instances delivered"
 
 
@@ -749,6 +751,15 @@ async def test_bad_settings_stop_start_up(make_client, monkeypatch):
     ):
         with pytest.raises(StartupError, match=fragment):
             await make_client(enable=PLUGINS, plugin_tables={"outgoing_webhooks": table})
+    # a URL's credentials and query may be secrets: the message shows neither
+    leaky = "http://bob:hunter2-pass@127.0.0.1:99999/x?token=hunter2-token"
+    with pytest.raises(StartupError, match="Port out of range") as refused:
+        await make_client(
+            enable=PLUGINS,
+            plugin_tables={"outgoing_webhooks": {"endpoints": [{**endpoint, "url": leaky}]}},
+        )
+    assert "hunter2" not in str(refused.value)
+    assert "http://127.0.0.1:99999/x" in str(refused.value)
     monkeypatch.setenv("STORE_SECRET", SECRET)
     api = Api(
         await make_client(

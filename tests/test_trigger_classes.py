@@ -1,6 +1,6 @@
 """Choosing by classes of alike triggers gives exactly what choosing trigger by trigger gives.
 
-:mod:`statusflow.engine.choosing` evaluates each class of alike triggers once and keeps the trace
+:mod:`statusflow.engine.decide` evaluates each class of alike triggers once and keeps the trace
 as groups. Here random trigger sets (real plugins, real conditions) are decided both
 ways, for random orders and events, and the winners and the expanded traces must be
 identical; and ``match`` runs once per distinct settings, however many triggers share them.
@@ -16,8 +16,15 @@ from typing import Any
 import orjson
 import pytest
 
-from statusflow.engine.choosing import choose_move, classify, expand, trace_of
-from statusflow.engine.matching import CompiledTrigger, compile_trigger, failed_condition
+from statusflow.engine.decide import (
+    CompiledTrigger,
+    choose_move,
+    classify,
+    compile_trigger,
+    expand,
+    failed_condition,
+    trace_of,
+)
 from statusflow.engine.pipeline import StatusInfo
 from statusflow.registry import build_registry, make_plugin_manager
 from statusflow.store.group import OrderState

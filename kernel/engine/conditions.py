@@ -2,7 +2,7 @@
 
 The kernel registers this module directly, so these operators are there whatever
 ``[plugins]`` says. Field lookup and the "missing field fails" rule live in
-:mod:`statusflow.engine.matching`; an operator only compares two values.
+:mod:`statusflow.engine.decide`; an operator only compares two values.
 """
 
 from __future__ import annotations

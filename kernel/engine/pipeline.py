@@ -21,7 +21,6 @@ trace and the log (fault isolation).
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 import uuid
@@ -33,19 +32,21 @@ import pluggy
 import structlog
 
 from statusflow.engine import metrics
-from statusflow.engine.choosing import (
+from statusflow.engine.decide import (
     INSPECT_ERRORS,
+    CompiledTrigger,
     TraceGroup,
     TriggerClass,
     choose_move,
     classify,
+    compile_trigger,
     expand,
     trace_of,
 )
 from statusflow.engine.groupcommit import GroupCommitter
 from statusflow.engine.intake import ParsedEvent, parse_events
-from statusflow.engine.matching import CompiledTrigger, compile_trigger
 from statusflow.errors import ApiError, not_found
+from statusflow.hooks import runner
 from statusflow.registry import Registry
 from statusflow.store.database import Database, database_unavailable
 from statusflow.store.group import (
@@ -139,9 +140,10 @@ class Engine:
         self._definitions_version: str | None = None
         self._triggers: dict[str, Listening] | None = None
         self._statuses: dict[str, StatusInfo] | None = None
-        self._inspectors = pm.hook.inspect_event.get_hookimpls()
-        self._preparers = pm.hook.prepare_moves.get_hookimpls()
-        self._notifiers = pm.hook.moves_committed.get_hookimpls()
+        hooks = runner(pm)  # the call plans, made once per plugin manager
+        self._inspectors = hooks.plan("inspect_event")
+        self._preparers = hooks.plan("prepare_moves")
+        self._notifiers = hooks.plan("moves_committed")
         self._lock_orders = not db.is_sqlite
         self._committer: GroupCommitter[Request, Processed] = GroupCommitter(
             self._commit_group, writers=db.event_writers, transient=database_unavailable
@@ -393,11 +395,10 @@ class Engine:
 
     async def _inspect(self, event: Event, state: DatabaseStateStore) -> None:
         """Call every ``inspect_event``; a failing plugin is noted, never fatal."""
+        kwargs = {"event": event, "state": state, "kernel": self.services}
         for impl in self._inspectors:
             try:
-                outcome = impl.function(event=event, state=state)
-                if inspect.isawaitable(outcome):
-                    await outcome
+                await impl.acall(kwargs)
             except DRIVER_ERRORS:
                 raise  # the transaction is broken: the group fails (or is retried)
             except Exception as exc:
@@ -411,10 +412,11 @@ class Engine:
     def _prepare(self, outcome: Outcome, writes: GroupWrites) -> list[str]:
         """Call every ``prepare_moves``; a failing sink's rows are dropped, and noted."""
         errors = []
+        kwargs = {"outcome": outcome, "tx": writes, "kernel": self.services}
         for impl in self._preparers:
             mark = writes.mark()
             try:
-                impl.function(outcome=outcome, tx=writes)
+                impl.call(kwargs)
             except Exception as exc:
                 writes.rewind(mark)
                 log.exception("plugin.sink_failed", plugin=impl.plugin_name, hook="prepare_moves")
@@ -445,11 +447,10 @@ class Engine:
         if outcome.event is None:  # a manual move (event moves are counted by process)
             for move in outcome.moves:
                 metrics.count_manual_move(move.to_status)
+        kwargs = {"outcome": outcome, "kernel": self.services}
         for impl in self._notifiers:
             try:
-                result = impl.function(outcome=outcome, kernel=self.services)
-                if inspect.isawaitable(result):
-                    await result
+                await impl.acall(kwargs)
             except Exception:
                 log.exception("plugin.sink_failed", plugin=impl.plugin_name, hook="moves_committed")
                 metrics.plugin_error(impl.plugin_name, "moves_committed")

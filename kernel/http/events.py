@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from statusflow.engine.choosing import trace_of
+from statusflow.engine.decide import trace_of
 from statusflow.engine.validation import surely_storable
 from statusflow.errors import invalid, not_found
 from statusflow.http.jsonio import json_response, read_json_body

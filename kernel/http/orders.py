@@ -4,17 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from aiohttp import web
 
+from statusflow.engine import metrics
 from statusflow.engine.contacts import order_identifiers
 from statusflow.engine.validation import check
 from statusflow.errors import conflict, invalid, not_found
+from statusflow.hooks import runner
 from statusflow.http.jsonio import json_response, merge_patch, read_json_body, require_object
 from statusflow.http.keys import DATABASE, ENGINE, PLUGIN_MANAGER, SETTINGS
 from statusflow.http.schemas import NEW_ORDER, ORDER_AFTER_PATCH
 from statusflow.store.statements import ConstraintViolated, StoreSQL
 from statusflow.timestamps import utc_now
 from statusflow.types import Outcome
+
+log = structlog.get_logger("statusflow.http")
 
 DOC_KEYS = ("responsible_id", "amount", "currency", "contact", "company", "visitor_ids", "fields")
 IDENTITY_KEYS = ("contact", "company", "visitor_ids")
@@ -119,15 +124,22 @@ async def patch_order(request: web.Request) -> web.Response:
             )
     if outcome is not None:
         await engine.notify(outcome)
-    events = []
-    for produced in app[PLUGIN_MANAGER].hook.events_from_order_change(before=before, after=after):
-        for event in produced or ():
-            events.append({**event, "order_id": order_id})
+    changes = runner(app[PLUGIN_MANAGER]).call(
+        "events_from_order_change", {"before": before, "after": after}, _order_change_failed
+    )
+    events = [{**event, "order_id": order_id} for _, produced in changes for event in produced]
     if events:
         await engine.process(events, allow_private=True)
     async with app[DATABASE].read() as sql:
         row = await _load(sql, order_id)
     return json_response(order_json(row))
+
+
+def _order_change_failed(plugin: str, exc: Exception) -> None:
+    """A plugin's failure in ``events_from_order_change`` is its own: logged, counted, and
+    the other plugins' events are still processed."""
+    log.error("plugin.order_change_failed", plugin=plugin, exc_info=exc)
+    metrics.plugin_error(plugin, "events_from_order_change")
 
 
 async def get_timeline(request: web.Request) -> web.Response:

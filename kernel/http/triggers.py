@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from statusflow.engine.matching import compile_conditions, inactive_reason
+from statusflow.engine.decide import compile_conditions, inactive_reason
 from statusflow.engine.pipeline import trigger_view
 from statusflow.engine.validation import check
 from statusflow.errors import invalid, not_found

@@ -11,15 +11,13 @@ A status sink with a durable outbox (see ``docs/plugins/outgoing_webhooks.md``):
 - endpoints come from ``[plugins.outgoing_webhooks]`` and from
   ``/api/webhook-endpoints``; deliveries show at ``/api/deliveries`` (:mod:`.api`).
 
-The plugin is a module, shared by every app of the process (tests run several), while
-its state (settings, worker) belongs to one app: it lives on an
-:class:`OutgoingWebhooks` object per app, found from the ``kernel`` services object
-that the hooks receive (held weakly, so a finished app takes its state with it).
+The plugin is a class, :class:`OutgoingWebhooks`, which the entry point names: the
+kernel makes one object of it per app (tests run several apps in one process) and its
+methods are the hooks, so each app's settings and worker live on that app's object.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -35,100 +33,71 @@ MIGRATIONS = Path(__file__).resolve().with_name("migrations")
 
 
 class OutgoingWebhooks:
-    """The plugin's state in one app: its settings, its worker."""
+    """The plugin in one app: its settings and its worker, and the hooks that use them.
 
-    def __init__(self, kernel: KernelServices) -> None:
-        self.kernel = kernel
-        self.settings = Settings.from_table(kernel.plugin_config(NAME))
-        if self.settings.problems:
-            raise ValueError(f"[plugins.{NAME}]: " + "; ".join(self.settings.problems))
+    Made with no arguments by the kernel, once per app; ``register_routes``, the first
+    hook that gets the app's services, reads and checks the settings.
+    """
+
+    def __init__(self) -> None:
+        self.settings = Settings()
         self.worker: Worker | None = None
-
-    async def start(self) -> None:
-        await outbox.sync_config_endpoints(self.kernel, self.settings.endpoints)
-        self.worker = Worker(self.kernel, self.settings)
-        self.worker.start()
-
-    async def stop(self) -> None:
-        if self.worker is not None:
-            await self.worker.stop()
-            self.worker = None
 
     def wake(self) -> None:
         """Look for due deliveries now."""
         if self.worker is not None:
             self.worker.wake()
 
-    def moves_queued(self) -> None:
-        """Moves committed in this process wait to be fanned out."""
+    # --- hooks -------------------------------------------------------------------------
+
+    @hookimpl
+    def plugin_settings_schema(self) -> Mapping[str, JSON]:
+        return SETTINGS_SCHEMA
+
+    @hookimpl
+    def migration_locations(self) -> str:
+        return str(MIGRATIONS)
+
+    @hookimpl
+    def register_routes(self, register: Callable[[Route], None], kernel: KernelServices) -> None:
+        settings = Settings.from_table(kernel.plugin_config(NAME))
+        if settings.problems:
+            raise ValueError(f"[plugins.{NAME}]: " + "; ".join(settings.problems))
+        self.settings = settings
+        for route in Handlers(self, kernel).routes():
+            register(route)
+
+    @hookimpl
+    async def startup(self, kernel: KernelServices) -> None:
+        await outbox.sync_config_endpoints(kernel, self.settings.endpoints)
+        self.worker = Worker(kernel, self.settings)
+        self.worker.start()
+
+    @hookimpl
+    async def shutdown(self) -> None:
         if self.worker is not None:
+            await self.worker.stop()
+            self.worker = None
+
+    @hookimpl
+    def prepare_moves(self, outcome: Outcome, tx: Transaction) -> None:
+        """Queue every move in its own transaction; the worker fans it out after the commit."""
+        for move in outcome.moves:
+            tx.insert(
+                MOVES,
+                {
+                    "order_id": move.order_id,
+                    "from_status": move.from_status,
+                    "to_status": move.to_status,
+                    "trigger_id": move.trigger_id,
+                    "event_id": move.event_id,
+                    "event_type": move.event_type,
+                    "at": move.at,
+                },
+            )
+
+    @hookimpl
+    def moves_committed(self, outcome: Outcome) -> None:
+        """Wake this app's worker: there is something to send."""
+        if outcome.moves and self.worker is not None:
             self.worker.moves_queued()
-
-
-_apps: weakref.WeakValueDictionary[int, OutgoingWebhooks] = weakref.WeakValueDictionary()
-"""Each app's state by ``id(kernel)``. The app holds its state (its routes' handlers do),
-and the state holds the kernel, so an id is never reused while its entry lives."""
-
-
-def instance(kernel: KernelServices) -> OutgoingWebhooks:
-    """The plugin's state in the app whose services ``kernel`` are."""
-    found = _apps.get(id(kernel))
-    if found is None or found.kernel is not kernel:
-        found = _apps[id(kernel)] = OutgoingWebhooks(kernel)
-    return found
-
-
-# --- hooks -----------------------------------------------------------------------------
-
-
-@hookimpl
-def plugin_settings_schema() -> Mapping[str, JSON]:
-    return SETTINGS_SCHEMA
-
-
-@hookimpl
-def migration_locations() -> str:
-    return str(MIGRATIONS)
-
-
-@hookimpl
-def register_routes(register: Callable[[Route], None], kernel: KernelServices) -> None:
-    for route in Handlers(instance(kernel)).routes():
-        register(route)
-
-
-@hookimpl
-async def startup(kernel: KernelServices) -> None:
-    await instance(kernel).start()
-
-
-@hookimpl
-async def shutdown(kernel: KernelServices) -> None:
-    await instance(kernel).stop()
-
-
-@hookimpl
-def prepare_moves(outcome: Outcome, tx: Transaction) -> None:
-    """Queue every move in its own transaction; the worker fans it out after the commit."""
-    for move in outcome.moves:
-        tx.insert(
-            MOVES,
-            {
-                "order_id": move.order_id,
-                "from_status": move.from_status,
-                "to_status": move.to_status,
-                "trigger_id": move.trigger_id,
-                "event_id": move.event_id,
-                "event_type": move.event_type,
-                "at": move.at,
-            },
-        )
-
-
-@hookimpl
-def moves_committed(outcome: Outcome, kernel: KernelServices) -> None:
-    """Wake this app's worker: there is something to send."""
-    if outcome.moves:
-        state = _apps.get(id(kernel))
-        if state is not None and state.kernel is kernel:
-            state.moves_queued()

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from statusflow import (
     ApiError,
+    KernelServices,
     Route,
     format_timestamp,
     json_response,
@@ -125,9 +126,9 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
 class Handlers:
     """The route handlers of one app."""
 
-    def __init__(self, plugin: OutgoingWebhooks) -> None:
+    def __init__(self, plugin: OutgoingWebhooks, kernel: KernelServices) -> None:
         self.plugin = plugin
-        self.kernel = plugin.kernel
+        self.kernel = kernel
 
     # endpoints ------------------------------------------------------------------------
 

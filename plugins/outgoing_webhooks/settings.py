@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,18 +14,26 @@ SECRET = {"type": "string", "minLength": 16, "maxLength": 500}
 DESCRIPTION = {"type": "string", "maxLength": 500}
 
 
+def shown_url(url: str) -> str:
+    """``url`` as a message may show it: without credentials (``user:password@``), query or
+    fragment, which may carry secrets."""
+    return re.sub(r"[?#].*", "", re.sub(r"//[^/@]*@", "//", url, count=1), count=1)
+
+
 def url_problem(url: str) -> str | None:
     """Why ``url`` (which matched :data:`URL`) cannot be delivered to, or ``None``: it
     must parse, with a host and a port in range (every attempt would fail otherwise)."""
+    shown = shown_url(url)
     try:
         parsed = urlsplit(url)
         port = parsed.port  # raises for a port out of range
     except ValueError as exc:
-        return f"url {url!r} is not a valid URL: {exc}"
+        reason = str(exc).replace(url, shown)
+        return f"url {shown!r} is not a valid URL: {reason}"
     if port == 0:
-        return f"url {url!r} has port 0"
+        return f"url {shown!r} has port 0"
     if not parsed.hostname:
-        return f"url {url!r} has no host"
+        return f"url {shown!r} has no host"
     return None
 
 

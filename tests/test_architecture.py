@@ -1,0 +1,76 @@
+"""docs/architecture.md shows the layout as it is, and the kernel proper stays small.
+
+The tree in the first code block of the page must name every module of ``kernel/`` and
+``plugins/`` (migration revisions, the skeleton's templates and packages' empty
+``__init__.py`` aside), and name nothing
+that is not there; the kernel proper (the top of ``kernel/``: hook specs, types, errors,
+the registry, the folder loader and the hook runner) stays about 1,600 lines.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "architecture.md"
+KERNEL_PROPER = ("__init__", "hookspecs", "types", "errors", "registry", "plugin_dirs", "hooks")
+KERNEL_PROPER_MAX_LINES = 1_700
+
+
+def _tree() -> list[str]:
+    """Every path the tree names (``kernel/engine/intake.py``, ``plugins/chat.py``, ...)."""
+    block = DOC.read_text().split("```\n", 2)[1]
+    paths: list[str] = []
+    folders: list[tuple[int, str]] = []  # (indent, folder path) of the open folders
+    for line in block.splitlines():
+        indent = len(line) - len(line.lstrip())
+        names = [n.strip() for n in line.strip().split() if re.fullmatch(r"[\w.]+/?", n)]
+        first = line.strip().split()[0] if line.strip() else ""
+        while folders and folders[-1][0] >= indent:
+            folders.pop()
+        parent = folders[-1][1] if folders else ""
+        if first.endswith("/"):
+            folders.append((indent, parent + first))
+            paths.append(parent + first)
+            continue
+        # a line of file names only (``payment.py  orders.py ...``), or one file and its words
+        files = [n for n in names if n.endswith(".py")]
+        if files and all(n.endswith(".py") for n in line.strip().split()):
+            paths.extend(parent + n for n in files)
+        elif first.endswith(".py"):
+            paths.append(parent + first)
+    return paths
+
+
+def _modules() -> set[str]:
+    found = set()
+    for top in ("kernel", "plugins"):
+        for path in (ROOT / top).rglob("*.py"):
+            relative = path.relative_to(ROOT).as_posix()
+            if "/migrations/" in relative or "/templates/" in relative:
+                continue
+            if path.name == "__init__.py" and len(path.read_text().splitlines()) <= 5:
+                continue  # a package's one-line docstring or re-export: its folder is named
+            found.add(relative)
+    return found
+
+
+def test_the_tree_names_every_module_and_only_those() -> None:
+    named = set(_tree())
+    modules = _modules()
+    assert modules - named == set(), "modules missing from docs/architecture.md"
+    ghosts = {p for p in named if p.endswith(".py")} - modules
+    assert ghosts == set(), "docs/architecture.md names modules that do not exist"
+    for folder in {p for p in named if p.endswith("/")}:
+        assert (ROOT / folder).is_dir(), folder
+
+
+def test_the_kernel_proper_stays_small() -> None:
+    lines = {
+        name: len((ROOT / "kernel" / f"{name}.py").read_text().splitlines())
+        for name in KERNEL_PROPER
+    }
+    assert sum(lines.values()) <= KERNEL_PROPER_MAX_LINES, lines
+    top = {p.stem for p in (ROOT / "kernel").glob("*.py")}
+    assert top - set(KERNEL_PROPER) <= {"timestamps"}, "a new module at the top of kernel/"
