@@ -107,3 +107,17 @@ async def test_a_write_that_fails_rolls_back_whole(db: Database) -> None:
     async with db.read() as conn:
         assert await conn.scalar(_named("gone")) is None
         assert not await conn.order_exists("o1")
+
+
+async def test_a_column_default_computed_in_python_is_refused(db: Database) -> None:
+    """Such defaults are SQLAlchemy's to compute at execution: the store says so rather
+    than store a NULL."""
+    table = sa.Table(
+        "kernel_settings",
+        sa.MetaData(),
+        sa.Column("key", sa.String, primary_key=True),
+        sa.Column("value", sa.String, default=lambda: "made in Python"),
+    )
+    with pytest.raises(ValueError, match="pass every value"):
+        async with db.write() as conn:
+            await conn.execute(table.insert(), {"key": "a"})

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 
 from aiohttp import web
-from sqlalchemy.exc import DBAPIError
 
 from statusflow.engine.pipeline import Engine
 from statusflow.engine.services import Services
-from statusflow.errors import StartupError
 from statusflow.http.drain import IN_FLIGHT, InFlight
 from statusflow.http.keys import (
     DATABASE,
@@ -33,7 +31,7 @@ from statusflow.registry import (
     plugin_settings,
 )
 from statusflow.serving.config import Settings
-from statusflow.store.database import Database, migrate, seed, signing_secret
+from statusflow.store.database import Database, prepare
 
 
 def init_app(
@@ -71,31 +69,15 @@ def init_app(
     return app
 
 
-async def _prepare(settings: Settings, plugin_locations: Sequence[str]) -> bytes:
-    """Migrate and seed (unless told not to), and read the signing key: start-up work,
-    on SQLAlchemy connections of its own, closed when it is done."""
-    url = settings.database_url
-    if settings.migrate_on_start:
-        await migrate(url, plugin_locations)
-        await seed(url)
-    try:
-        return await signing_secret(url, settings.secret)
-    except DBAPIError as exc:
-        if settings.migrate_on_start:
-            raise
-        raise StartupError(
-            "the database has no statusflow schema yet: run `statusflow migrate` first "
-            f"([server] migrate_on_start is false): {exc.orig}"
-        ) from exc
-
-
 async def _database(app: web.Application) -> AsyncIterator[None]:
     """Open the database, migrate, seed, start the engine; dispose on the way out."""
     settings = app[SETTINGS]
     db = Database(settings.database_url)
     try:
         locations = migration_locations(app[PLUGIN_MANAGER], settings.plugin_dirs)
-        key = await _prepare(settings, locations)
+        key = await prepare(
+            settings.database_url, locations, settings.migrate_on_start, settings.secret
+        )
         engine = Engine(
             db, app[PLUGIN_MANAGER], app[REGISTRY], settings.default_region, app[SERVICES]
         )

@@ -289,6 +289,28 @@ async def signing_secret(url: str, configured: str | None) -> bytes:
     raise RuntimeError("could not read or store the signing secret")
 
 
+async def prepare(
+    url: str, plugin_locations: Sequence[str], migrate_first: bool, secret: str | None
+) -> bytes:
+    """The start-up work: migrate and seed (when ``migrate_first``), then read the
+    signing key (:func:`signing_secret`).
+
+    :raises StartupError: not migrating, the database has no statusflow schema yet.
+    """
+    if migrate_first:
+        await migrate(url, plugin_locations)
+        await seed(url)
+    try:
+        return await signing_secret(url, secret)
+    except DBAPIError as exc:
+        if migrate_first:
+            raise
+        raise StartupError(
+            "the database has no statusflow schema yet: run `statusflow migrate` first "
+            f"([server] migrate_on_start is false): {exc.orig}"
+        ) from exc
+
+
 class Database:
     """The store of one database: its connections (one set, :mod:`.connections`), on
     which every statement of the kernel and of its plugins runs.
