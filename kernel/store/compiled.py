@@ -158,13 +158,6 @@ class StatementCache:
         }
         self._shapes: dict[Any, Compiled] = {}
 
-    def fixed(self, statement: Executable) -> Compiled:
-        """A statement compiled up front (or now, and kept: the kernel's own)."""
-        found = self._fixed.get(id(statement))
-        if found is None or found[0] is not statement:
-            found = self._fixed[id(statement)] = (statement, Compiled(statement, self.dialect))
-        return found[1]
-
     def sql_for(
         self, statement: Executable, params: Mapping[str, Any] | None
     ) -> tuple[Compiled, str, tuple[Any, ...]]:
