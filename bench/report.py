@@ -24,7 +24,6 @@ PACKAGES = (
     "aiohttp",
     "SQLAlchemy",
     "sqlmodel",
-    "aiosqlite",
     "asyncpg",
     "orjson",
     "pluggy",

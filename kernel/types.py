@@ -365,12 +365,15 @@ class KernelServices(Protocol):
         ...
 
     def read(self) -> AbstractAsyncContextManager[Any]:
-        """``async with kernel.read() as conn``: a SQLAlchemy ``AsyncConnection`` to read."""
+        """``async with kernel.read() as conn``: the store's connection in one snapshot,
+        to run SQLAlchemy Core statements on (``await conn.execute(statement)``, answering
+        a SQLAlchemy-like result; see ``docs/hooks.md``)."""
         ...
 
     def write(self) -> AbstractAsyncContextManager[Any]:
-        """``async with kernel.write() as conn``: a connection in a write transaction,
-        committed when the block ends (on SQLite it waits for the single writer)."""
+        """``async with kernel.write() as conn``: the store's connection in a write
+        transaction, committed when the block ends (on SQLite it waits for the single
+        writer); it runs SQLAlchemy Core statements as :meth:`read`'s does."""
         ...
 
     @property

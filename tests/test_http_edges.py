@@ -155,7 +155,7 @@ async def test_a_database_that_cannot_be_written_is_a_503_to_retry(make_client, 
     a 503 with Retry-After, nothing stored; the same event goes through afterwards."""
     import sqlite3
 
-    from statusflow.store import connections as eventconnections
+    from statusflow.store import sqlite as sqlitestore
 
     client = await make_client(enable=("payment",))
     db = client.app[DATABASE]
@@ -163,8 +163,8 @@ async def test_a_database_that_cannot_be_written_is_a_503_to_retry(make_client, 
         return  # PostgreSQL has no lock to hold from outside; see the classification test
     api = Api(client)
     await api.create_order("o1")
-    monkeypatch.setattr(eventconnections, "BUSY_WAIT", 0.3)
-    blocker = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    monkeypatch.setattr(sqlitestore, "BUSY_WAIT", 0.3)
+    blocker = sqlite3.connect(db.path, isolation_level=None)
     try:
         blocker.execute("BEGIN IMMEDIATE")
         response = await client.post(

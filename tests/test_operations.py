@@ -281,7 +281,7 @@ async def test_without_migrate_on_start_an_instance_is_ready_only_once_migrated(
     error = assert_error_shape(await response.json(), "not_ready")
     assert error["details"]["missing"] == ["notes_0001"]
     # `statusflow migrate` (with the same plugins) brings the database to head
-    await migrate(newer.app[DATABASE].engine, migration_locations(newer.app[PLUGIN_MANAGER]))
+    await migrate(sqlite_url, migration_locations(newer.app[PLUGIN_MANAGER]))
     assert (await newer.get("/readyz")).status == 200
 
 

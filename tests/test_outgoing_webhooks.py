@@ -41,7 +41,7 @@ from statusflow.plugins.outgoing_webhooks import outbox
 from statusflow.plugins.outgoing_webhooks.signing import signature, verify
 from statusflow.plugins.outgoing_webhooks.tables import DELIVERIES, MOVES, metadata
 from statusflow.plugins.outgoing_webhooks.worker import backoff_delay, retry_after_seconds
-from statusflow.store.database import make_engine, migrate
+from statusflow.store.database import Database, in_transaction, migrate
 from statusflow.store.schema import MoveRecord
 from statusflow.testing import settings_for
 from tests.helpers import Api, event
@@ -302,9 +302,9 @@ async def test_a_restart_mid_backlog_loses_nothing(make_client, receiver, databa
 
     # As a process killed mid-delivery leaves things: a delivery under a lease that
     # nobody will finish, and a committed move not yet fanned out into deliveries.
-    engine = make_engine(database_url)
+    db = Database(database_url)
     try:
-        async with engine.begin() as conn:
+        async with db.write() as conn:
             seq = await conn.scalar(
                 sa.select(sa.func.min(DELIVERIES.c.seq)).where(DELIVERIES.c.state == "pending")
             )
@@ -320,7 +320,7 @@ async def test_a_restart_mid_backlog_loses_nothing(make_client, receiver, databa
                 MOVES.insert().values(order_id="o9", from_status="N", to_status="D", at=utc_now())
             )
     finally:
-        await engine.dispose()
+        await db.dispose()
 
     receiver.respond = lambda item: web.Response(status=200)  # the store is back
     second = await start(make_client, receiver)
@@ -603,10 +603,9 @@ async def test_the_feed_waits_for_a_move_still_in_flight(make_client, database_u
     await api.trigger_id("P")
     await api.create_order("o1")
     await api.create_order("o2")
-    engine = make_engine(database_url)
+    db = Database(database_url)
     try:
-        async with engine.connect() as held:
-            await held.begin()
+        async with db.write() as held:
             at = utc_now()
             row = {"order_id": "o1", "from_status": "N", "to_status": "D", "at": at}
             await held.execute(KERNEL_MOVES.insert().values(**row))  # takes seq 1, uncommitted
@@ -614,19 +613,21 @@ async def test_the_feed_waits_for_a_move_still_in_flight(make_client, database_u
             started = time.monotonic()
             assert await feed_moves(api, "0") == ([], "0")  # not past seq 1, still open
             assert time.monotonic() - started >= 0.25
-            await held.commit()
-        page, cursor = await feed_moves(api, "0")
+        page, cursor = await feed_moves(api, "0")  # committed at the end of the block
         assert [(m["cursor"], m["order_id"]) for m in page] == [("1", "o1"), ("2", "o2")]
 
-        async with engine.connect() as rolled_back:
-            await rolled_back.begin()
-            await rolled_back.execute(KERNEL_MOVES.insert().values(**row))  # seq 3, dropped
-            await api.patch_order("o1", {"status": "F"})  # seq 4
-            await rolled_back.rollback()
+        class RolledBack(Exception):
+            pass
+
+        with pytest.raises(RolledBack):
+            async with db.write() as rolled_back:
+                await rolled_back.execute(KERNEL_MOVES.insert().values(**row))  # seq 3, dropped
+                await api.patch_order("o1", {"status": "F"})  # seq 4
+                raise RolledBack
         page, cursor = await feed_moves(api, cursor)
         assert [(m["cursor"], m["to"]) for m in page] == [("4", "F")]  # the gap is for good
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 async def test_statusflow_tail_prints_the_feed(aiohttp_client, sqlite_url):
@@ -778,25 +779,20 @@ async def test_migrations_match_the_tables_and_a_disabled_plugin_never_stops_sta
 ):
     await make_client(enable=PLUGINS)
     await make_client(enable=("payment",))  # its migrations stay known while it is disabled
-    engine = make_engine(database_url)
-    try:
-        await migrate(engine, [str(outgoing_webhooks.MIGRATIONS)])
-        async with engine.connect() as conn:
+    await migrate(database_url, [str(outgoing_webhooks.MIGRATIONS)])
 
-            def diff(sync_conn: Any) -> list[Any]:
-                context = MigrationContext.configure(
-                    sync_conn,
-                    opts={
-                        "include_name": lambda name, kind, parent: (
-                            kind != "table" or str(name).startswith("outgoing_webhooks")
-                        )
-                    },
+    def diff(sync_conn: Any) -> list[Any]:
+        context = MigrationContext.configure(
+            sync_conn,
+            opts={
+                "include_name": lambda name, kind, parent: (
+                    kind != "table" or str(name).startswith("outgoing_webhooks")
                 )
-                return list(compare_metadata(context, metadata))
+            },
+        )
+        return list(compare_metadata(context, metadata))
 
-            assert await conn.run_sync(diff) == []
-    finally:
-        await engine.dispose()
+    assert await in_transaction(database_url, diff) == []
 
 
 async def test_non_ascii_digits_in_feed_and_deliveries_queries_are_422(make_client):

@@ -270,25 +270,25 @@ async def test_migrations_go_on_around_the_heads_of_uninstalled_plugins(database
     from alembic.script import ScriptDirectory
     from sqlalchemy import text
 
-    from statusflow.store.database import alembic_config, make_engine, migrate
+    from statusflow.store.database import Database, alembic_config, migrate
 
     kernel = ScriptDirectory.from_config(alembic_config())
     kernel_revisions = {revision.revision for revision in kernel.walk_revisions()}
 
     reviews = str(reviews_site / "statusflow_reviews" / "migrations")
     notes = str(ROOT / "tests" / "notes_plugin" / "migrations")
-    engine = make_engine(database_url)
+    db = Database(database_url)
 
     async def heads() -> set[str]:
         """The plugins' recorded heads (the kernel's own is checked apart)."""
-        async with engine.connect() as conn:
+        async with db.read() as conn:
             rows = await conn.execute(text("SELECT version_num FROM alembic_version"))
             return set(rows.scalars()) - kernel_revisions
 
     try:
-        await migrate(engine, [reviews])
+        await migrate(database_url, [reviews])
         assert await heads() == {"reviews_0001"}
-        async with engine.begin() as conn:
+        async with db.write() as conn:
             await conn.execute(
                 text(
                     "INSERT INTO reviews_moves (order_id, trigger_id, trigger_type, "
@@ -298,17 +298,17 @@ async def test_migrations_go_on_around_the_heads_of_uninstalled_plugins(database
             )
         # uninstalled, reinstalled, with another plugin, each away, both away, both back
         for locations in ([], [reviews], [reviews, notes], [notes], [], [reviews], [notes]):
-            await migrate(engine, locations)
+            await migrate(database_url, locations)
             recorded = await heads()
             assert "reviews_0001" in recorded, (locations, recorded)
             assert recorded <= {"reviews_0001", "notes_0001"}, (locations, recorded)
-        await migrate(engine, [reviews, notes])
+        await migrate(database_url, [reviews, notes])
         assert await heads() == {"reviews_0001", "notes_0001"}
-        async with engine.connect() as conn:
+        async with db.read() as conn:
             count = await conn.execute(text("SELECT count(*) FROM reviews_moves"))
             assert count.scalar() == 1
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 def _run_all(commands: list[tuple[list[str], dict[str, str]]], cwd: Path) -> list[Any]:

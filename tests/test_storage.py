@@ -1,4 +1,4 @@
-"""Storage: migrations build exactly the models' schema; URLs get their async driver."""
+"""Storage: migrations build exactly the models' schema; URLs get their driver."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 import statusflow.store.schema  # noqa: F401
-from statusflow.store.database import make_engine, migrate, normalize_url, seed
+from statusflow.store.database import Database, in_transaction, migrate, normalize_url, seed
 
 
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("sqlite:///x.db", "sqlite+aiosqlite:///x.db"),
-        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+        ("sqlite+aiosqlite:///x.db", "sqlite:///x.db"),  # as configured before 0.2
         ("postgresql://u:p@h/db", "postgresql+asyncpg://u:p@h/db"),
         ("postgresql+asyncpg://u@h/db", "postgresql+asyncpg://u@h/db"),
     ],
@@ -33,37 +33,32 @@ def test_normalize_url_refuses_other_databases():
 
 
 async def test_migrations_match_models(database_url):
-    engine = make_engine(database_url)
-    try:
-        await migrate(engine)
-        await migrate(engine)  # a second run is a no-op
-        async with engine.connect() as conn:
+    await migrate(database_url)
+    await migrate(database_url)  # a second run is a no-op
 
-            def diff(sync_conn):
-                context = MigrationContext.configure(sync_conn)
-                return compare_metadata(context, SQLModel.metadata)
+    def diff(sync_conn):
+        context = MigrationContext.configure(sync_conn)
+        return compare_metadata(context, SQLModel.metadata)
 
-            assert await conn.run_sync(diff) == []
-            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-        assert {"orders", "triggers", "events", "timeline", "alembic_version"} <= tables
-    finally:
-        await engine.dispose()
+    assert await in_transaction(database_url, diff) == []
+    tables = await in_transaction(database_url, lambda c: set(inspect(c).get_table_names()))
+    assert {"orders", "triggers", "events", "timeline", "alembic_version"} <= tables
 
 
 async def test_seed_only_on_empty_database(database_url):
-    engine = make_engine(database_url)
+    await migrate(database_url)
+    await seed(database_url)
+    db = Database(database_url)
     try:
-        await migrate(engine)
-        await seed(engine)
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql("DELETE FROM statuses WHERE id = 'S'")
-        await seed(engine)  # not empty: nothing is added back
-        async with engine.connect() as conn:
-            rows = await conn.exec_driver_sql("SELECT id FROM statuses ORDER BY sort")
+        async with db.write() as conn:
+            await conn.execute(text("DELETE FROM statuses WHERE id = 'S'"))
+        await seed(database_url)  # not empty: nothing is added back
+        async with db.read() as conn:
+            rows = await conn.execute(text("SELECT id FROM statuses ORDER BY sort"))
             ids = [r[0] for r in rows]
         assert ids == ["N", "P", "F", "D"]
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 def test_the_checkpointer_copies_the_wal_into_the_database_file(tmp_path) -> None:
@@ -72,7 +67,7 @@ def test_the_checkpointer_copies_the_wal_into_the_database_file(tmp_path) -> Non
     import sqlite3
     import time
 
-    from statusflow.store.connections import CHECKPOINT_EVERY, Checkpointer, sqlite_pragmas
+    from statusflow.store.sqlite import CHECKPOINT_EVERY, Checkpointer, sqlite_pragmas
 
     path = str(tmp_path / "wal.db")
 
@@ -113,12 +108,12 @@ def _table_t_and_event_connections(path: Any) -> tuple[Any, Any]:
     event path's connections."""
     import sqlite3
 
-    from statusflow.store.connections import SQLiteEventConnections, sqlite_pragmas
+    from statusflow.store.sqlite import SQLiteConnections, sqlite_pragmas
 
     setup = sqlite3.connect(str(path), isolation_level=None)
     sqlite_pragmas(setup)
     setup.execute("CREATE TABLE t (x INTEGER)")
-    return setup, SQLiteEventConnections(str(path))
+    return setup, SQLiteConnections(str(path))
 
 
 async def test_the_sqlite_event_writer_begins_at_once_or_waits_for_a_busy_database(
@@ -161,19 +156,19 @@ async def test_the_upgrade_to_0002_keeps_the_triggers_and_never_reuses_their_ids
     """A database made at 0001 (SQLite reused a deleted trigger's id) keeps its triggers,
     their index and unique secret, and hands out only new ids afterwards."""
     from alembic import command
-    from sqlalchemy import text
 
     from statusflow.store.database import alembic_config
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    url = f"sqlite:///{tmp_path / 'old.db'}"
     row = (
         "INSERT INTO triggers (id, type, status, name, allow_backwards, enabled, settings,"
         " conditions, secret, created_at) VALUES (:id, 'call.incoming', 'P', '', 0, 1, '{}',"
         " '[]', :secret, '2026-01-01T00:00:00Z')"
     )
+    await in_transaction(url, lambda sync: command.upgrade(alembic_config(sync), "0001"))
+    db = Database(url)
     try:
-        async with engine.begin() as conn:
-            await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "0001"))
+        async with db.write() as conn:
             for trigger_id in (1, 2, 3, 4):
                 await conn.execute(text(row), {"id": trigger_id, "secret": f"s{trigger_id}"})
             await conn.execute(text("DELETE FROM triggers WHERE id IN (3, 4)"))
@@ -189,8 +184,8 @@ async def test_the_upgrade_to_0002_keeps_the_triggers_and_never_reuses_their_ids
                     " trigger_id, at) VALUES ('o1', 'e1', 'N', 'P', 4, 'x')"
                 )
             )
-        await migrate(engine)
-        async with engine.begin() as conn:
+        await migrate(url)
+        async with db.write() as conn:
             assert [r[0] for r in await conn.execute(text("SELECT id FROM triggers"))] == [1, 2]
             await conn.execute(text(row), {"id": None, "secret": "s-new"})
             await conn.execute(text("DELETE FROM triggers WHERE secret = 's-new'"))
@@ -204,7 +199,7 @@ async def test_the_upgrade_to_0002_keeps_the_triggers_and_never_reuses_their_ids
             with pytest.raises(Exception, match="UNIQUE"):
                 await conn.execute(text(row), {"id": None, "secret": "s1"})
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 async def test_a_writer_cancelled_while_it_waits_leaves_no_transaction_behind(tmp_path):
@@ -246,20 +241,15 @@ async def test_every_sqlite_writer_of_every_process_queues_at_one_gate(tmp_path)
     takes nothing with it."""
     import asyncio
 
-    from sqlalchemy import text
-
-    from statusflow.store.database import Database
-
     url = f"sqlite:///{tmp_path / 'gate.db'}"
-    first, second = make_engine(url), make_engine(url)
-    await migrate(first)
-    one, other = Database(first), Database(second)  # two instances: two flocks
+    await migrate(url)
+    one, other = Database(url), Database(url)  # two instances: two flocks
     try:
         async with one.write() as conn:  # an admin write of one instance...
             await conn.execute(text("INSERT INTO kernel_settings (key, value) VALUES ('a', '1')"))
 
             async def event_write() -> None:
-                async with other.event_writes() as sql:  # ...holds off the other's events
+                async with other.write() as sql:  # ...holds off the other's events
                     await sql.write_rows("INSERT INTO kernel_settings (key, value) VALUES (?, ?)",
                                          [("b", "2")])  # fmt: skip
 
@@ -267,7 +257,7 @@ async def test_every_sqlite_writer_of_every_process_queues_at_one_gate(tmp_path)
             cancelled = asyncio.create_task(event_write())
             await asyncio.sleep(0.3)
             assert not waiting.done()
-            assert other._events.gate._lock.locked()  # type: ignore[union-attr]
+            assert other._connections.gate._lock.locked()  # type: ignore[union-attr]
             cancelled.cancel()
         await asyncio.wait_for(waiting, 5)
         with pytest.raises(asyncio.CancelledError):

@@ -30,8 +30,6 @@ from typing import Any
 
 import pluggy
 import structlog
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from statusflow.engine import metrics
 from statusflow.engine.decide import (
@@ -58,19 +56,17 @@ from statusflow.store.group import (
     Snapshot,
     load_snapshot,
 )
-from statusflow.store.schema import FINAL_SEMANTICS, KernelSetting
+from statusflow.store.schema import FINAL_SEMANTICS
 from statusflow.store.statements import (
     DEFINITIONS_VERSION,
     DRIVER_ERRORS,
-    EventSQL,
     StorageConflict,
+    StoreSQL,
 )
 from statusflow.timestamps import utc_now
 from statusflow.types import Event, KernelServices, Match, Move, Outcome, TriggerView
 
 log = structlog.get_logger("statusflow.engine")
-
-SETTINGS = KernelSetting.__table__  # type: ignore[attr-defined]
 
 MAX_ATTEMPTS = 5
 
@@ -165,28 +161,23 @@ class Engine:
         self._triggers = None
         self._statuses = None
 
-    async def definitions_changed(self, conn: AsyncConnection) -> None:
+    async def definitions_changed(self, sql: StoreSQL) -> None:
         """Record, in the caller's transaction, that triggers or statuses changed.
 
         Every instance on the database compares this version at the start of each
         group and rebuilds its caches when it differs, so a change made on one instance
         acts on all of them from their next transaction on.
         """
-        version = uuid.uuid4().hex
-        dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-        statement = dialect.insert(SETTINGS).values(key=DEFINITIONS_VERSION, value=version)
-        await conn.execute(
-            statement.on_conflict_do_update(index_elements=["key"], set_={"value": version})
-        )
+        await sql.set_setting(DEFINITIONS_VERSION, uuid.uuid4().hex)
         self.invalidate()
 
-    async def _check_definitions(self, sql: EventSQL) -> None:
+    async def _check_definitions(self, sql: StoreSQL) -> None:
         version = await sql.setting(DEFINITIONS_VERSION)
         if version != self._definitions_version:
             self.invalidate()
             self._definitions_version = version
 
-    async def statuses(self, sql: EventSQL) -> dict[str, StatusInfo]:
+    async def statuses(self, sql: StoreSQL) -> dict[str, StatusInfo]:
         """The pipeline by status id (cached)."""
         cached = self._statuses
         if cached is not None:
@@ -200,7 +191,7 @@ class Engine:
             self._statuses = statuses
         return statuses
 
-    async def triggers_by_event(self, sql: EventSQL) -> dict[str, Listening]:
+    async def triggers_by_event(self, sql: StoreSQL) -> dict[str, Listening]:
         """Active triggers by the event type they listen to, oldest first, and their
         classes (cached)."""
         cached = self._triggers
@@ -276,7 +267,7 @@ class Engine:
         return processed.results
 
     async def _dry_run(self, request: Request) -> Processed:
-        async with self.db.event_reads() as sql:
+        async with self.db.read() as sql:
             answer = (await self._evaluate(sql, [request], None))[0]
         if isinstance(answer, BaseException):
             raise answer
@@ -286,7 +277,7 @@ class Engine:
         """Evaluate and write a group of requests in one transaction (retried on conflicts)."""
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                async with self.db.event_writes() as sql:
+                async with self.db.write() as sql:
                     writes = GroupWrites()
                     answers = await self._evaluate(sql, requests, writes)
                     await writes.write_to(sql)
@@ -300,7 +291,7 @@ class Engine:
         raise AssertionError("unreachable")
 
     async def _evaluate(
-        self, sql: EventSQL, requests: Sequence[Request], writes: GroupWrites | None
+        self, sql: StoreSQL, requests: Sequence[Request], writes: GroupWrites | None
     ) -> list[Processed | ApiError]:
         """Decide every event of ``requests``; with ``writes`` (not a dry run), record rows."""
         await self._check_definitions(sql)
@@ -436,7 +427,7 @@ class Engine:
     # manual moves ---------------------------------------------------------------------
 
     async def record_manual_move(
-        self, conn: AsyncConnection, order_id: str, from_status: str, to_status: str
+        self, sql: StoreSQL, order_id: str, from_status: str, to_status: str
     ) -> Outcome:
         """Record a move made through ``PATCH /api/orders`` in the caller's transaction.
 
@@ -448,7 +439,7 @@ class Engine:
         writes = GroupWrites()
         writes.add_moves([move])
         self._prepare(outcome, writes)
-        await writes.flush(conn)
+        await writes.write_to(sql)
         return outcome
 
     async def notify(self, outcome: Outcome) -> None:

@@ -10,19 +10,14 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from statusflow.engine.metrics import GaugeCallbacks
 from statusflow.serving.config import Settings
-from statusflow.store.schema import Order, Trigger
+from statusflow.store.statements import StoreSQL
 from statusflow.types import TriggerView
 
 if TYPE_CHECKING:
     from statusflow.engine.pipeline import Engine
-
-ORDERS = Order.__table__  # type: ignore[attr-defined]
-TRIGGERS = Trigger.__table__  # type: ignore[attr-defined]
 
 
 def _b64(raw: bytes) -> str:
@@ -92,25 +87,23 @@ class Services:
         )
         return results[0]
 
-    def read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    def read(self) -> AbstractAsyncContextManager[StoreSQL]:
         return self.engine.db.read()
 
-    def write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+    def write(self) -> AbstractAsyncContextManager[StoreSQL]:
         return self.engine.db.write()
 
     @property
     def dialect(self) -> str:
-        return str(self.engine.db.engine.dialect.name)
+        return self.engine.db.dialect_name
 
     async def order_exists(self, order_id: str) -> bool:
-        async with self.engine.db.read() as conn:
-            query = select(ORDERS.c.id).where(ORDERS.c.id == order_id)
-            return (await conn.execute(query)).first() is not None
+        async with self.engine.db.read() as sql:
+            return await sql.order_exists(order_id)
 
     async def find_trigger_by_secret(self, secret: str) -> TriggerView | None:
         from statusflow.engine.pipeline import trigger_view
 
-        async with self.engine.db.read() as conn:
-            query = select(TRIGGERS).where(TRIGGERS.c.secret == secret)
-            row = (await conn.execute(query)).mappings().first()
+        async with self.engine.db.read() as sql:
+            row = await sql.trigger_by_secret(secret)
         return None if row is None else trigger_view(row)

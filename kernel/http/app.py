@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
@@ -33,7 +33,7 @@ from statusflow.registry import (
     plugin_settings,
 )
 from statusflow.serving.config import Settings
-from statusflow.store.database import Database, make_engine, migrate, seed, signing_secret
+from statusflow.store.database import Database, migrate, seed, signing_secret
 
 
 def init_app(
@@ -71,24 +71,31 @@ def init_app(
     return app
 
 
+async def _prepare(settings: Settings, plugin_locations: Sequence[str]) -> bytes:
+    """Migrate and seed (unless told not to), and read the signing key: start-up work,
+    on SQLAlchemy connections of its own, closed when it is done."""
+    url = settings.database_url
+    if settings.migrate_on_start:
+        await migrate(url, plugin_locations)
+        await seed(url)
+    try:
+        return await signing_secret(url, settings.secret)
+    except DBAPIError as exc:
+        if settings.migrate_on_start:
+            raise
+        raise StartupError(
+            "the database has no statusflow schema yet: run `statusflow migrate` first "
+            f"([server] migrate_on_start is false): {exc.orig}"
+        ) from exc
+
+
 async def _database(app: web.Application) -> AsyncIterator[None]:
     """Open the database, migrate, seed, start the engine; dispose on the way out."""
     settings = app[SETTINGS]
-    db = Database(make_engine(settings.database_url))
+    db = Database(settings.database_url)
     try:
-        if settings.migrate_on_start:
-            locations = migration_locations(app[PLUGIN_MANAGER], settings.plugin_dirs)
-            await migrate(db.engine, locations)
-            await seed(db.engine)
-        try:
-            key = await signing_secret(db.engine, settings.secret)
-        except DBAPIError as exc:
-            if settings.migrate_on_start:
-                raise
-            raise StartupError(
-                "the database has no statusflow schema yet: run `statusflow migrate` first "
-                f"([server] migrate_on_start is false): {exc.orig}"
-            ) from exc
+        locations = migration_locations(app[PLUGIN_MANAGER], settings.plugin_dirs)
+        key = await _prepare(settings, locations)
         engine = Engine(
             db, app[PLUGIN_MANAGER], app[REGISTRY], settings.default_region, app[SERVICES]
         )

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from aiohttp import web
-from sqlalchemy import select
 
 from statusflow.engine.decide import trace_of
 from statusflow.engine.validation import surely_storable
 from statusflow.errors import invalid, not_found
 from statusflow.http.jsonio import json_response, read_json_body
 from statusflow.http.keys import DATABASE, ENGINE
-from statusflow.store.schema import EventRecord
 
-EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
 TRUE = ("1", "true", "yes")
 
 
@@ -37,20 +34,20 @@ async def post_events(request: web.Request) -> web.Response:
 
 async def get_event(request: web.Request) -> web.Response:
     event_id = request.match_info["id"]
-    async with request.app[DATABASE].read() as conn:
-        row = (await conn.execute(select(EVENTS).where(EVENTS.c.id == event_id))).first()
+    async with request.app[DATABASE].read() as sql:
+        row = await sql.event(event_id)
     if row is None:
         raise not_found(f"event {event_id!r} not found", {"id": event_id})
-    result = row.result
+    result = row["result"]
     return json_response(
         {
-            "id": row.id,
-            "type": row.type,
-            "order_id": row.order_id,
-            "contact": row.contact,
-            "data": row.data,
-            "occurred_at": row.occurred_at,
-            "received_at": row.received_at,
+            "id": row["id"],
+            "type": row["type"],
+            "order_id": row["order_id"],
+            "contact": row["contact"],
+            "data": row["data"],
+            "occurred_at": row["occurred_at"],
+            "received_at": row["received_at"],
             "order_ids": result["order_ids"],
             "moves": result["moves"],
             "trace": trace_of(result),

@@ -19,7 +19,6 @@ import pluggy
 import structlog
 from aiohttp import web
 from alembic.script import ScriptDirectory
-from sqlalchemy import column, select, table
 
 from statusflow.engine import metrics
 from statusflow.errors import ApiError
@@ -31,7 +30,6 @@ from statusflow.store.database import alembic_config
 log = structlog.get_logger("statusflow.ops")
 
 READY_TIMEOUT = 5.0
-ALEMBIC_VERSION = table("alembic_version", column("version_num"))
 
 _scripts: weakref.WeakKeyDictionary[pluggy.PluginManager, ScriptDirectory] = (
     weakref.WeakKeyDictionary()
@@ -95,9 +93,8 @@ def _not_ready(message: str, details: object) -> ApiError:
 async def readyz(request: web.Request) -> web.Response:
     script = await _script(request.app[PLUGIN_MANAGER])
     try:
-        async with asyncio.timeout(READY_TIMEOUT), request.app[DATABASE].read() as conn:
-            rows = await conn.execute(select(ALEMBIC_VERSION.c.version_num))
-            current = {str(row[0]) for row in rows}
+        async with asyncio.timeout(READY_TIMEOUT), request.app[DATABASE].read() as sql:
+            current = await sql.migration_heads()
     except Exception as exc:  # whatever the driver raises: the database does not answer
         log.warning("readyz.database_failed", error=type(exc).__name__)
         raise _not_ready("the database does not answer", {"reason": type(exc).__name__}) from None

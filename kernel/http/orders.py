@@ -6,9 +6,6 @@ from typing import Any
 
 import structlog
 from aiohttp import web
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from statusflow.engine import metrics
 from statusflow.engine.contacts import order_identifiers
@@ -18,16 +15,11 @@ from statusflow.hooks import runner
 from statusflow.http.jsonio import json_response, merge_patch, read_json_body, require_object
 from statusflow.http.keys import DATABASE, ENGINE, PLUGIN_MANAGER, SETTINGS
 from statusflow.http.schemas import NEW_ORDER, ORDER_AFTER_PATCH
-from statusflow.store.schema import Order, OrderIdentifier, Status, TimelineEntry
+from statusflow.store.statements import ConstraintViolated, StoreSQL
 from statusflow.timestamps import utc_now
 from statusflow.types import Outcome
 
 log = structlog.get_logger("statusflow.http")
-
-ORDERS = Order.__table__  # type: ignore[attr-defined]
-IDENTIFIERS = OrderIdentifier.__table__  # type: ignore[attr-defined]
-STATUSES = Status.__table__  # type: ignore[attr-defined]
-TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
 
 DOC_KEYS = ("responsible_id", "amount", "currency", "contact", "company", "visitor_ids", "fields")
 IDENTITY_KEYS = ("contact", "company", "visitor_ids")
@@ -35,10 +27,10 @@ IDENTITY_KEYS = ("contact", "company", "visitor_ids")
 
 def order_json(row: Any) -> dict[str, Any]:
     """An order row as the API shows it."""
-    doc = row.doc or {}
+    doc = row["doc"] or {}
     return {
-        "id": row.id,
-        "status": row.status,
+        "id": row["id"],
+        "status": row["status"],
         "responsible_id": doc.get("responsible_id"),
         "amount": doc.get("amount"),
         "currency": doc.get("currency"),
@@ -46,8 +38,8 @@ def order_json(row: Any) -> dict[str, Any]:
         "company": doc.get("company"),
         "visitor_ids": doc.get("visitor_ids", []),
         "fields": doc.get("fields", {}),
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
     }
 
 
@@ -63,17 +55,8 @@ def _identifier_rows(order_id: str, doc: dict[str, Any], region: str) -> list[di
     return [{"order_id": order_id, "kind": k, "value": v} for k, v in pairs]
 
 
-async def _status_exists(conn: AsyncConnection, status_id: str) -> bool:
-    return (
-        await conn.execute(select(STATUSES.c.id).where(STATUSES.c.id == status_id))
-    ).first() is not None
-
-
-async def _load(conn: AsyncConnection, order_id: str, lock: bool = False) -> Any:
-    query = select(ORDERS).where(ORDERS.c.id == order_id)
-    if lock and conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    row = (await conn.execute(query)).first()
+async def _load(sql: StoreSQL, order_id: str, lock: bool = False) -> dict[str, Any]:
+    row = await sql.order(order_id, lock)
     if row is None:
         raise not_found(f"order {order_id!r} not found", {"order_id": order_id})
     return row
@@ -87,36 +70,28 @@ async def create_order(request: web.Request) -> web.Response:
     identifiers = _identifier_rows(body["id"], doc, region)
     now = utc_now()
     try:
-        async with request.app[DATABASE].write() as conn:
+        async with request.app[DATABASE].write() as sql:
             status = body.get("status")
             if status is None:
-                first = select(STATUSES.c.id).order_by(STATUSES.c.sort).limit(1)
-                status = (await conn.execute(first)).scalar_one()
-            elif not await _status_exists(conn, status):
+                status = await sql.first_status()
+            elif not await sql.status_exists(status):
                 raise invalid(f"unknown status {status!r}", {"status": status})
-            if (await conn.execute(select(ORDERS.c.id).where(ORDERS.c.id == body["id"]))).first():
+            if status is None:
+                raise invalid("the pipeline has no status")
+            if await sql.order_exists(body["id"]):
                 raise conflict(f"order {body['id']!r} already exists", {"id": body["id"]})
-            await conn.execute(
-                insert(ORDERS).values(
-                    id=body["id"], status=status, doc=doc, created_at=now, updated_at=now
-                )
-            )
-            if identifiers:
-                await conn.execute(insert(IDENTIFIERS), identifiers)
-            await conn.execute(
-                insert(TIMELINE).values(
-                    order_id=body["id"], at=now, kind="created", data={"status": status}
-                )
-            )
-            row = await _load(conn, body["id"])
-    except IntegrityError:
+            await sql.insert_order(body["id"], status, doc, now)
+            await sql.add_identifiers(identifiers)
+            await sql.add_timeline(body["id"], now, "created", {"status": status})
+            row = await _load(sql, body["id"])
+    except ConstraintViolated:
         raise conflict(f"order {body['id']!r} already exists", {"id": body["id"]}) from None
     return json_response(order_json(row), 201)
 
 
 async def get_order(request: web.Request) -> web.Response:
-    async with request.app[DATABASE].read() as conn:
-        row = await _load(conn, request.match_info["id"])
+    async with request.app[DATABASE].read() as sql:
+        row = await _load(sql, request.match_info["id"])
     return json_response(order_json(row))
 
 
@@ -126,8 +101,8 @@ async def patch_order(request: web.Request) -> web.Response:
     app = request.app
     engine = app[ENGINE]
     outcome: Outcome | None = None
-    async with app[DATABASE].write() as conn:
-        row = await _load(conn, order_id, lock=True)
+    async with app[DATABASE].write() as sql:
+        row = await _load(sql, order_id, lock=True)
         before = order_json(row)
         editable = {k: v for k, v in before.items() if k not in ("created_at", "updated_at")}
         after = merge_patch(editable, patch)
@@ -136,21 +111,16 @@ async def patch_order(request: web.Request) -> web.Response:
         check(ORDER_AFTER_PATCH, after, "order")
         doc = _doc(after)
         now = utc_now()
-        if after["status"] != before["status"] and not await _status_exists(conn, after["status"]):
+        moved = after["status"] != before["status"]
+        if moved and not await sql.status_exists(after["status"]):
             raise invalid(f"unknown status {after['status']!r}", {"status": after["status"]})
         if any(before.get(k) != after.get(k) for k in IDENTITY_KEYS):
             identifiers = _identifier_rows(order_id, doc, app[SETTINGS].default_region)
-            await conn.execute(delete(IDENTIFIERS).where(IDENTIFIERS.c.order_id == order_id))
-            if identifiers:
-                await conn.execute(insert(IDENTIFIERS), identifiers)
-        await conn.execute(
-            update(ORDERS)
-            .where(ORDERS.c.id == order_id)
-            .values(status=after["status"], doc=doc, updated_at=now)
-        )
-        if after["status"] != before["status"]:
+            await sql.replace_identifiers(order_id, identifiers)
+        await sql.save_order(order_id, after["status"], doc, now)
+        if moved:
             outcome = await engine.record_manual_move(
-                conn, order_id, before["status"], after["status"]
+                sql, order_id, before["status"], after["status"]
             )
     if outcome is not None:
         await engine.notify(outcome)
@@ -160,8 +130,8 @@ async def patch_order(request: web.Request) -> web.Response:
     events = [{**event, "order_id": order_id} for _, produced in changes for event in produced]
     if events:
         await engine.process(events, allow_private=True)
-    async with app[DATABASE].read() as conn:
-        row = await _load(conn, order_id)
+    async with app[DATABASE].read() as sql:
+        row = await _load(sql, order_id)
     return json_response(order_json(row))
 
 
@@ -174,11 +144,10 @@ def _order_change_failed(plugin: str, exc: Exception) -> None:
 
 async def get_timeline(request: web.Request) -> web.Response:
     order_id = request.match_info["id"]
-    async with request.app[DATABASE].read() as conn:
-        await _load(conn, order_id)
-        query = select(TIMELINE).where(TIMELINE.c.order_id == order_id).order_by(TIMELINE.c.seq)
-        rows = (await conn.execute(query)).all()
-    return json_response([{"at": r.at, "kind": r.kind, **(r.data or {})} for r in rows])
+    async with request.app[DATABASE].read() as sql:
+        await _load(sql, order_id)
+        rows = await sql.timeline(order_id)
+    return json_response([{"at": r["at"], "kind": r["kind"], **(r["data"] or {})} for r in rows])
 
 
 __all__ = ["create_order", "get_order", "get_timeline", "patch_order"]

@@ -6,27 +6,26 @@ from collections import Counter
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import delete, insert, select
 
 from statusflow.engine.validation import check
 from statusflow.errors import conflict, invalid
 from statusflow.http.jsonio import json_response, read_json_body
 from statusflow.http.keys import DATABASE, ENGINE
 from statusflow.http.schemas import STATUS_LIST
-from statusflow.store.schema import Order, Status, Trigger
-
-STATUSES = Status.__table__  # type: ignore[attr-defined]
-ORDERS = Order.__table__  # type: ignore[attr-defined]
-TRIGGERS = Trigger.__table__  # type: ignore[attr-defined]
 
 
 def _status_json(row: Any) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "sort": row.sort, "semantics": row.semantics}
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "sort": row["sort"],
+        "semantics": row["semantics"],
+    }
 
 
 async def list_statuses(request: web.Request) -> web.Response:
-    async with request.app[DATABASE].read() as conn:
-        rows = (await conn.execute(select(STATUSES).order_by(STATUSES.c.sort))).all()
+    async with request.app[DATABASE].read() as sql:
+        rows = await sql.pipeline()
     return json_response([_status_json(r) for r in rows])
 
 
@@ -43,35 +42,21 @@ async def put_statuses(request: web.Request) -> web.Response:
         if repeated:
             raise invalid(f"duplicate status {key}s: {repeated}", {key: repeated})
     new_ids = {s["id"] for s in body}
-    async with request.app[DATABASE].write() as conn:
-        current = set((await conn.execute(select(STATUSES.c.id))).scalars())
-        dropped = sorted(current - new_ids)
+    async with request.app[DATABASE].write() as sql:
+        dropped = (await sql.status_ids()) - new_ids
         if dropped:
-            used_by_orders = sorted(
-                set(
-                    (
-                        await conn.execute(
-                            select(ORDERS.c.status).where(ORDERS.c.status.in_(dropped)).distinct()
-                        )
-                    ).scalars()
-                )
-            )
-            targets = (
-                await conn.execute(
-                    select(TRIGGERS.c.id, TRIGGERS.c.status).where(TRIGGERS.c.status.in_(dropped))
-                )
-            ).all()
+            used_by_orders = await sql.statuses_with_orders(dropped)
+            targets = await sql.triggers_to(dropped)
             if used_by_orders or targets:
                 raise conflict(
                     "the new pipeline drops statuses that are still in use",
                     {
                         "statuses_with_orders": used_by_orders,
-                        "trigger_targets": sorted({t.status for t in targets}),
-                        "trigger_ids": sorted(t.id for t in targets),
+                        "trigger_targets": sorted({status for _, status in targets}),
+                        "trigger_ids": sorted(trigger_id for trigger_id, _ in targets),
                     },
                 )
-        await conn.execute(delete(STATUSES))
-        await conn.execute(insert(STATUSES), [dict(s) for s in body])
-        await request.app[ENGINE].definitions_changed(conn)
-        rows = (await conn.execute(select(STATUSES).order_by(STATUSES.c.sort))).all()
+        await sql.replace_statuses(body)
+        await request.app[ENGINE].definitions_changed(sql)
+        rows = await sql.pipeline()
     return json_response([_status_json(r) for r in rows])

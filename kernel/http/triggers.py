@@ -6,8 +6,6 @@ import secrets
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from statusflow.engine.decide import compile_conditions, inactive_reason
 from statusflow.engine.pipeline import trigger_view
@@ -17,12 +15,9 @@ from statusflow.http.jsonio import json_response, merge_patch, read_json_body, r
 from statusflow.http.keys import DATABASE, ENGINE, REGISTRY, SERVICES
 from statusflow.http.schemas import NEW_TRIGGER
 from statusflow.registry import Registry
-from statusflow.store.schema import Status, Trigger
+from statusflow.store.queries import TRIGGER_FIELDS as EDITABLE
+from statusflow.store.statements import StoreSQL
 from statusflow.timestamps import utc_now
-
-TRIGGERS = Trigger.__table__  # type: ignore[attr-defined]
-STATUSES = Status.__table__  # type: ignore[attr-defined]
-EDITABLE = ("type", "status", "name", "allow_backwards", "enabled", "settings", "conditions")
 
 
 def trigger_json(request: web.Request, row: Any) -> dict[str, Any]:
@@ -59,20 +54,18 @@ def _check_type_and_settings(registry: Registry, type_: str, settings: dict[str,
     check(trigger_type.settings_schema, settings, f"settings of {type_}", "settings")
 
 
-async def _check_status(conn: AsyncConnection, status: str) -> None:
-    if (await conn.execute(select(STATUSES.c.id).where(STATUSES.c.id == status))).first() is None:
+async def _check_status(sql: StoreSQL, status: str) -> None:
+    if not await sql.status_exists(status):
         raise invalid(f"unknown status {status!r}", {"status": status})
 
 
-async def _load(conn: AsyncConnection, request: web.Request) -> Any:
+async def _load(sql: StoreSQL, request: web.Request) -> dict[str, Any]:
     raw = request.match_info["id"]
     # ids are positive 32-bit integers (PostgreSQL INTEGER): anything else is unknown
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) < 2**31):
         raise not_found(f"trigger {raw[:100]!r} not found")
     trigger_id = int(raw)
-    row = (
-        (await conn.execute(select(TRIGGERS).where(TRIGGERS.c.id == trigger_id))).mappings().first()
-    )
+    row = await sql.trigger(trigger_id)
     if row is None:
         raise not_found(f"trigger {trigger_id} not found", {"id": trigger_id})
     return row
@@ -86,42 +79,36 @@ async def create_trigger(request: web.Request) -> web.Response:
     conditions = body.get("conditions", [])
     _check_type_and_settings(registry, body["type"], settings)
     compile_conditions(conditions, registry, new=True)
-    async with request.app[DATABASE].write() as conn:
-        await _check_status(conn, body["status"])
-        result = await conn.execute(
-            insert(TRIGGERS)
-            .values(
-                type=body["type"],
-                status=body["status"],
-                name=body.get("name", ""),
-                allow_backwards=body.get("allow_backwards", False),
-                enabled=body.get("enabled", True),
-                settings=settings,
-                conditions=conditions,
-                secret=secrets.token_urlsafe(24),
-                created_at=utc_now(),
-            )
-            .returning(TRIGGERS.c.id)
+    async with request.app[DATABASE].write() as sql:
+        await _check_status(sql, body["status"])
+        trigger_id = await sql.insert_trigger(
+            {
+                "type": body["type"],
+                "status": body["status"],
+                "name": body.get("name", ""),
+                "allow_backwards": body.get("allow_backwards", False),
+                "enabled": body.get("enabled", True),
+                "settings": settings,
+                "conditions": conditions,
+                "secret": secrets.token_urlsafe(24),
+                "created_at": utc_now(),
+            }
         )
-        trigger_id = result.scalar_one()
-        await request.app[ENGINE].definitions_changed(conn)
-        row = (
-            (await conn.execute(select(TRIGGERS).where(TRIGGERS.c.id == trigger_id)))
-            .mappings()
-            .one()
-        )
+        await request.app[ENGINE].definitions_changed(sql)
+        row = await sql.trigger(trigger_id)
+    assert row is not None  # written in this transaction
     return json_response(trigger_json(request, row), 201)
 
 
 async def list_triggers(request: web.Request) -> web.Response:
-    async with request.app[DATABASE].read() as conn:
-        rows = (await conn.execute(select(TRIGGERS).order_by(TRIGGERS.c.id))).mappings().all()
+    async with request.app[DATABASE].read() as sql:
+        rows = await sql.all_triggers()
     return json_response([trigger_json(request, row) for row in rows])
 
 
 async def get_trigger(request: web.Request) -> web.Response:
-    async with request.app[DATABASE].read() as conn:
-        row = await _load(conn, request)
+    async with request.app[DATABASE].read() as sql:
+        row = await _load(sql, request)
     return json_response(trigger_json(request, row))
 
 
@@ -136,8 +123,8 @@ async def patch_trigger(request: web.Request) -> web.Response:
             {"fields": unknown},
         )
     registry = request.app[REGISTRY]
-    async with request.app[DATABASE].write() as conn:
-        row = await _load(conn, request)
+    async with request.app[DATABASE].write() as sql:
+        row = await _load(sql, request)
         before = {k: row[k] for k in EDITABLE}
         after = merge_patch(before, {k: v for k, v in patch.items() if k in EDITABLE})
         after.setdefault("settings", {})
@@ -151,20 +138,16 @@ async def patch_trigger(request: web.Request) -> web.Response:
         if after["conditions"] != before["conditions"]:
             compile_conditions(after["conditions"], registry, new=True)
         if after["status"] != before["status"]:
-            await _check_status(conn, after["status"])
-        await conn.execute(update(TRIGGERS).where(TRIGGERS.c.id == row["id"]).values(**after))
-        await request.app[ENGINE].definitions_changed(conn)
-        row = (
-            (await conn.execute(select(TRIGGERS).where(TRIGGERS.c.id == row["id"])))
-            .mappings()
-            .one()
-        )
+            await _check_status(sql, after["status"])
+        await sql.update_trigger(row["id"], {**before, **after})  # a null leaves it be
+        await request.app[ENGINE].definitions_changed(sql)
+        row = await _load(sql, request)
     return json_response(trigger_json(request, row))
 
 
 async def delete_trigger(request: web.Request) -> web.Response:
-    async with request.app[DATABASE].write() as conn:
-        row = await _load(conn, request)
-        await conn.execute(delete(TRIGGERS).where(TRIGGERS.c.id == row["id"]))
-        await request.app[ENGINE].definitions_changed(conn)
+    async with request.app[DATABASE].write() as sql:
+        row = await _load(sql, request)
+        await sql.delete_trigger(row["id"])
+        await request.app[ENGINE].definitions_changed(sql)
     return web.Response(status=204)

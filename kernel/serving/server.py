@@ -33,8 +33,8 @@ from statusflow.engine import metrics
 from statusflow.errors import StartupError
 from statusflow.serving.config import Settings
 from statusflow.serving.logs import configure_logging
-from statusflow.store.connections import sqlite_code
 from statusflow.store.database import causes, database_unavailable
+from statusflow.store.sqlite import sqlite_code
 
 log = structlog.get_logger("statusflow.serve")
 
@@ -160,16 +160,12 @@ def _stop_with(supervisor: int) -> None:
 async def migrate_database(settings: Settings) -> None:
     """Apply the kernel's and the enabled plugins' migrations (``statusflow migrate``)."""
     from statusflow.registry import make_plugin_manager, migration_locations
-    from statusflow.store.database import make_engine, migrate, seed
+    from statusflow.store.database import migrate, seed
 
     pm = make_plugin_manager(settings.disable, settings.enable, dirs=settings.plugin_dirs)
-    engine = make_engine(settings.database_url)
-    try:
-        with explained(f"cannot migrate the database {_database(settings)}", cannot_connect):
-            await migrate(engine, migration_locations(pm, settings.plugin_dirs))
-            await seed(engine)
-    finally:
-        await engine.dispose()
+    with explained(f"cannot migrate the database {_database(settings)}", cannot_connect):
+        await migrate(settings.database_url, migration_locations(pm, settings.plugin_dirs))
+        await seed(settings.database_url)
 
 
 def serve(settings: Settings, workers: int = 1) -> int:

@@ -1,17 +1,18 @@
-"""The database: engine factory, migrations at start, first-start seeding."""
+"""The database: the store's connections (:class:`Database`), and the start-up work on
+SQLAlchemy (migrations, first-start seeding, the signing key, :func:`in_transaction`)."""
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import errno
 import os
 import secrets
 import socket
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
@@ -22,24 +23,21 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import column, delete, event, insert, select, table
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy import column, create_engine, delete, event, insert, select, table
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
-    AsyncEngine,
-    create_async_engine,
-)
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from statusflow.errors import StartupError
-from statusflow.store.connections import (
-    PostgresEventConnections,
-    SQLiteEventConnections,
+from statusflow.store.postgres import PostgresConnections
+from statusflow.store.schema import DEFAULT_PIPELINE, KernelSetting, Status
+from statusflow.store.sqlite import (
+    SQLiteConnections,
     sqlite_code,
     sqlite_pragmas,
 )
-from statusflow.store.schema import DEFAULT_PIPELINE, KernelSetting, Status
-from statusflow.store.statements import CommitOutcomeUnknown, EventSQL
+from statusflow.store.statements import CommitOutcomeUnknown, StoreSQL
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 ALEMBIC_VERSION = table("alembic_version", column("version_num"))
@@ -51,17 +49,21 @@ KERNEL_REVISION = "kernel_revision"
 
 log = structlog.get_logger("statusflow.storage")
 
+T = TypeVar("T")
+
 POSTGRES_WRITERS = 3
 """Event groups in flight at once per process on PostgreSQL: a group mostly waits for
 round trips, and its orders are locked, so a few overlap safely."""
 
 
 def normalize_url(url: str) -> str:
-    """Give a database URL its async driver: ``sqlite+aiosqlite``, ``postgresql+asyncpg``."""
+    """Check a database URL and give it the driver of the start-up work: SQLAlchemy's
+    ``sqlite`` (the stdlib ``sqlite3``; ``sqlite+aiosqlite`` URLs are read as it) or
+    ``postgresql+asyncpg``."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        return str(parsed.set(drivername="sqlite+aiosqlite"))
+        return str(parsed.set(drivername="sqlite"))
     if backend in ("postgresql", "postgres"):
         return parsed.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
     shown = parsed.render_as_string(hide_password=True)  # error messages reach the logs
@@ -72,20 +74,48 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-def make_engine(url: str) -> AsyncEngine:
-    """An async engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+async def in_transaction(url: str, work: Callable[[Connection], T]) -> T:
+    """``work(connection)`` in one transaction on a SQLAlchemy connection of its own,
+    committed when it returns: the start-up work (migrations, seeding), which Alembic
+    does on a synchronous connection. SQLite's runs on SQLAlchemy's synchronous engine
+    (the stdlib ``sqlite3``) in a thread, starting with ``BEGIN IMMEDIATE``; PostgreSQL's
+    on the asyncpg engine (``run_sync``). The engine is closed afterwards."""
     url = normalize_url(url)
-    is_sqlite = url.startswith("sqlite")
-    kwargs: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
-    if not is_sqlite:
-        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
-    engine = create_async_engine(url, **kwargs)
-    if is_sqlite:
-        path = engine.url.database
+    options: dict[str, Any] = {
+        "poolclass": NullPool,
+        "json_serializer": _json_dumps,
+        "json_deserializer": orjson.loads,
+    }
+    if make_url(url).get_backend_name() == "sqlite":
+        path = make_url(url).database
         if path and path != ":memory:" and not Path(path).parent.is_dir():
             raise StartupError(f"cannot open the database {path}: its folder does not exist")
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-    return engine
+        return await asyncio.to_thread(_sqlite_transaction, url, options, work)
+    engine = create_async_engine(url, **options)
+    try:
+        async with engine.begin() as conn:
+            return await conn.run_sync(work)
+    finally:
+        await engine.dispose()
+
+
+def _sqlite_transaction(url: str, options: dict[str, Any], work: Callable[[Connection], T]) -> T:
+    engine = create_engine(url, **options)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # SQLAlchemy, not the driver, begins
+        sqlite_pragmas(dbapi_conn)
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # a writer from the start
+
+    try:
+        with engine.begin() as conn:
+            return work(conn)
+    finally:
+        engine.dispose()
 
 
 _UNREACHABLE = (
@@ -134,11 +164,6 @@ def database_unavailable(exc: BaseException) -> bool:
         if sqlite_code(cause) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
             return True
     return False
-
-
-def is_sqlite(engine: AsyncEngine) -> bool:
-    """Whether the engine talks to SQLite."""
-    return engine.dialect.name == "sqlite"
 
 
 def alembic_config(
@@ -224,131 +249,86 @@ def _setting(connection: Connection, key: str) -> str | None:
     return None if value is None else str(value)
 
 
-async def migrate(engine: AsyncEngine, plugin_locations: Sequence[str] = ()) -> None:
+async def migrate(url: str, plugin_locations: Sequence[str] = ()) -> None:
     """Apply every pending migration, the kernel's and the plugins' (never ``create_all``)."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, plugin_locations)
+    await in_transaction(url, lambda conn: _upgrade(conn, plugin_locations))
 
 
-async def seed(engine: AsyncEngine) -> None:
-    """On first start with an empty database, store the contract's default pipeline."""
+def _seed(conn: Connection) -> None:
     table = Status.__table__  # type: ignore[attr-defined]
-    async with engine.begin() as conn:
-        existing = (await conn.execute(select(table.c.id).limit(1))).first()
-        if existing is None:
-            await conn.execute(
-                insert(table),
-                [
-                    {"id": i, "name": n, "sort": s, "semantics": sem}
-                    for i, n, s, sem in DEFAULT_PIPELINE
-                ],
-            )
+    if conn.execute(select(table.c.id).limit(1)).first() is None:
+        rows = [
+            {"id": i, "name": n, "sort": s, "semantics": sem} for i, n, s, sem in DEFAULT_PIPELINE
+        ]
+        conn.execute(insert(table), rows)
 
 
-async def signing_secret(engine: AsyncEngine, configured: str | None) -> bytes:
+async def seed(url: str) -> None:
+    """On first start with an empty database, store the contract's default pipeline."""
+    await in_transaction(url, _seed)
+
+
+def _stored_secret(conn: Connection) -> bytes:
+    """The stored signing secret, made and stored first if there is none."""
+    value = _setting(conn, "signing_secret")
+    if value is None:
+        value = secrets.token_urlsafe(32)
+        conn.execute(insert(SETTINGS).values(key="signing_secret", value=value))
+    return value.encode()
+
+
+async def signing_secret(url: str, configured: str | None) -> bytes:
     """The HMAC key of tracking tokens: configured, or made once and stored."""
     if configured:
         return configured.encode()
-    table = KernelSetting.__table__  # type: ignore[attr-defined]
-    query = select(table.c.value).where(table.c.key == "signing_secret")
     for _attempt in range(2):
         try:
-            async with engine.begin() as conn:
-                row = (await conn.execute(query)).first()
-                if row is not None:
-                    return str(row[0]).encode()
-                value = secrets.token_urlsafe(32)
-                await conn.execute(insert(table).values(key="signing_secret", value=value))
-                return value.encode()
+            return await in_transaction(url, _stored_secret)
         except IntegrityError:
             continue  # another instance stored one first: read it
     raise RuntimeError("could not read or store the signing secret")
 
 
 class Database:
-    """The engine plus the write discipline.
+    """The store of one database: its connections (one set, :mod:`.connections`), on
+    which every statement of the kernel and of its plugins runs.
 
-    SQLite has one writer: every write transaction, the event path's and this one's,
-    holds the file's :class:`~statusflow.store.connections.SQLiteWriteGate` and starts
-    with ``BEGIN IMMEDIATE`` (never on a stale snapshot). PostgreSQL writes run
-    concurrently; the engine locks rows.
-    The event path has connections of its own (:mod:`statusflow.store.connections`).
+    SQLite has one writer: every write transaction holds the file's
+    :class:`~statusflow.store.sqlite.SQLiteWriteGate` and starts with
+    ``BEGIN IMMEDIATE`` (never on a stale snapshot). PostgreSQL writes run concurrently;
+    the engine locks rows.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self.is_sqlite = is_sqlite(engine)
-        self._events: SQLiteEventConnections | PostgresEventConnections
+    def __init__(self, url: str) -> None:
+        self.url = make_url(normalize_url(url))
+        self.dialect_name = "sqlite" if self.url.get_backend_name() == "sqlite" else "postgresql"
+        self.is_sqlite = self.dialect_name == "sqlite"
+        self._connections: SQLiteConnections | PostgresConnections
         self.event_writers = 1
         """Event groups written at once: one on SQLite (one writer), a few on PostgreSQL."""
         if self.is_sqlite:
-            _explicit_sqlite_begin(engine.sync_engine)
-            path = engine.url.database
+            path = self.url.database
             if not path or path == ":memory:":
                 raise StartupError("statusflow needs an SQLite file, not an in-memory database")
-            self._events = SQLiteEventConnections(path)
+            self.path = path
+            self._connections = SQLiteConnections(path)
         else:
-            self._events = PostgresEventConnections(engine.url)
+            self._connections = PostgresConnections(self.url)
             self.event_writers = POSTGRES_WRITERS
 
-    @asynccontextmanager
-    async def event_writes(self) -> AsyncIterator[EventSQL]:
-        """The event path's write transaction, committed when the block ends.
+    def write(self) -> AbstractAsyncContextManager[StoreSQL]:
+        """A write transaction, committed when the block ends: an event group's, an admin
+        API request's, a plugin's (``kernel.write()``).
 
         :raises StorageConflict: (PostgreSQL) it lost a race and rolled back: run it again.
+        :raises CommitOutcomeUnknown: ``COMMIT`` failed: it may have committed or not.
         """
-        async with self._events.write() as statements:
-            yield statements
+        return self._connections.write()
 
-    @asynccontextmanager
-    async def event_reads(self) -> AsyncIterator[EventSQL]:
-        """The event path's statements in a read transaction that is rolled back (dry runs)."""
-        async with self._events.read() as statements:
-            yield statements
-
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A connection inside a write transaction, committed when the block ends."""
-        async with contextlib.AsyncExitStack() as stack:
-            if isinstance(self._events, SQLiteEventConnections):
-                await stack.enter_async_context(self._events.gate.hold())
-            conn = await stack.enter_async_context(self.engine.connect())
-            if self.is_sqlite:
-                conn = await conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
-            transaction = await conn.begin()
-            try:
-                yield conn
-            except BaseException:
-                await transaction.rollback()
-                raise
-            try:
-                await transaction.commit()
-            except Exception as exc:
-                raise CommitOutcomeUnknown(f"COMMIT failed: {exc}") from exc
-
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reading."""
-        async with self.engine.connect() as conn:
-            yield conn
+    def read(self) -> AbstractAsyncContextManager[StoreSQL]:
+        """A read transaction (one snapshot), rolled back when the block ends."""
+        return self._connections.read()
 
     async def dispose(self) -> None:
-        """Close every pooled connection."""
-        await self._events.close()
-        await self.engine.dispose()
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    sqlite_pragmas(dbapi_conn)
-
-
-def _explicit_sqlite_begin(engine: Engine) -> None:
-    """Let SQLAlchemy, not the driver, emit BEGIN (the documented aiosqlite recipe)."""
-
-    @event.listens_for(engine, "connect")
-    def _no_driver_transactions(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+        """Close every connection."""
+        await self._connections.close()

@@ -14,29 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import bindparam, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from statusflow.store.schema import (
-    EventRecord,
-    MoveRecord,
-    Order,
-    TimelineEntry,
-)
-from statusflow.store.statements import EventSQL, event_row, move_row, timeline_row
+from statusflow.store.statements import StoreSQL, event_row, move_row, timeline_row
 from statusflow.timestamps import utc_now
 from statusflow.types import Event, Move
-
-EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
-MOVES = MoveRecord.__table__  # type: ignore[attr-defined]
-ORDERS = Order.__table__  # type: ignore[attr-defined]
-TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
-
-_UPDATE_ORDER = (
-    update(ORDERS)
-    .where(ORDERS.c.id == bindparam("b_id"))
-    .values(status=bindparam("b_status"), updated_at=bindparam("b_at"))
-)
 
 
 class OrderState:
@@ -70,7 +51,7 @@ class Snapshot:
 
 
 async def load_snapshot(
-    sql: EventSQL,
+    sql: StoreSQL,
     event_ids: Iterable[str],
     order_ids: Iterable[str],
     identifiers: Iterable[tuple[str, str]],
@@ -113,7 +94,7 @@ class DatabaseStateStore:
     nothing is written; claims are remembered for the rest of the dry run.
     """
 
-    def __init__(self, sql: EventSQL, dry_run: bool) -> None:
+    def __init__(self, sql: StoreSQL, dry_run: bool) -> None:
         self._sql = sql
         self._dry_run = dry_run
         self._claimed_in_dry_run: set[tuple[str, str]] = set()
@@ -136,7 +117,8 @@ class GroupWrites:
     """Rows a group will write: :class:`kernel.Transaction` for the sinks, too."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
-    order_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    order_updates: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    """``(status, updated_at, order id)`` by order id: the last move of each order."""
     moves: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     plugin_rows: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
@@ -180,11 +162,7 @@ class GroupWrites:
 
     def add_moves(self, moves: Iterable[Move]) -> None:
         for m in moves:
-            self.order_updates[m.order_id] = {
-                "b_id": m.order_id,
-                "b_status": m.to_status,
-                "b_at": m.at,
-            }
+            self.order_updates[m.order_id] = (m.to_status, m.at, m.order_id)
             self.moves.append(
                 {
                     "order_id": m.order_id,
@@ -197,30 +175,15 @@ class GroupWrites:
                 }
             )
 
-    async def write_to(self, sql: EventSQL) -> None:
-        """Write everything on the event path's driver connection (moves in commit order)."""
+    async def write_to(self, sql: StoreSQL) -> None:
+        """Write everything in ``sql``'s transaction (moves in commit order): an event
+        group's rows, or a manual move's."""
         await sql.write(
             [event_row(row) for row in self.events],
-            [(u["b_status"], u["b_at"], u["b_id"]) for u in self.order_updates.values()],
+            list(self.order_updates.values()),
             [move_row(row) for row in self.moves],
             [timeline_row(row) for row in self.timeline],
             list(self.plugin_rows.items()),
         )
-        self.events, self.order_updates, self.moves, self.timeline = [], {}, [], []
-        self.plugin_rows = {}
-
-    async def flush(self, conn: AsyncConnection) -> None:
-        """Write everything through SQLAlchemy, one statement per table (manual moves)."""
-        if self.events:
-            await conn.execute(EVENTS.insert(), self.events)
-        if self.order_updates:
-            await conn.execute(_UPDATE_ORDER, list(self.order_updates.values()))
-        if self.moves:
-            await conn.execute(MOVES.insert(), self.moves)
-        if self.timeline:
-            await conn.execute(TIMELINE.insert(), self.timeline)
-        for table, rows in self.plugin_rows.items():
-            if rows:
-                await conn.execute(table.insert(), rows)
         self.events, self.order_updates, self.moves, self.timeline = [], {}, [], []
         self.plugin_rows = {}

@@ -1,7 +1,7 @@
 """The database tables, as sqlmodel models.
 
-The admin API and the event path both use their SQLAlchemy ``__table__`` with Core
-statements (see :mod:`statusflow.engine.pipeline` and :mod:`statusflow.http`). Times
+The store builds every statement of the kernel from their SQLAlchemy ``__table__``
+(:mod:`statusflow.store.queries`, :mod:`statusflow.store.statements`). Times
 are ISO-8601 strings in UTC (``2026-11-27T10:00:00.000000Z``), which sort as they read.
 The schema itself comes from the Alembic migrations in ``kernel/store/migrations``; a test
 checks that they agree with these models.

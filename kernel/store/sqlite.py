@@ -1,22 +1,19 @@
-"""The event path's own database connections, on the bare drivers.
+"""The SQLite store: its statements on ``sqlite3`` and its connections.
 
-:class:`SQLiteEventConnections`: one ``sqlite3`` connection for the group writer, whose
-statements run on the event loop's thread (each takes microseconds; a thread hop per
-statement cost far more), and ``COMMIT`` (the fsync) on a database thread; a few more
-connections for dry runs, which only read. Every writer of the file, in this process or
-another, the admin API's included, holds the one :class:`SQLiteWriteGate` (an asyncio
-lock and an ``flock``) from ``BEGIN IMMEDIATE`` to ``COMMIT``; holding it, the writer
-runs ``BEGIN IMMEDIATE`` at once on the loop's thread, and only when a connection that is
-not statusflow's holds SQLite's write lock does the database thread wait for it.
-The writer never checkpoints the WAL inside its ``COMMIT`` (where a checkpoint of a
-thousand pages would stall every request of the group): a background thread runs
-passive checkpoints, which never block the writer, every :data:`CHECKPOINT_EVERY`
-seconds.
+:class:`SQLiteSQL`: the statements, called on the event loop's thread (each takes
+microseconds; a thread hop per statement cost far more).
 
-:class:`PostgresEventConnections`: ``asyncpg`` connections of the group writers (their
-statements prepared once per connection) and a small pool for dry runs.
-
-Both yield an :class:`~statusflow.store.statements.EventSQL` inside a transaction.
+:class:`SQLiteConnections`: one ``sqlite3`` connection for the writer (event groups, the
+admin API, plugins' ``kernel.write()``), whose statements run on the event loop's
+thread, and ``COMMIT`` (the fsync) on a database thread; a few more connections for
+reads. Every writer of the file, in this process or another, holds the one
+:class:`SQLiteWriteGate` (an asyncio lock and an ``flock``) from ``BEGIN IMMEDIATE`` to
+``COMMIT``; holding it, the writer runs ``BEGIN IMMEDIATE`` at once on the loop's
+thread, and only when a connection that is not statusflow's holds SQLite's write lock
+does the database thread wait for it. The writer never checkpoints the WAL inside its
+``COMMIT`` (where a checkpoint of a thousand pages would stall every request of the
+group): a background thread runs passive checkpoints, which never block the writer,
+every :data:`CHECKPOINT_EVERY` seconds.
 """
 
 from __future__ import annotations
@@ -28,29 +25,27 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-import asyncpg
+import orjson
 import structlog
-from sqlalchemy.engine import URL
+from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 
-from statusflow.store.statements import (
-    CommitOutcomeUnknown,
-    EventSQL,
-    PostgresEventSQL,
-    SQLiteEventSQL,
-    StorageConflict,
-)
+from statusflow.store.errors import CommitOutcomeUnknown
+from statusflow.store.statements import OrderRow, StoreSQL, dumps, trigger_row
 
 log = structlog.get_logger("statusflow.storage")
 
 T = TypeVar("T")
 
+CHUNK = 500
+"""Values per ``IN (...)`` list, under SQLite's limit on bound parameters."""
+
 READERS = 4
-"""Idle dry-run connections kept."""
+"""Idle SQLite read connections kept (dry runs, the admin API, plugins)."""
 
 CHECKPOINT_EVERY = 0.25
 """Seconds between two passive WAL checkpoints of the checkpointer thread."""
@@ -149,15 +144,15 @@ class SQLiteWriteGate:
             self._file = None
 
 
-class SQLiteEventConnections:
+class SQLiteConnections:
     """See the module docstring."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="statusflow-sqlite")
         self._writer: sqlite3.Connection | None = None
-        self._writer_sql: SQLiteEventSQL | None = None
-        self._readers: list[SQLiteEventSQL] = []
+        self._writer_sql: SQLiteSQL | None = None
+        self._readers: list[SQLiteSQL] = []
         self._checkpointer: Checkpointer | None = None
         self.gate = SQLiteWriteGate(path, self._on_thread)
         """Held by every write transaction on this file (see :class:`SQLiteWriteGate`)."""
@@ -206,14 +201,14 @@ class SQLiteEventConnections:
             raise
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[EventSQL]:
+    async def write(self) -> AsyncIterator[StoreSQL]:
         """A write transaction, committed (fsync included) when the block ends."""
         async with self.gate.hold():
             conn = self._begin_at_once()
             if conn is None:
                 conn = await self._on_thread(self._begin, undo=lambda c: self._end(c, False))
             if self._writer_sql is None or self._writer_sql.conn is not conn:
-                self._writer_sql = SQLiteEventSQL(conn)
+                self._writer_sql = SQLiteSQL(conn)
             try:
                 yield self._writer_sql
             except BaseException:
@@ -246,9 +241,9 @@ class SQLiteEventConnections:
             raise
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[EventSQL]:
+    async def read(self) -> AsyncIterator[StoreSQL]:
         """A read-only transaction (one snapshot), rolled back when the block ends."""
-        statements = self._readers.pop() if self._readers else SQLiteEventSQL(self._connect())
+        statements = self._readers.pop() if self._readers else SQLiteSQL(self._connect())
         statements.conn.execute("BEGIN")
         try:
             yield statements
@@ -272,13 +267,6 @@ class SQLiteEventConnections:
         self._readers = []
         self._thread.shutdown(wait=True)
         self.gate.close()
-
-
-SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
-"""Plan each lookup for its values and the table as it is now. A generic plan, cached
-after a few runs of a prepared statement, is made once: planned while ``events`` was
-small it scanned the whole table for ever after (a fifth of a millisecond of planning
-per statement buys index lookups whatever the statistics say)."""
 
 
 class Checkpointer:
@@ -321,131 +309,105 @@ class Checkpointer:
         self._thread.join(timeout=10)
 
 
-_RETRYABLE = (
-    asyncpg.UniqueViolationError,  # a concurrent duplicate event id
-    asyncpg.DeadlockDetectedError,
-    asyncpg.SerializationError,
-)
+def _placeholders(count: int) -> str:
+    return ",".join("?" * count)
 
 
-_GONE = (asyncpg.PostgresConnectionError, ConnectionError)
-"""The connection itself broke (not a statement): what happened in it is rolled back."""
-
-_CONNECTION_LOST = (
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    # A connection whose server sent its farewell (a FATAL error) but whose socket is not
-    # closed yet refuses the next query with "another operation is in progress".
-    asyncpg.InternalClientError,
-    OSError,
-)
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
 
 
-async def _rollback(conn: Any, transaction: Any) -> None:
-    """Roll back unless the connection is gone (the server dropped the transaction)."""
-    if not conn.is_closed():
-        with contextlib.suppress(*_CONNECTION_LOST):
-            await transaction.rollback()
+class SQLiteSQL(StoreSQL):
+    """The statements on a ``sqlite3`` connection (called on the event loop's thread:
+    each takes microseconds, and the group's transaction holds the write lock)."""
 
+    dialect = SQLiteDialect_pysqlite(json_serializer=dumps, json_deserializer=orjson.loads)
+    insert_event = (
+        "INSERT INTO events (id, type, order_id, contact, data, occurred_at, received_at, "
+        "result) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+    update_order = "UPDATE orders SET status = ?, updated_at = ? WHERE id = ?"
+    insert_move = (
+        "INSERT INTO moves (order_id, from_status, to_status, trigger_id, event_id, "
+        "event_type, at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    )
+    insert_timeline = "INSERT INTO timeline (order_id, at, kind, data) VALUES (?, ?, ?, ?)"
 
-class PostgresEventConnections:
-    """See the module docstring."""
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
 
-    def __init__(self, url: URL) -> None:
-        self.dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._idle_writers: list[PostgresEventSQL] = []
-        self._readers: Any = None
+    async def _query(
+        self, sql: str, arguments: tuple[Any, ...], returns_rows: bool
+    ) -> tuple[list[str], Sequence[Sequence[Any]], int]:
+        cursor = self.conn.execute(sql, arguments)
+        description = cursor.description
+        if not description:
+            return [], [], cursor.rowcount
+        return [d[0] for d in description], cursor.fetchall(), cursor.rowcount
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[EventSQL]:
-        """A write transaction, committed when the block ends (on a connection of the
-        writers' own, each with its prepared statements).
+    async def end_snapshot(self) -> None:
+        self.conn.execute("ROLLBACK")
+        self.conn.execute("BEGIN")
 
-        :raises StorageConflict: the transaction lost a race and rolled back whole.
-        """
-        statements, transaction = await self._begin()
-        conn = statements.conn
-        try:
-            yield statements
-        except BaseException as exc:
-            await _rollback(conn, transaction)
-            if isinstance(exc, _RETRYABLE):
-                raise StorageConflict(f"{type(exc).__name__}: {exc}") from exc
-            if conn.is_closed() or isinstance(exc, _GONE):
-                # Lost before COMMIT was sent: the server rolled the transaction back,
-                # so the group can be tried again on another connection.
-                raise StorageConflict(f"connection lost: {type(exc).__name__}: {exc}") from exc
-            raise
-        else:
-            try:
-                await transaction.commit()
-            except Exception as exc:
-                raise CommitOutcomeUnknown(f"COMMIT failed: {type(exc).__name__}: {exc}") from exc
-        finally:
-            if conn.is_closed() or conn.is_in_transaction():
-                conn.terminate()  # broken, or cancelled half-way: never reused
-            else:
-                self._idle_writers.append(statements)
+    async def setting(self, key: str) -> str | None:
+        sql = "SELECT value FROM kernel_settings WHERE key = ?"
+        row = self.conn.execute(sql, (key,)).fetchone()
+        return None if row is None else str(row[0])
 
-    async def _begin(self) -> tuple[PostgresEventSQL, Any]:
-        """An idle writer connection (or a new one) inside a started transaction.
+    async def statuses(self) -> list[tuple[str, int, str]]:
+        return self.conn.execute("SELECT id, sort, semantics FROM statuses").fetchall()
 
-        An idle connection that the server closed meanwhile (a restart, an idle
-        timeout) fails at ``BEGIN``, before anything was sent: it is dropped and a new
-        one takes its place.
-        """
-        while self._idle_writers:
-            statements = self._idle_writers.pop()
-            try:
-                transaction = statements.conn.transaction()
-                await transaction.start()
-            except _CONNECTION_LOST:
-                statements.conn.terminate()
-                continue
-            return statements, transaction
-        conn = await asyncpg.connect(self.dsn, server_settings=SERVER_SETTINGS)
-        statements = PostgresEventSQL(conn)
-        transaction = conn.transaction()
-        await transaction.start()
-        return statements, transaction
+    async def triggers(self) -> list[dict[str, Any]]:
+        cursor = self.conn.execute(
+            "SELECT id, type, status, name, allow_backwards, enabled, settings, conditions, "
+            "secret FROM triggers ORDER BY id"
+        )
+        return [trigger_row(row) for row in cursor]
 
-    @asynccontextmanager
-    async def read(self) -> AsyncIterator[EventSQL]:
-        """A read transaction (one snapshot), rolled back when the block ends."""
-        if self._readers is None:
-            self._readers = await asyncpg.create_pool(
-                self.dsn, min_size=0, max_size=READERS, server_settings=SERVER_SETTINGS
-            )
-        for attempt in range(READERS + 1):  # each idle connection may have been closed
-            async with self._readers.acquire() as conn:
-                transaction = conn.transaction(isolation="repeatable_read", readonly=True)
-                try:
-                    await transaction.start()
-                except _CONNECTION_LOST:
-                    if attempt == READERS:
-                        raise
-                    conn.terminate()  # the pool connects anew in its place
-                    continue
-                try:
-                    yield PostgresEventSQL(conn)
-                finally:
-                    await transaction.rollback()
-                return
+    async def stored_results(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(event_ids):
+            sql = f"SELECT id, result FROM events WHERE id IN ({_placeholders(len(chunk))})"
+            for event_id, result in self.conn.execute(sql, chunk):
+                found[event_id] = orjson.loads(result)
+        return found
 
-    async def close(self) -> None:
-        writers, self._idle_writers = self._idle_writers, []
-        for statements in writers:
-            with contextlib.suppress(Exception):
-                await statements.conn.close(timeout=5)
-        if self._readers is not None:
-            await self._readers.close()
-            self._readers = None
+    async def identified_orders(
+        self, wanted: Mapping[str, Sequence[str]]
+    ) -> list[tuple[str, str, str]]:
+        # One indexed lookup per kind: a row-value IN over (kind, value) is a full scan.
+        found: list[tuple[str, str, str]] = []
+        for kind, values in wanted.items():
+            for chunk in _chunks(values):
+                sql = (
+                    "SELECT kind, value, order_id FROM order_identifiers "
+                    f"WHERE kind = ? AND value IN ({_placeholders(len(chunk))})"
+                )
+                found.extend(self.conn.execute(sql, (kind, *chunk)))
+        return found
 
+    async def orders(self, order_ids: Sequence[str], lock: bool) -> list[OrderRow]:
+        # no row locks on SQLite: the group's transaction holds the database's write lock
+        found: list[OrderRow] = []
+        for chunk in _chunks(order_ids):
+            sql = f"SELECT id, status, doc FROM orders WHERE id IN ({_placeholders(len(chunk))})"
+            found.extend(self.conn.execute(sql, chunk))
+        return found
 
-__all__ = [
-    "PostgresEventConnections",
-    "SQLiteEventConnections",
-    "is_busy",
-    "sqlite_code",
-    "sqlite_pragmas",
-]
+    async def mark_exists(self, namespace: str, key: str) -> bool:
+        row = self.conn.execute(
+            "SELECT 1 FROM plugin_marks WHERE namespace = ? AND key = ? LIMIT 1", (namespace, key)
+        ).fetchone()
+        return row is not None
+
+    async def claim(self, namespace: str, key: str, at: str) -> bool:
+        cursor = self.conn.execute(
+            "INSERT INTO plugin_marks (namespace, key, created_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (namespace, key) DO NOTHING",
+            (namespace, key, at),
+        )
+        return cursor.rowcount == 1
+
+    async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        self.conn.executemany(sql, rows)

@@ -1,0 +1,22 @@
+"""The store's exceptions (re-exported by :mod:`statusflow.store.statements`)."""
+
+from __future__ import annotations
+
+
+class StorageConflict(Exception):
+    """The transaction lost a race (a concurrent duplicate event id, a deadlock): run the
+    whole group again."""
+
+
+class StorageError(Exception):
+    """The database failed in a way that broke the transaction."""
+
+
+class ConstraintViolated(StorageError):
+    """A write broke a unique or foreign key constraint (an order id already taken)."""
+
+
+class CommitOutcomeUnknown(Exception):
+    """``COMMIT`` was sent but failed (the connection broke meanwhile): the transaction
+    may or may not have committed, so the request must not be said to be safe to retry
+    (events with an ``id`` are, being idempotent)."""

@@ -1,0 +1,269 @@
+"""The PostgreSQL store: its statements on ``asyncpg`` and its connections.
+
+:class:`PostgresSQL`: the statements, prepared once per connection by ``asyncpg``.
+
+:class:`PostgresConnections`: the writers' connections (event groups, the admin API,
+plugins' ``kernel.write()``), kept idle between transactions, and a pool for reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import orjson
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
+from sqlalchemy.engine import URL
+
+from statusflow.store.errors import CommitOutcomeUnknown, StorageConflict
+from statusflow.store.statements import OrderRow, StoreSQL, dumps, trigger_row
+
+POSTGRES_READERS = 10
+"""PostgreSQL read connections at most (dry runs, the admin API, plugins)."""
+
+WRITERS_KEPT = 8
+"""Idle PostgreSQL write connections kept (event groups, the admin API, plugins)."""
+
+SERVER_SETTINGS = {"plan_cache_mode": "force_custom_plan"}
+"""Plan each lookup for its values and the table as it is now. A generic plan, cached
+after a few runs of a prepared statement, is made once: planned while ``events`` was
+small it scanned the whole table for ever after (a fifth of a millisecond of planning
+per statement buys index lookups whatever the statistics say)."""
+
+
+_RETRYABLE = (
+    asyncpg.UniqueViolationError,  # a concurrent duplicate event id
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
+)
+
+
+_GONE = (asyncpg.PostgresConnectionError, ConnectionError)
+"""The connection itself broke (not a statement): what happened in it is rolled back."""
+
+_CONNECTION_LOST = (
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    # A connection whose server sent its farewell (a FATAL error) but whose socket is not
+    # closed yet refuses the next query with "another operation is in progress".
+    asyncpg.InternalClientError,
+    OSError,
+)
+
+
+async def _rollback(conn: Any, transaction: Any) -> None:
+    """Roll back unless the connection is gone (the server dropped the transaction)."""
+    if not conn.is_closed():
+        with contextlib.suppress(*_CONNECTION_LOST):
+            await transaction.rollback()
+
+
+class PostgresConnections:
+    """See the module docstring."""
+
+    def __init__(self, url: URL) -> None:
+        self.dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._idle_writers: list[PostgresSQL] = []
+        self._readers: Any = None
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[StoreSQL]:
+        """A write transaction, committed when the block ends (on a connection of the
+        writers' own, each with its prepared statements).
+
+        :raises StorageConflict: the transaction lost a race and rolled back whole.
+        """
+        statements, transaction = await self._begin()
+        conn = statements.conn
+        try:
+            yield statements
+        except BaseException as exc:
+            await _rollback(conn, transaction)
+            if isinstance(exc, _RETRYABLE):
+                raise StorageConflict(f"{type(exc).__name__}: {exc}") from exc
+            if conn.is_closed() or isinstance(exc, _GONE):
+                # Lost before COMMIT was sent: the server rolled the transaction back,
+                # so the group can be tried again on another connection.
+                raise StorageConflict(f"connection lost: {type(exc).__name__}: {exc}") from exc
+            raise
+        else:
+            try:
+                await transaction.commit()
+            except Exception as exc:
+                raise CommitOutcomeUnknown(f"COMMIT failed: {type(exc).__name__}: {exc}") from exc
+        finally:
+            if conn.is_closed() or conn.is_in_transaction():
+                conn.terminate()  # broken, or cancelled half-way: never reused
+            elif len(self._idle_writers) >= WRITERS_KEPT:
+                await conn.close()
+            else:
+                self._idle_writers.append(statements)
+
+    async def _begin(self) -> tuple[PostgresSQL, Any]:
+        """An idle writer connection (or a new one) inside a started transaction.
+
+        An idle connection that the server closed meanwhile (a restart, an idle
+        timeout) fails at ``BEGIN``, before anything was sent: it is dropped and a new
+        one takes its place.
+        """
+        while self._idle_writers:
+            statements = self._idle_writers.pop()
+            try:
+                transaction = statements.conn.transaction()
+                await transaction.start()
+            except _CONNECTION_LOST:
+                statements.conn.terminate()
+                continue
+            return statements, transaction
+        conn = await asyncpg.connect(self.dsn, server_settings=SERVER_SETTINGS)
+        statements = PostgresSQL(conn)
+        transaction = conn.transaction()
+        await transaction.start()
+        return statements, transaction
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[StoreSQL]:
+        """A read transaction (one snapshot), rolled back when the block ends."""
+        if self._readers is None:
+            self._readers = await asyncpg.create_pool(
+                self.dsn, min_size=0, max_size=POSTGRES_READERS, server_settings=SERVER_SETTINGS
+            )
+        for attempt in range(POSTGRES_READERS + 1):  # each idle connection may have been closed
+            async with self._readers.acquire() as conn:
+                transaction = conn.transaction(isolation="repeatable_read", readonly=True)
+                try:
+                    await transaction.start()
+                except _CONNECTION_LOST:
+                    if attempt == POSTGRES_READERS:
+                        raise
+                    conn.terminate()  # the pool connects anew in its place
+                    continue
+                try:
+                    yield PostgresSQL(conn)
+                finally:
+                    await transaction.rollback()
+                return
+
+    async def close(self) -> None:
+        writers, self._idle_writers = self._idle_writers, []
+        for statements in writers:
+            with contextlib.suppress(Exception):
+                await statements.conn.close(timeout=5)
+        if self._readers is not None:
+            await self._readers.close()
+            self._readers = None
+
+
+class PostgresSQL(StoreSQL):
+    """The statements on an ``asyncpg`` connection (prepared once per connection)."""
+
+    dialect = PGDialect_asyncpg(json_serializer=dumps, json_deserializer=orjson.loads)
+    # The kernel's writes take one array per column: one statement for all the rows of
+    # a group (``executemany`` pays PostgreSQL's per-statement work for every row).
+    # ``unnest`` yields the rows in array order, so moves get their ``seq`` in order.
+    insert_event = (
+        "INSERT INTO events (id, type, order_id, contact, data, occurred_at, received_at, "
+        "result) SELECT id, type, order_id, contact::json, data::json, occurred_at, "
+        "received_at, result::json FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], "
+        "$4::text[], $5::text[], $6::varchar[], $7::varchar[], $8::text[]) "
+        "AS r(id, type, order_id, contact, data, occurred_at, received_at, result)"
+    )
+    update_order = (
+        "UPDATE orders SET status = u.status, updated_at = u.at "
+        "FROM unnest($1::varchar[], $2::varchar[], $3::varchar[]) AS u(status, at, id) "
+        "WHERE orders.id = u.id"
+    )
+    insert_move = (
+        "INSERT INTO moves (order_id, from_status, to_status, trigger_id, event_id, "
+        "event_type, at) SELECT * FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], "
+        "$4::integer[], $5::varchar[], $6::varchar[], $7::varchar[])"
+    )
+    insert_timeline = (
+        "INSERT INTO timeline (order_id, at, kind, data) SELECT order_id, at, kind, "
+        "data::json FROM unnest($1::varchar[], $2::varchar[], $3::varchar[], $4::text[]) "
+        "AS r(order_id, at, kind, data)"
+    )
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def _query(
+        self, sql: str, arguments: tuple[Any, ...], returns_rows: bool
+    ) -> tuple[list[str], Sequence[Sequence[Any]], int]:
+        if returns_rows:
+            records = await self.conn.fetch(sql, *arguments)
+            return (list(records[0].keys()) if records else []), records, len(records)
+        status = await self.conn.execute(sql, *arguments)
+        count = status.rpartition(" ")[2]
+        return [], [], int(count) if count.isdigit() else -1
+
+    async def end_snapshot(self) -> None:
+        await self.conn.execute("ROLLBACK")
+        await self.conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+
+    async def setting(self, key: str) -> str | None:
+        value = await self.conn.fetchval("SELECT value FROM kernel_settings WHERE key = $1", key)
+        return None if value is None else str(value)
+
+    async def statuses(self) -> list[tuple[str, int, str]]:
+        rows = await self.conn.fetch("SELECT id, sort, semantics FROM statuses")
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def triggers(self) -> list[dict[str, Any]]:
+        rows = await self.conn.fetch(
+            "SELECT id, type, status, name, allow_backwards, enabled, settings::text, "
+            "conditions::text, secret FROM triggers ORDER BY id"
+        )
+        return [trigger_row(tuple(row)) for row in rows]
+
+    async def stored_results(self, event_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        rows = await self.conn.fetch(
+            "SELECT id, result::text FROM events WHERE id = ANY($1::varchar[])", list(event_ids)
+        )
+        return {row[0]: orjson.loads(row[1]) for row in rows}
+
+    async def identified_orders(
+        self, wanted: Mapping[str, Sequence[str]]
+    ) -> list[tuple[str, str, str]]:
+        kinds = [kind for kind, values in wanted.items() for _ in values]
+        values = [value for vs in wanted.values() for value in vs]
+        rows = await self.conn.fetch(
+            "SELECT i.kind, i.value, i.order_id "
+            "FROM unnest($1::varchar[], $2::varchar[]) AS w(kind, value) "
+            "JOIN order_identifiers AS i ON i.kind = w.kind AND i.value = w.value",
+            kinds,
+            values,
+        )
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def orders(self, order_ids: Sequence[str], lock: bool) -> list[OrderRow]:
+        sql = "SELECT id, status, doc::text FROM orders WHERE id = ANY($1::varchar[])"
+        if lock:  # in id order, so that concurrent groups never deadlock on them
+            sql += " ORDER BY id FOR UPDATE"
+        rows = await self.conn.fetch(sql, list(order_ids))
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    async def mark_exists(self, namespace: str, key: str) -> bool:
+        found = await self.conn.fetchval(
+            "SELECT 1 FROM plugin_marks WHERE namespace = $1 AND key = $2 LIMIT 1", namespace, key
+        )
+        return found is not None
+
+    async def claim(self, namespace: str, key: str, at: str) -> bool:
+        status = await self.conn.execute(
+            "INSERT INTO plugin_marks (namespace, key, created_at) VALUES ($1, $2, $3) "
+            "ON CONFLICT (namespace, key) DO NOTHING",
+            namespace,
+            key,
+            at,
+        )
+        return bool(status == "INSERT 0 1")
+
+    async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        await self.conn.executemany(sql, rows)
+
+    async def write_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        await self.conn.execute(sql, *(list(column) for column in zip(*rows, strict=True)))

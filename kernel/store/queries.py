@@ -1,0 +1,135 @@
+"""The admin API's statements, as SQLAlchemy Core on the tables of :mod:`.schema`.
+
+Each is built once, with named parameters (``bindparam``: ``v_column`` for a value
+written, ``w_column`` for a WHERE beside them), never with values: the
+tables stay the one definition of the schema, and a statement is the same object for
+every call. :class:`statusflow.store.admin.AdminSQL` runs them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import bindparam, column, delete, func, insert, select, table, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.dml import Insert
+
+from statusflow.store.schema import (
+    EventRecord,
+    KernelSetting,
+    MoveRecord,
+    Order,
+    OrderIdentifier,
+    Status,
+    TimelineEntry,
+    Trigger,
+)
+
+STATUSES = Status.__table__  # type: ignore[attr-defined]
+ORDERS = Order.__table__  # type: ignore[attr-defined]
+IDENTIFIERS = OrderIdentifier.__table__  # type: ignore[attr-defined]
+TRIGGERS = Trigger.__table__  # type: ignore[attr-defined]
+EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
+MOVES = MoveRecord.__table__  # type: ignore[attr-defined]
+TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
+SETTINGS = KernelSetting.__table__  # type: ignore[attr-defined]
+ALEMBIC_VERSION = table("alembic_version", column("version_num"))
+
+TRIGGER_FIELDS = ("type", "status", "name", "allow_backwards", "enabled", "settings", "conditions")
+"""A trigger's columns that the API edits."""
+
+
+def _values(*names: str) -> dict[str, object]:
+    """``column=bindparam("v_column")`` for each name (a SET or VALUES clause)."""
+    return {name: bindparam(f"v_{name}") for name in names}
+
+
+# statuses
+STATUSES_BY_SORT = select(STATUSES).order_by(STATUSES.c.sort)
+STATUS_IDS = select(STATUSES.c.id)
+STATUS_BY_ID = select(STATUSES.c.id).where(STATUSES.c.id == bindparam("id"))
+FIRST_STATUS = select(STATUSES.c.id).order_by(STATUSES.c.sort).limit(1)
+ORDER_IN_STATUS = select(ORDERS.c.id).where(ORDERS.c.status == bindparam("status")).limit(1)
+TRIGGERS_TO_STATUS = select(TRIGGERS.c.id).where(TRIGGERS.c.status == bindparam("status"))
+DELETE_STATUSES = delete(STATUSES)
+INSERT_STATUS = insert(STATUSES).values(_values("id", "name", "sort", "semantics"))
+
+# triggers
+TRIGGERS_BY_ID = select(TRIGGERS).order_by(TRIGGERS.c.id)
+TRIGGER_BY_ID = select(TRIGGERS).where(TRIGGERS.c.id == bindparam("id"))
+TRIGGER_BY_SECRET = select(TRIGGERS).where(TRIGGERS.c.secret == bindparam("secret"))
+INSERT_TRIGGER = (
+    insert(TRIGGERS)
+    .values(_values(*TRIGGER_FIELDS, "secret", "created_at"))
+    .returning(TRIGGERS.c.id)
+)
+UPDATE_TRIGGER = (
+    update(TRIGGERS).where(TRIGGERS.c.id == bindparam("w_id")).values(_values(*TRIGGER_FIELDS))
+)
+DELETE_TRIGGER = delete(TRIGGERS).where(TRIGGERS.c.id == bindparam("id"))
+
+# orders
+ORDER_BY_ID = select(ORDERS).where(ORDERS.c.id == bindparam("id"))
+ORDER_BY_ID_LOCKED = ORDER_BY_ID.with_for_update()
+ORDER_ID = select(ORDERS.c.id).where(ORDERS.c.id == bindparam("id"))
+INSERT_ORDER = insert(ORDERS).values(_values("id", "status", "doc", "created_at", "updated_at"))
+UPDATE_ORDER = (
+    update(ORDERS)
+    .where(ORDERS.c.id == bindparam("w_id"))
+    .values(_values("status", "doc", "updated_at"))
+)
+DELETE_IDENTIFIERS = delete(IDENTIFIERS).where(IDENTIFIERS.c.order_id == bindparam("order_id"))
+INSERT_IDENTIFIER = insert(IDENTIFIERS).values(_values("order_id", "kind", "value"))
+INSERT_TIMELINE = insert(TIMELINE).values(_values("order_id", "at", "kind", "data"))
+TIMELINE_OF = (
+    select(TIMELINE.c.at, TIMELINE.c.kind, TIMELINE.c.data)
+    .where(TIMELINE.c.order_id == bindparam("order_id"))
+    .order_by(TIMELINE.c.seq)
+)
+
+# events and moves
+EVENT_BY_ID = select(EVENTS).where(EVENTS.c.id == bindparam("id"))
+MOVES_AFTER = (
+    select(MOVES)
+    .where(MOVES.c.seq > bindparam("after"))
+    .order_by(MOVES.c.seq)
+    .limit(bindparam("limit"))
+)
+MOVES_BETWEEN = (
+    select(MOVES)
+    .where(MOVES.c.seq > bindparam("after"), MOVES.c.seq <= bindparam("upto"))
+    .order_by(MOVES.c.seq)
+    .limit(bindparam("limit"))
+)
+LAST_MOVE = select(func.coalesce(func.max(MOVES.c.seq), 0))
+IN_FLIGHT = text(
+    "SELECT backend_xid::text FROM pg_stat_activity "
+    "WHERE datname = current_database() AND backend_xid IS NOT NULL "
+    "AND pid <> pg_backend_pid()"
+)
+"""(PostgreSQL) the transaction ids of the other sessions on this database that hold one."""
+STILL_RUNNING = text(
+    "SELECT backend_xid::text FROM pg_stat_activity WHERE backend_xid::text = ANY(:xids)"
+)
+"""(PostgreSQL) which of ``xids`` are still running."""
+
+# the kernel's settings and migrations
+MIGRATION_HEADS = select(ALEMBIC_VERSION.c.version_num)
+
+
+def _upsert_setting(dialect: str) -> Insert:
+    """Store a ``kernel_settings`` value, replacing the one stored (``key``, ``value``)."""
+    make = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = make(SETTINGS).values(_values("key", "value"))
+    return statement.on_conflict_do_update(
+        index_elements=["key"], set_={"value": statement.excluded.value}
+    )
+
+
+UPSERT_SETTING = {name: _upsert_setting(name) for name in ("sqlite", "postgresql")}
+"""By dialect name: store a ``kernel_settings`` value, replacing the one stored."""
+
+
+def prepared(dialect: str) -> list[Executable]:
+    """Every statement of this module that runs on ``dialect``, to compile up front."""
+    found = [v for v in globals().values() if isinstance(v, Executable)]
+    return [*found, UPSERT_SETTING[dialect]]
