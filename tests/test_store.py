@@ -104,6 +104,10 @@ async def test_a_write_that_fails_rolls_back_whole(db: Database) -> None:
         async with db.write() as sql:
             await sql.insert_order("o1", "N", {}, "t")
             await sql.insert_order("o1", "N", {}, "t")  # the same id again
+    # a plugin's statement breaking a constraint raises what SQLAlchemy's connection did
+    with pytest.raises(sa.exc.IntegrityError):
+        async with db.write() as conn:
+            await conn.execute(SETTINGS.insert(), [{"key": "twice", "value": "1"}] * 2)
     async with db.read() as conn:
         assert await conn.scalar(_named("gone")) is None
         assert not await conn.order_exists("o1")

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from sqlalchemy.exc import IntegrityError
+
 
 class StorageConflict(Exception):
     """The transaction lost a race (a concurrent duplicate event id, a deadlock): run the
     whole group again."""
 
 
-class StorageError(Exception):
-    """The database failed in a way that broke the transaction."""
+class ConstraintViolated(IntegrityError):
+    """A statement broke a unique or foreign key constraint (an order id already taken).
 
-
-class ConstraintViolated(StorageError):
-    """A write broke a unique or foreign key constraint (an order id already taken)."""
+    A SQLAlchemy ``IntegrityError``, as plugins that ran their statements on SQLAlchemy's
+    connections expect (the driver's error is its ``orig``)."""
 
 
 class CommitOutcomeUnknown(Exception):

@@ -40,7 +40,6 @@ from statusflow.store.errors import (
     CommitOutcomeUnknown,
     ConstraintViolated,
     StorageConflict,
-    StorageError,
 )
 from statusflow.store.results import Result, row_class
 
@@ -131,17 +130,27 @@ class StoreSQL(AdminSQL):
         self, statement: Executable, params: Params | Sequence[Params] | None = None
     ) -> Result:
         """Run a SQLAlchemy Core statement (``select``, ``insert``, ``update``, ``delete``,
-        ``text``), once, or once per parameter set of a list; its rows, all read."""
+        ``text``), once, or once per parameter set of a list; its rows, all read.
+
+        :raises ConstraintViolated: (a SQLAlchemy ``IntegrityError``) a unique or foreign
+            key constraint refused a row.
+        """
         if isinstance(params, Sequence) and not isinstance(params, Mapping):
             batches: dict[str, list[tuple[Any, ...]]] = {}
             for one in params:
                 _, sql, arguments = self.cache.sql_for(statement, one)
                 batches.setdefault(sql, []).append(arguments)
             for sql, rows in batches.items():
-                await self.executemany(sql, rows)
+                try:
+                    await self.executemany(sql, rows)
+                except INTEGRITY_ERRORS as exc:
+                    raise ConstraintViolated(sql, None, exc) from exc
             return Result((), [], -1)
         compiled, sql, arguments = self.cache.sql_for(statement, params)
-        names, raw, rowcount = await self._query(sql, arguments, compiled.returns_rows)
+        try:
+            names, raw, rowcount = await self._query(sql, arguments, compiled.returns_rows)
+        except INTEGRITY_ERRORS as exc:
+            raise ConstraintViolated(sql, None, exc) from exc
         names = compiled.names or names
         make = row_class(tuple(names))
         return Result(names, [make(compiled.decode(row)) for row in raw], rowcount)
@@ -154,10 +163,7 @@ class StoreSQL(AdminSQL):
         return list((await self.execute(statement, params)).mappings())
 
     async def run(self, statement: Executable, params: Params | Sequence[Params]) -> None:
-        try:
-            await self.execute(statement, params)
-        except INTEGRITY_ERRORS as exc:
-            raise ConstraintViolated(str(exc)) from exc
+        await self.execute(statement, params)
 
     @abstractmethod
     async def setting(self, key: str) -> str | None:
@@ -264,7 +270,6 @@ __all__ = [
     "CommitOutcomeUnknown",
     "ConstraintViolated",
     "StorageConflict",
-    "StorageError",
     "StoreSQL",
     "dumps",
 ]
