@@ -1,9 +1,11 @@
-"""The admin API's statements, as SQLAlchemy Core on the tables of :mod:`.schema`.
+"""The kernel's statements, as SQLAlchemy Core on the tables of :mod:`.schema`.
 
 Each is built once, with named parameters (``bindparam``: ``v_column`` for a value
-written, ``w_column`` for a WHERE beside them), never with values: the
-tables stay the one definition of the schema, and a statement is the same object for
-every call. :class:`statusflow.store.admin.AdminSQL` runs them.
+written, ``w_column`` for a WHERE beside them), never with values: the tables stay the
+one definition of the schema, and a statement is the same object for every call. The
+admin API's run through :class:`statusflow.store.admin.AdminSQL`, compiled when a store
+class is made; the event path's are compiled into the dialect stores' SQL text at
+import (:mod:`statusflow.store.sqlite`, :mod:`statusflow.store.postgres`).
 """
 
 from __future__ import annotations
