@@ -3,8 +3,9 @@
 The engine evaluates a whole group of requests in one transaction: everything it needs
 is read up front (:func:`load_snapshot`: stored results of the group's event ids, the
 orders it names or fans out to, locked on PostgreSQL), and everything it decided is
-written at the end (:class:`GroupWrites`: one ``executemany`` per table). The statements
-run on the bare drivers (:mod:`statusflow.store.statements`); no ORM session on this path.
+written at the end (:class:`GroupWrites`: one statement per table, in commit order; a
+manual move's rows take the same way). The statements are the dialect store's, on the
+bare drivers (:mod:`statusflow.store.sqlite`, :mod:`statusflow.store.postgres`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from statusflow.store.statements import StoreSQL, event_row, move_row, timeline_row
+from statusflow.store.compiled import Compiled
+from statusflow.store.statements import StoreSQL, dumps
 from statusflow.timestamps import utc_now
 from statusflow.types import Event, Move
 
@@ -178,12 +180,66 @@ class GroupWrites:
     async def write_to(self, sql: StoreSQL) -> None:
         """Write everything in ``sql``'s transaction (moves in commit order): an event
         group's rows, or a manual move's."""
-        await sql.write(
-            [event_row(row) for row in self.events],
-            list(self.order_updates.values()),
-            [move_row(row) for row in self.moves],
-            [timeline_row(row) for row in self.timeline],
-            list(self.plugin_rows.items()),
-        )
+        for statement, rows in (
+            (sql.insert_event, [event_row(row) for row in self.events]),
+            (sql.update_order, list(self.order_updates.values())),
+            (sql.insert_move, [move_row(row) for row in self.moves]),  # seq: commit order
+            (sql.insert_timeline, [timeline_row(row) for row in self.timeline]),
+        ):
+            if rows:
+                await sql.write_rows(statement, rows)
+        for statement, rows in _plugin_batches(sql, self.plugin_rows.items()):
+            await sql.executemany(statement, rows)
         self.events, self.order_updates, self.moves, self.timeline = [], {}, [], []
         self.plugin_rows = {}
+
+
+def _plugin_batches(
+    sql: StoreSQL, plugin_rows: Iterable[tuple[Any, list[dict[str, Any]]]]
+) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
+    """Plugin rows grouped by compiled statement, in the order they were added."""
+    for table, rows in plugin_rows:
+        batch: list[tuple[Any, ...]] = []
+        current: Compiled | None = None
+        for row in rows:
+            compiled = sql.plugin_insert(table, row)
+            if current is not None and compiled is not current:
+                yield current.sql, batch
+                batch = []
+            current = compiled
+            batch.append(compiled.arguments(row))
+        if current is not None and batch:
+            yield current.sql, batch
+
+
+# A group's rows as the drivers take them, in the order of queries.EVENT_COLUMNS,
+# MOVE_COLUMNS and TIMELINE_COLUMNS (the order of the statements' parameters).
+
+
+def event_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        row["id"],
+        row["type"],
+        row["order_id"],
+        dumps(row["contact"]),
+        dumps(row["data"]),
+        row["occurred_at"],
+        row["received_at"],
+        dumps(row["result"]),
+    )
+
+
+def move_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        row["order_id"],
+        row["from_status"],
+        row["to_status"],
+        row["trigger_id"],
+        row["event_id"],
+        row["event_type"],
+        row["at"],
+    )
+
+
+def timeline_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (row["order_id"], row["at"], row["kind"], dumps(row["data"]))

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import sqlite3
 from abc import abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
@@ -64,39 +64,6 @@ INTEGRITY_ERRORS = (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolation
 def dumps(value: Any) -> str:
     """JSON text as the kernel stores it."""
     return orjson.dumps(value).decode()
-
-
-# A group's rows as the drivers take them, in the order of queries.EVENT_COLUMNS,
-# MOVE_COLUMNS and TIMELINE_COLUMNS (the order of the statements' parameters).
-
-
-def event_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (
-        row["id"],
-        row["type"],
-        row["order_id"],
-        dumps(row["contact"]),
-        dumps(row["data"]),
-        row["occurred_at"],
-        row["received_at"],
-        dumps(row["result"]),
-    )
-
-
-def move_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (
-        row["order_id"],
-        row["from_status"],
-        row["to_status"],
-        row["trigger_id"],
-        row["event_id"],
-        row["event_type"],
-        row["at"],
-    )
-
-
-def timeline_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (row["order_id"], row["at"], row["kind"], dumps(row["data"]))
 
 
 class StoreSQL(AdminSQL):
@@ -204,55 +171,19 @@ class StoreSQL(AdminSQL):
     async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Run ``sql`` once per row."""
 
-    async def write(
-        self,
-        events: Sequence[tuple[Any, ...]],
-        order_updates: Sequence[tuple[str, str, str]],
-        moves: Sequence[tuple[Any, ...]],
-        timeline: Sequence[tuple[Any, ...]],
-        plugin_rows: Iterable[tuple[Table, list[dict[str, Any]]]],
-    ) -> None:
-        """Write a group's rows: events, ``(status, updated_at, order id)`` updates, moves
-        (in this order: their ``seq`` is the commit order), timeline, plugins' rows."""
-        for sql, rows in (
-            (self.insert_event, events),
-            (self.update_order, order_updates),
-            (self.insert_move, moves),
-            (self.insert_timeline, timeline),
-        ):
-            if rows:
-                await self.write_rows(sql, rows)
-        for sql, rows in self._plugin_batches(plugin_rows):
-            await self.executemany(sql, rows)
-
     async def write_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Run one of the kernel's writes for ``rows`` (by default once per row)."""
         await self.executemany(sql, rows)
 
-    def _compiled_insert(self, table: Table, row: Mapping[str, Any]) -> Compiled:
+    def plugin_insert(self, table: Table, row: Mapping[str, Any]) -> Compiled:
+        """The insert of a plugin's row into ``table`` (``Transaction.insert``), compiled
+        once per set of columns."""
         keys = tuple(sorted(row))
         compiled = self._inserts.get((table, keys))
         if compiled is None:
             compiled = Compiled(table.insert().inline(), self.dialect, None, keys)
             self._inserts[(table, keys)] = compiled
         return compiled
-
-    def _plugin_batches(
-        self, plugin_rows: Iterable[tuple[Table, list[dict[str, Any]]]]
-    ) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
-        """Plugin rows grouped by compiled statement, in the order they were added."""
-        for table, rows in plugin_rows:
-            batch: list[tuple[Any, ...]] = []
-            current: Compiled | None = None
-            for row in rows:
-                compiled = self._compiled_insert(table, row)
-                if current is not None and compiled is not current:
-                    yield current.sql, batch
-                    batch = []
-                current = compiled
-                batch.append(compiled.arguments(row))
-            if current is not None and batch:
-                yield current.sql, batch
 
 
 def trigger_row(row: Sequence[Any]) -> dict[str, Any]:
