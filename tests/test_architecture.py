@@ -74,3 +74,25 @@ def test_the_kernel_proper_stays_small() -> None:
     assert sum(lines.values()) <= KERNEL_PROPER_MAX_LINES, lines
     top = {p.stem for p in (ROOT / "kernel").glob("*.py")}
     assert top - set(KERNEL_PROPER) <= {"timestamps"}, "a new module at the top of kernel/"
+
+
+def test_every_folder_of_python_files_is_a_listed_package() -> None:
+    """setup.cfg lists the packages by hand (two folders map onto one package): a folder
+    missing there would be left out of the wheel, or warned about."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    listed = set(config["options"]["packages"].split())
+    found = set()
+    for top, package in (("kernel", "statusflow"), ("plugins", "statusflow.plugins")):
+        for folder in [ROOT / top, *(ROOT / top).rglob("*")]:
+            if folder.is_dir() and any(folder.glob("*.py")) and "__pycache__" not in folder.parts:
+                relative = folder.relative_to(ROOT / top).parts
+                found.add(".".join((package, *relative)))
+    assert found - listed == set(), "folders of Python files missing from setup.cfg"
+    for name in listed:  # data-only folders (the skeleton's templates) may be listed too
+        parts = name.split(".")
+        top = "plugins" if parts[:2] == ["statusflow", "plugins"] else "kernel"
+        rest = parts[2:] if top == "plugins" else parts[1:]
+        assert (ROOT / top).joinpath(*rest).is_dir(), name
