@@ -306,7 +306,8 @@ async def test_generate_counts_statuses_and_reconnects(
     assert result["requests"] == sum(by_type.values()) > 50
     assert result["events_per_s"] == result["successes"] / 0.3
     assert result["warmup_requests"] > 0
-    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["max"]
+    latency = result["latency_ms"]  # reported and ordered, whatever the machine's speed
+    assert set(latency) >= {"p50", "max"} and latency["max"] >= latency["p50"] > 0
     assert result["client_cpu_seconds"] > 0  # a figure for the benchmark, not a test
     # every request reached the server; each "close" answer cost a new connection
     assert sum(server.received.values()) >= result["requests"] + result["warmup_requests"]

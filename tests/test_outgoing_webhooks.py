@@ -151,8 +151,10 @@ async def start(
     return Api(client)
 
 
-async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 15.0) -> None:
-    """Wait until ``check()`` is true; fail after ``timeout`` seconds."""
+async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 60.0) -> None:
+    """Wait until ``check()`` is true; fail after ``timeout`` seconds. A guard against a
+    hang, not a speed figure: it returns as soon as the check holds, and the timeout is
+    generous enough for a busy machine."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
