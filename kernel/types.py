@@ -186,7 +186,8 @@ class TriggerType:
     title: str
     """A short human title, e.g. ``"Missed call"``."""
     events: tuple[str, ...]
-    """The event types it listens to; each must be registered by a loaded plugin."""
+    """The event types it listens to. Those no loaded plugin registers are left out at
+    start-up (with a warning); a type left with none is inactive, its triggers kept."""
     settings_schema: Mapping[str, JSON] = field(
         default_factory=lambda: {"type": "object", "additionalProperties": False}
     )

@@ -17,8 +17,9 @@ from importlib.resources import files
 from pathlib import Path
 from string import Template
 
+from statusflow.registry import ENTRY_POINT_GROUP
+
 NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
-GROUP = "statusflow"
 
 FILES = {  # where each template goes, inside statusflow-NAME/
     "pyproject.toml": "pyproject.toml.tmpl",
@@ -73,7 +74,7 @@ def check_name(name: str) -> None:
             f"plugin name {name!r} is not usable: lower-case letters, digits and '_', "
             f"starting with a letter, at most 40 characters{hint}"
         )
-    installed = {ep.name for ep in entry_points(group=GROUP)}
+    installed = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
     if name in installed:
         raise ValueError(
             f"plugin name {name!r} is taken by an installed plugin (see `statusflow plugins`)"

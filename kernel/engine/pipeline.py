@@ -140,10 +140,9 @@ class Engine:
         self._definitions_version: str | None = None
         self._triggers: dict[str, Listening] | None = None
         self._statuses: dict[str, StatusInfo] | None = None
-        hooks = runner(pm)  # the call plans, made once per plugin manager
-        self._inspectors = hooks.plan("inspect_event")
-        self._preparers = hooks.plan("prepare_moves")
-        self._notifiers = hooks.plan("moves_committed")
+        self._hooks = runner(pm)  # the call plans, made once per plugin manager
+        self._inspectors = self._hooks.plan("inspect_event")
+        self._preparers = self._hooks.plan("prepare_moves")
         self._lock_orders = not db.is_sqlite
         self._committer: GroupCommitter[Request, Processed] = GroupCommitter(
             self._commit_group, writers=db.event_writers, transient=database_unavailable
@@ -448,12 +447,13 @@ class Engine:
             for move in outcome.moves:
                 metrics.count_manual_move(move.to_status)
         kwargs = {"outcome": outcome, "kernel": self.services}
-        for impl in self._notifiers:
-            try:
-                await impl.acall(kwargs)
-            except Exception:
-                log.exception("plugin.sink_failed", plugin=impl.plugin_name, hook="moves_committed")
-                metrics.plugin_error(impl.plugin_name, "moves_committed")
+        await self._hooks.acall("moves_committed", kwargs, _sink_failed)
+
+
+def _sink_failed(plugin: str, exc: Exception) -> None:
+    """A ``moves_committed`` sink's failure: logged and counted, never undoing the commit."""
+    log.error("plugin.sink_failed", plugin=plugin, hook="moves_committed", exc_info=exc)
+    metrics.plugin_error(plugin, "moves_committed")
 
 
 def _unknown_order(

@@ -12,6 +12,7 @@ from statusflow.http.drain import IN_FLIGHT, InFlight
 from statusflow.http.keys import (
     DATABASE,
     ENGINE,
+    MIGRATION_LOCATIONS,
     PLUGIN_INFOS,
     PLUGIN_MANAGER,
     REGISTRY,
@@ -74,7 +75,9 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = Database(settings.database_url)
     try:
-        locations = migration_locations(app[PLUGIN_MANAGER], settings.plugin_dirs)
+        locations = app[MIGRATION_LOCATIONS] = migration_locations(
+            app[PLUGIN_MANAGER], settings.plugin_dirs
+        )
         key = await prepare(
             settings.database_url, locations, settings.migrate_on_start, settings.secret
         )

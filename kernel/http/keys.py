@@ -20,3 +20,5 @@ ENGINE = web.AppKey("engine", Engine)
 DATABASE = web.AppKey("database", Database)
 PLUGIN_ROUTES = web.AppKey("plugin_routes", list[tuple[str, Route]])
 PLUGIN_INFOS = web.AppKey("plugin_infos", list[PluginInfo])
+MIGRATION_LOCATIONS = web.AppKey("migration_locations", list[str])
+"""The plugins' migration folders, found once at start-up (disabled plugins' included)."""

@@ -23,8 +23,7 @@ from alembic.script import ScriptDirectory
 from statusflow.engine import metrics
 from statusflow.errors import ApiError
 from statusflow.http.jsonio import json_response
-from statusflow.http.keys import DATABASE, PLUGIN_MANAGER, SERVICES
-from statusflow.registry import migration_locations
+from statusflow.http.keys import DATABASE, MIGRATION_LOCATIONS, PLUGIN_MANAGER, SERVICES
 from statusflow.store.database import alembic_config
 
 log = structlog.get_logger("statusflow.ops")
@@ -74,12 +73,16 @@ def missing_heads(script: ScriptDirectory, current: Iterable[str]) -> tuple[list
     return missing, sorted(unknown)
 
 
-async def _script(pm: pluggy.PluginManager) -> ScriptDirectory:
+async def _script(app: web.Application) -> ScriptDirectory:
+    """The migration scripts of the kernel and of the plugins, the folders found at
+    start-up (plugins folders included), read once per app."""
+    pm = app[PLUGIN_MANAGER]
     script = _scripts.get(pm)
     if script is None:
+        locations = app[MIGRATION_LOCATIONS]
 
         def load() -> ScriptDirectory:
-            return ScriptDirectory.from_config(alembic_config(None, migration_locations(pm)))
+            return ScriptDirectory.from_config(alembic_config(None, locations))
 
         script = await asyncio.to_thread(load)
         _scripts[pm] = script
@@ -91,7 +94,7 @@ def _not_ready(message: str, details: object) -> ApiError:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    script = await _script(request.app[PLUGIN_MANAGER])
+    script = await _script(request.app)
     try:
         async with asyncio.timeout(READY_TIMEOUT), request.app[DATABASE].read() as sql:
             current = await sql.migration_heads()

@@ -23,7 +23,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import column, create_engine, delete, event, insert, select, table
+from sqlalchemy import create_engine, delete, event, insert, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -31,17 +31,16 @@ from sqlalchemy.pool import NullPool
 
 from statusflow.errors import StartupError
 from statusflow.store.postgres import PostgresConnections
-from statusflow.store.schema import DEFAULT_PIPELINE, KernelSetting, Status
+from statusflow.store.queries import ALEMBIC_VERSION, SETTING, SETTINGS
+from statusflow.store.schema import DEFAULT_PIPELINE, Status
 from statusflow.store.sqlite import (
     SQLiteConnections,
     sqlite_code,
     sqlite_pragmas,
 )
-from statusflow.store.statements import CommitOutcomeUnknown, StoreSQL
+from statusflow.store.statements import CommitOutcomeUnknown, StoreSQL, dumps
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-ALEMBIC_VERSION = table("alembic_version", column("version_num"))
-SETTINGS = KernelSetting.__table__  # type: ignore[attr-defined]
 KERNEL_BASE = "0001"
 """The kernel's first revision: where databases migrated before ``KERNEL_REVISION`` stand."""
 KERNEL_REVISION = "kernel_revision"
@@ -70,10 +69,6 @@ def normalize_url(url: str) -> str:
     raise ValueError(f"unsupported database URL {shown!r}: use sqlite:/// or postgresql://")
 
 
-def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 async def in_transaction(url: str, work: Callable[[Connection], T]) -> T:
     """``work(connection)`` in one transaction on a SQLAlchemy connection of its own,
     committed when it returns: the start-up work (migrations, seeding), which Alembic
@@ -83,7 +78,7 @@ async def in_transaction(url: str, work: Callable[[Connection], T]) -> T:
     url = normalize_url(url)
     options: dict[str, Any] = {
         "poolclass": NullPool,
-        "json_serializer": _json_dumps,
+        "json_serializer": dumps,
         "json_deserializer": orjson.loads,
     }
     if make_url(url).get_backend_name() == "sqlite":
@@ -244,8 +239,7 @@ def _implied(script: ScriptDirectory, heads: Sequence[str]) -> set[str]:
 
 
 def _setting(connection: Connection, key: str) -> str | None:
-    query = select(SETTINGS.c.value).where(SETTINGS.c.key == key)
-    value = connection.execute(query).scalar()
+    value = connection.execute(SETTING, {"key": key}).scalar()
     return None if value is None else str(value)
 
 
@@ -312,7 +306,8 @@ async def prepare(
 
 
 class Database:
-    """The store of one database: its connections (one set, :mod:`.connections`), on
+    """The store of one database: its connections (one set, :mod:`.sqlite` or
+    :mod:`.postgres`), on
     which every statement of the kernel and of its plugins runs.
 
     SQLite has one writer: every write transaction holds the file's

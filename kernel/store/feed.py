@@ -83,13 +83,13 @@ async def read_feed(
         rows = await _read(sql, after, limit)
         if not rows or db.is_sqlite:
             return rows, rows[-1]["seq"] if rows else after
-        if len(_contiguous_prefix(after, rows)) == len(rows):
+        prefix = _contiguous_prefix(after, rows)
+        if len(prefix) == len(rows):
             return rows, rows[-1]["seq"]
         last = rows[-1]["seq"]
         if await _settle(sql, settle_timeout):
             rows = await _read(sql, after, limit, upto=last)
             return rows, rows[-1]["seq"] if rows else after
-        prefix = _contiguous_prefix(after, rows)
         return prefix, prefix[-1]["seq"] if prefix else after
 
 

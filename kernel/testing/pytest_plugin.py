@@ -302,7 +302,7 @@ def statusflow_cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[
         full_env = {
             k: v
             for k, v in os.environ.items()
-            if k not in ("STATUSFLOW_CONFIG", "STATUSFLOW_DATABASE_URL")
+            if k not in ("STATUSFLOW_CONFIG", "STATUSFLOW_DATABASE_URL", "STATUSFLOW_TOKENS")
         }
         full_env.update(env or {})
         return subprocess.run(
