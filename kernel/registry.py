@@ -14,10 +14,10 @@ import dataclasses
 import functools
 import inspect
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any, cast
+from typing import Any
 
 import jsonschema
 import pluggy
@@ -26,8 +26,7 @@ import structlog
 from statusflow import hooks, hookspecs
 from statusflow.engine import metrics
 from statusflow.errors import StartupError
-from statusflow.plugin_dirs import DirPlugin, find_dir_plugins
-from statusflow.serving import setting_errors
+from statusflow.serving.plugin_dirs import DirPlugin, find_dir_plugins
 from statusflow.types import ConditionOperator, EventType, KernelServices, Route, TriggerType
 
 ENTRY_POINT_GROUP = "statusflow"
@@ -348,55 +347,6 @@ def _trigger_types_of(ep: Source) -> tuple[str, ...]:
     except Exception as exc:
         log.warning("plugin.introspection_failed", plugin=ep.name, error=str(exc))
         return ()
-
-
-def _resolve_env(value: Any, where: str) -> Any:
-    """Replace every ``{"$env": "VAR"}`` in ``value`` by the environment variable."""
-    if isinstance(value, dict):
-        if set(value) == {"$env"}:
-            name = value["$env"]
-            if not isinstance(name, str) or name not in os.environ:
-                raise StartupError(f"{where}: environment variable {name!r} is not set")
-            return os.environ[name]
-        return {k: _resolve_env(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_resolve_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    return value
-
-
-def plugin_settings(
-    pm: pluggy.PluginManager, tables: Mapping[str, Mapping[str, Any]]
-) -> dict[str, dict[str, Any]]:
-    """Each loaded plugin's ``[plugins.NAME]`` table, secrets resolved, schema-checked.
-
-    :raises StartupError: naming the plugin and the key that is wrong.
-    """
-    resolved: dict[str, dict[str, Any]] = {}
-    for name, table in tables.items():
-        if pm.get_plugin(name) is None:
-            log.warning("plugin.settings_unused", plugin=name, reason="plugin not loaded")
-            continue
-        resolved[name] = _resolve_env(dict(table), f"[plugins.{name}]")
-    for impl in hooks.runner(pm).plan("plugin_settings_schema"):
-        try:
-            schema = cast("Mapping[str, Any] | None", impl.call({}))
-        except Exception as exc:
-            raise StartupError(f"plugin {impl.plugin_name!r}: settings schema: {exc}") from exc
-        if schema is None:
-            continue
-        table = resolved.get(impl.plugin_name, {})
-        validator = jsonschema.Draft202012Validator(dict(schema))
-        errors = sorted(validator.iter_errors(table), key=lambda e: list(e.absolute_path))
-        if errors:  # said without the value: it may be a secret (setting_errors)
-            error = errors[0]
-            key = setting_errors.where(error)
-            where = f"[plugins.{impl.plugin_name}]" + (f" {key}" if key else "")
-            message = setting_errors.describe(error)
-            raise StartupError(f"plugin {impl.plugin_name!r}: {where}: {message}")
-    with_schema = {impl.plugin_name for impl in hooks.runner(pm).plan("plugin_settings_schema")}
-    for name in sorted(set(resolved) - with_schema):  # the plugin reads no settings at all
-        log.warning("plugin.settings_unused", plugin=name, reason="plugin takes no settings")
-    return resolved
 
 
 def migration_locations(pm: pluggy.PluginManager, dirs: Iterable[str] = ()) -> list[str]:

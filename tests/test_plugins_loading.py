@@ -878,7 +878,7 @@ def test_trace_plugins_logs_the_calls_the_kernel_makes_itself(tmp_path):
 
 
 def test_a_settings_table_for_a_plugin_that_takes_none_is_warned_about(capfd):
-    from statusflow.registry import plugin_settings
+    from statusflow.serving.plugin_settings import plugin_settings
 
     pm = make_plugin_manager(enable=("payment", "outgoing_webhooks"))
     capfd.readouterr()

@@ -27,7 +27,7 @@ from statusflow.engine.decide import (
 )
 from statusflow.engine.pipeline import StatusInfo
 from statusflow.registry import build_registry, make_plugin_manager
-from statusflow.store.group import OrderState
+from statusflow.store.statements import OrderState
 from statusflow.types import Event, Match, TriggerView
 
 STATUSES = {

@@ -483,3 +483,18 @@ __all__ = [
     "match_once",
     "trace_of",
 ]
+
+
+def trigger_view(row: Any) -> TriggerView:
+    """A stored trigger row as plugins see it."""
+    return TriggerView(
+        id=row["id"],
+        type=row["type"],
+        status=row["status"],
+        name=row["name"],
+        allow_backwards=bool(row["allow_backwards"]),
+        enabled=bool(row["enabled"]),
+        settings=row["settings"] or {},
+        conditions=tuple(row["conditions"] or ()),
+        secret=row["secret"],
+    )

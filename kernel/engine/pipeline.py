@@ -4,10 +4,10 @@ Read top-down, this module is the whole life of an event:
 
 1. :meth:`Engine.process` validates the posted events (:mod:`statusflow.engine.intake`; every 422
    happens before anything is stored) and hands them to the group committer
-   (:mod:`statusflow.engine.groupcommit`), which gathers every request waiting while the previous
-   transaction committed.
+   (:class:`GroupCommitter`, at the end of this module), which gathers every request
+   waiting while the previous transaction committed.
 2. :meth:`Engine._evaluate` reads what the whole group needs in a few statements
-   (:func:`statusflow.store.group.load_snapshot`: stored results for idempotency, the orders
+   (:func:`statusflow.store.statements.load_snapshot`: stored results for idempotency, the orders
    named or found by contact, locked on PostgreSQL), then per event: resolve the orders,
    let plugins inspect it (durable state such as chat dialogs), match and choose the
    moves (:func:`choose_move`, contract §2), and record what to write.
@@ -21,12 +21,14 @@ trace and the log (fault isolation).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import pluggy
 import structlog
@@ -42,29 +44,27 @@ from statusflow.engine.decide import (
     compile_trigger,
     expand,
     trace_of,
+    trigger_view,
 )
-from statusflow.engine.groupcommit import GroupCommitter
 from statusflow.engine.intake import ParsedEvent, parse_events
 from statusflow.errors import ApiError, not_found
 from statusflow.hooks import runner
 from statusflow.registry import Registry
 from statusflow.store.database import Database, database_unavailable
-from statusflow.store.group import (
-    DatabaseStateStore,
-    GroupWrites,
-    OrderState,
-    Snapshot,
-    load_snapshot,
-)
 from statusflow.store.schema import FINAL_SEMANTICS
 from statusflow.store.statements import (
     DEFINITIONS_VERSION,
     DRIVER_ERRORS,
+    DatabaseStateStore,
+    GroupWrites,
+    OrderState,
+    Snapshot,
     StorageConflict,
     StoreSQL,
+    load_snapshot,
 )
 from statusflow.timestamps import utc_now
-from statusflow.types import Event, KernelServices, Match, Move, Outcome, TriggerView
+from statusflow.types import Event, KernelServices, Match, Move, Outcome
 
 log = structlog.get_logger("statusflow.engine")
 
@@ -495,19 +495,93 @@ def _resolve(
     return found
 
 
-def trigger_view(row: Any) -> TriggerView:
-    """A stored trigger row as plugins see it."""
-    return TriggerView(
-        id=row["id"],
-        type=row["type"],
-        status=row["status"],
-        name=row["name"],
-        allow_backwards=bool(row["allow_backwards"]),
-        enabled=bool(row["enabled"]),
-        settings=row["settings"] or {},
-        conditions=tuple(row["conditions"] or ()),
-        secret=row["secret"],
-    )
+__all__ = ["Engine", "GroupCommitter", "Listening", "public_result"]
 
 
-__all__ = ["Engine", "Listening", "public_result", "trigger_view"]
+# --- group commit --------------------------------------------------------------------
+# While a transaction commits (an fsync on SQLite, a round trip on PostgreSQL), new
+# requests queue up; a writer task takes them all for the next transaction. Each request
+# is answered only after the transaction holding it committed. SQLite has one writer;
+# PostgreSQL, where a group spends most of its time waiting for round trips and rows are
+# locked, can have a few, each taking what has queued when it is free.
+
+Job = TypeVar("Job")
+Answer = TypeVar("Answer")
+
+group_log = structlog.get_logger("statusflow.groupcommit")
+
+MAX_GROUP = 256
+
+
+class GroupCommitter(Generic[Job, Answer]):
+    """Runs ``run_group(jobs)`` for batches of submitted jobs, one batch at a time.
+
+    ``run_group`` returns one answer per job: a value, or an exception to raise in that
+    job's submitter. If ``run_group`` itself raises, every job of the batch gets it, and
+    the failure is logged: with its traceback, unless ``transient(exc)`` says it is
+    expected now and then (the database restarting), then in one line.
+    """
+
+    def __init__(
+        self,
+        run_group: Callable[[Sequence[Job]], Awaitable[Sequence[Answer | BaseException]]],
+        writers: int = 1,
+        transient: Callable[[BaseException], bool] = lambda exc: False,
+    ) -> None:
+        self._run_group = run_group
+        self._transient = transient
+        self._queue: asyncio.Queue[tuple[Job, asyncio.Future[Answer]]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._writers = writers
+
+    async def submit(self, job: Job) -> Answer:
+        """Queue ``job`` and wait until the transaction holding it has committed."""
+        if len(self._tasks) < self._writers or any(task.done() for task in self._tasks):
+            self._tasks = [task for task in self._tasks if not task.done()]
+            while len(self._tasks) < self._writers:
+                name = f"statusflow-group-commit-{len(self._tasks)}"
+                self._tasks.append(asyncio.create_task(self._writer(), name=name))
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((job, future))
+        return await future
+
+    async def close(self) -> None:
+        """Finish the queued jobs, then stop the writer."""
+        while not self._queue.empty() and any(not task.done() for task in self._tasks):
+            await asyncio.sleep(0.01)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _writer(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < MAX_GROUP and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            live = [(job, fut) for job, fut in batch if not fut.cancelled()]
+            if not live:
+                continue
+            try:
+                answers = await self._run_group([job for job, _ in live])
+            except asyncio.CancelledError:
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(RuntimeError("the server is shutting down"))
+                raise
+            except BaseException as exc:  # every job of the batch learns of it
+                if self._transient(exc):  # expected now and then: a line, no traceback
+                    error = " ".join(str(exc).split())
+                    group_log.warning("group.failed", size=len(live), error=error)
+                else:
+                    group_log.exception("group.failed", size=len(live))
+                answers = [exc] * len(live)
+            for (_, future), answer in zip(live, answers, strict=True):
+                if future.done():
+                    continue
+                if isinstance(answer, BaseException):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(answer)

@@ -102,7 +102,7 @@ class Services:
             return await sql.order_exists(order_id)
 
     async def find_trigger_by_secret(self, secret: str) -> TriggerView | None:
-        from statusflow.engine.pipeline import trigger_view
+        from statusflow.engine.decide import trigger_view
 
         async with self.engine.db.read() as sql:
             row = await sql.trigger_by_secret(secret)

@@ -29,9 +29,9 @@ from statusflow.registry import (
     list_plugins,
     make_plugin_manager,
     migration_locations,
-    plugin_settings,
 )
 from statusflow.serving.config import Settings
+from statusflow.serving.plugin_settings import plugin_settings
 from statusflow.store.database import Database, prepare
 
 

@@ -7,8 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from statusflow.engine.decide import compile_conditions, inactive_reason
-from statusflow.engine.pipeline import trigger_view
+from statusflow.engine.decide import compile_conditions, inactive_reason, trigger_view
 from statusflow.engine.validation import check
 from statusflow.errors import invalid, not_found
 from statusflow.http.jsonio import json_response, merge_patch, read_json_body, require_object

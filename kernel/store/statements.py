@@ -18,13 +18,20 @@ The admin API's statements (:class:`~statusflow.store.admin.AdminSQL`) and the C
 statements of plugins (``kernel.read()`` / ``kernel.write()``) run on the same
 connections, compiled once per dialect (:mod:`statusflow.store.compiled`), and answer
 :class:`~statusflow.store.results.Result` rows.
+
+The event path's group work lives here too, so that an event's reads and writes are in
+one place: everything a group of requests needs is read up front (:func:`load_snapshot`:
+stored results of the group's event ids, the orders it names or fans out to, locked on
+PostgreSQL), and everything it decided is written at the end (:class:`GroupWrites`: one
+statement per table, in commit order; a manual move's rows take the same way).
 """
 
 from __future__ import annotations
 
 import sqlite3
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -42,6 +49,8 @@ from statusflow.store.errors import (
     StorageConflict,
 )
 from statusflow.store.results import Result, row_class
+from statusflow.timestamps import utc_now
+from statusflow.types import Event, Move
 
 DEFINITIONS_VERSION = "definitions_version"
 
@@ -187,7 +196,7 @@ class StoreSQL(AdminSQL):
 
 
 def trigger_row(row: Sequence[Any]) -> dict[str, Any]:
-    """A trigger row by column name, its JSON decoded (``engine.trigger_view`` does the
+    """A trigger row by column name, its JSON decoded (``engine.decide.trigger_view`` does the
     rest, as for the admin API's rows)."""
     record = dict(zip(queries.TRIGGER_COLUMNS, row, strict=True))
     for key in ("settings", "conditions"):
@@ -204,3 +213,229 @@ __all__ = [
     "StoreSQL",
     "dumps",
 ]
+
+
+# --- the group of an event path transaction: read up front, written at the end -----
+
+
+class OrderState:
+    """An order as the engine holds it during a group (its status follows the moves).
+
+    ``doc`` is decoded from the stored JSON text the first time a condition reads it.
+    """
+
+    __slots__ = ("_doc", "id", "status")
+
+    def __init__(self, id: str, status: str, doc: str | Mapping[str, Any]) -> None:
+        self.id = id
+        self.status = status
+        self._doc = doc
+
+    @property
+    def doc(self) -> Mapping[str, Any]:
+        doc = self._doc
+        if isinstance(doc, str):
+            doc = self._doc = orjson.loads(doc)
+        return doc
+
+
+@dataclass
+class Snapshot:
+    """What a group of events needs from the database, read before deciding."""
+
+    stored_results: dict[str, dict[str, Any]]
+    orders: dict[str, OrderState]
+    orders_by_identifier: dict[tuple[str, str], list[str]]
+
+
+async def load_snapshot(
+    sql: StoreSQL,
+    event_ids: Iterable[str],
+    order_ids: Iterable[str],
+    identifiers: Iterable[tuple[str, str]],
+    lock: bool,
+) -> Snapshot:
+    """Read the stored results of ``event_ids`` and the orders the group may touch.
+
+    :param order_ids: orders named by ``order_id``.
+    :param identifiers: ``(kind, value)`` contact identifiers to fan out by.
+    :param lock: lock the orders (``FOR UPDATE``, in id order, so that concurrent groups
+        on PostgreSQL never deadlock on them).
+    """
+    ids = sorted(set(event_ids))
+    stored = await sql.stored_results(ids) if ids else {}
+
+    by_identifier: dict[tuple[str, str], list[str]] = {}
+    values_by_kind: dict[str, set[str]] = {}
+    for kind, value in identifiers:
+        values_by_kind.setdefault(kind, set()).add(value)
+    if values_by_kind:
+        wanted_values = {kind: sorted(values) for kind, values in sorted(values_by_kind.items())}
+        for kind, value, order_id in await sql.identified_orders(wanted_values):
+            by_identifier.setdefault((kind, value), []).append(order_id)
+
+    wanted = set(order_ids)
+    for found in by_identifier.values():
+        wanted.update(found)
+    orders: dict[str, OrderState] = {}
+    if wanted:
+        for order_id, status, doc in await sql.orders(sorted(wanted), lock):
+            orders[order_id] = OrderState(order_id, status, doc)
+    return Snapshot(stored, orders, by_identifier)
+
+
+class DatabaseStateStore:
+    """:class:`kernel.StateStore` on the ``plugin_marks`` table, in the group's transaction.
+
+    A claim is an insert-if-absent, so of concurrent claims on PostgreSQL exactly one
+    inserts the row (the others wait for its commit and then find it). In a dry run
+    nothing is written; claims are remembered for the rest of the dry run.
+    """
+
+    def __init__(self, sql: StoreSQL, dry_run: bool) -> None:
+        self._sql = sql
+        self._dry_run = dry_run
+        self._claimed_in_dry_run: set[tuple[str, str]] = set()
+
+    async def seen(self, namespace: str, key: str) -> bool:
+        if self._dry_run and (namespace, key) in self._claimed_in_dry_run:
+            return True
+        return await self._sql.mark_exists(namespace, key)
+
+    async def claim(self, namespace: str, key: str) -> bool:
+        if self._dry_run:
+            first = not await self.seen(namespace, key)
+            self._claimed_in_dry_run.add((namespace, key))
+            return first
+        return await self._sql.claim(namespace, key, utc_now())
+
+
+@dataclass
+class GroupWrites:
+    """Rows a group will write: :class:`kernel.Transaction` for the sinks, too."""
+
+    events: list[dict[str, Any]] = field(default_factory=list)
+    order_updates: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    """``(status, updated_at, order id)`` by order id: the last move of each order."""
+    moves: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    plugin_rows: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def insert(self, table: Any, row: Mapping[str, Any]) -> None:
+        self.plugin_rows.setdefault(table, []).append(dict(row))
+
+    def mark(self) -> tuple[int, list[tuple[list[dict[str, Any]], int]]]:
+        """Where the rows stand now, to drop what a failing sink added (:meth:`rewind`)."""
+        if not self.plugin_rows:
+            return len(self.timeline), []
+        return len(self.timeline), [(rows, len(rows)) for rows in self.plugin_rows.values()]
+
+    def rewind(self, mark: tuple[int, list[tuple[list[dict[str, Any]], int]]]) -> None:
+        """Drop the rows added since ``mark``."""
+        timeline, tables = mark
+        del self.timeline[timeline:]
+        known = {id(rows) for rows, _ in tables}
+        for rows, length in tables:
+            del rows[length:]
+        for rows in self.plugin_rows.values():
+            if id(rows) not in known:  # a table first written by the failing sink
+                rows.clear()
+
+    def add_timeline(self, order_id: str, kind: str, data: Mapping[str, Any], at: str) -> None:
+        self.timeline.append({"order_id": order_id, "kind": kind, "data": dict(data), "at": at})
+
+    def add_event(self, event: Event, stored: Mapping[str, Any], at: str) -> None:
+        self.events.append(
+            {
+                "id": event.id,
+                "type": event.type,
+                "order_id": event.order_id,
+                "contact": dict(event.contact),
+                "data": dict(event.data),
+                "occurred_at": event.occurred_at,
+                "received_at": at,
+                "result": dict(stored),
+            }
+        )
+
+    def add_moves(self, moves: Iterable[Move]) -> None:
+        for m in moves:
+            self.order_updates[m.order_id] = (m.to_status, m.at, m.order_id)
+            self.moves.append(
+                {
+                    "order_id": m.order_id,
+                    "from_status": m.from_status,
+                    "to_status": m.to_status,
+                    "trigger_id": m.trigger_id,
+                    "event_id": m.event_id,
+                    "event_type": m.event_type,
+                    "at": m.at,
+                }
+            )
+
+    async def write_to(self, sql: StoreSQL) -> None:
+        """Write everything in ``sql``'s transaction (moves in commit order): an event
+        group's rows, or a manual move's."""
+        for statement, rows in (
+            (sql.insert_event, [event_row(row) for row in self.events]),
+            (sql.update_order, list(self.order_updates.values())),
+            (sql.insert_move, [move_row(row) for row in self.moves]),  # seq: commit order
+            (sql.insert_timeline, [timeline_row(row) for row in self.timeline]),
+        ):
+            if rows:
+                await sql.write_rows(statement, rows)
+        for statement, rows in _plugin_batches(sql, self.plugin_rows.items()):
+            await sql.executemany(statement, rows)
+        self.events, self.order_updates, self.moves, self.timeline = [], {}, [], []
+        self.plugin_rows = {}
+
+
+def _plugin_batches(
+    sql: StoreSQL, plugin_rows: Iterable[tuple[Any, list[dict[str, Any]]]]
+) -> Iterable[tuple[str, list[tuple[Any, ...]]]]:
+    """Plugin rows grouped by compiled statement, in the order they were added."""
+    for table, rows in plugin_rows:
+        batch: list[tuple[Any, ...]] = []
+        current: Compiled | None = None
+        for row in rows:
+            compiled = sql.plugin_insert(table, row)
+            if current is not None and compiled is not current:
+                yield current.sql, batch
+                batch = []
+            current = compiled
+            batch.append(compiled.arguments(row))
+        if current is not None and batch:
+            yield current.sql, batch
+
+
+# A group's rows as the drivers take them, in the order of queries.EVENT_COLUMNS,
+# MOVE_COLUMNS and TIMELINE_COLUMNS (the order of the statements' parameters).
+
+
+def event_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        row["id"],
+        row["type"],
+        row["order_id"],
+        dumps(row["contact"]),
+        dumps(row["data"]),
+        row["occurred_at"],
+        row["received_at"],
+        dumps(row["result"]),
+    )
+
+
+def move_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (
+        row["order_id"],
+        row["from_status"],
+        row["to_status"],
+        row["trigger_id"],
+        row["event_id"],
+        row["event_type"],
+        row["at"],
+    )
+
+
+def timeline_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (row["order_id"], row["at"], row["kind"], dumps(row["data"]))
