@@ -345,15 +345,22 @@ class KernelServices(Protocol):
         ...
 
     async def submit_event(
-        self, event: Mapping[str, JSON], *, only_trigger_id: int | None = None
+        self,
+        event: Mapping[str, JSON],
+        *,
+        only_trigger_id: int | None = None,
+        store_unknown_order: bool = False,
     ) -> dict[str, JSON]:
         """Process one event exactly as ``POST /api/events`` would; return its result.
 
         :param event: the event body (``type``, ``order_id`` or ``contact``, ``data``...).
             Event types that are not ``public`` are accepted here.
         :param only_trigger_id: when given, no other trigger is a candidate.
+        :param store_unknown_order: when true, an event whose ``order_id`` names no order
+            is stored resolved to no order (no moves, no timeline entry) instead of a
+            404: a provider's webhook answered 200 so that it is not retried forever.
         :raises ApiError: when the event is invalid (422) or names an unknown order
-            (404); nothing is stored then.
+            (404, unless ``store_unknown_order``); nothing is stored then.
         """
         ...
 

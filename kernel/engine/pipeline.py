@@ -86,6 +86,8 @@ class Request:
 
     events: Sequence[ParsedEvent]
     only_trigger_id: int | None = None
+    store_unknown_order: bool = False
+    """An unknown ``order_id`` resolves to no order instead of a 404 (plugin routes)."""
 
 
 @dataclass(slots=True)
@@ -220,11 +222,13 @@ class Engine:
         only_trigger_id: int | None = None,
         allow_private: bool = False,
         check_storable: bool = True,
+        store_unknown_order: bool = False,
     ) -> list[dict[str, Any]]:
         """Process a list of event bodies atomically; return their results, in order.
 
         The list is validated whole first; a 422 or 404 stores nothing. Results are
-        answered only after the commit; then the status sinks are told.
+        answered only after the commit; then the status sinks are told. With
+        ``store_unknown_order``, an unknown ``order_id`` resolves to no order (no 404).
         """
         started = time.perf_counter()
         try:
@@ -235,7 +239,7 @@ class Engine:
                 allow_private=allow_private,
                 check_storable=check_storable,
             )
-            request = Request(parsed, only_trigger_id)
+            request = Request(parsed, only_trigger_id, store_unknown_order)
             if dry_run:
                 processed = await self._dry_run(request)
             else:
@@ -460,6 +464,8 @@ def _unknown_order(
     request: Request, snapshot: Snapshot, done: Mapping[str, Any]
 ) -> ApiError | None:
     """The 404 of a request naming an unknown order (duplicates excepted), checked first."""
+    if request.store_unknown_order:
+        return None
     ids: set[str] = set()
     for index, item in enumerate(request.events):
         event = item.event
@@ -477,9 +483,11 @@ def _unknown_order(
 def _resolve(
     event: Event, item: ParsedEvent, snapshot: Snapshot, statuses: Mapping[str, StatusInfo]
 ) -> list[OrderState]:
-    """The orders an event is for: its ``order_id``, or its contact's open orders."""
+    """The orders an event is for: its ``order_id`` (none when it is unknown, which only
+    a request with ``store_unknown_order`` lets through), or its contact's open orders."""
     if event.order_id is not None:
-        return [snapshot.orders[event.order_id]]
+        named = snapshot.orders.get(event.order_id)
+        return [] if named is None else [named]
     ids: set[str] = set()
     for pair in item.lookup:
         ids.update(snapshot.orders_by_identifier.get(pair, ()))

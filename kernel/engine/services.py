@@ -80,10 +80,17 @@ class Services:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 
     async def submit_event(
-        self, event: Mapping[str, Any], *, only_trigger_id: int | None = None
+        self,
+        event: Mapping[str, Any],
+        *,
+        only_trigger_id: int | None = None,
+        store_unknown_order: bool = False,
     ) -> dict[str, Any]:
         results = await self.engine.process(
-            [dict(event)], only_trigger_id=only_trigger_id, allow_private=True
+            [dict(event)],
+            only_trigger_id=only_trigger_id,
+            allow_private=True,
+            store_unknown_order=store_unknown_order,
         )
         return results[0]
 
