@@ -4,8 +4,8 @@ Set ``{public_url}/sources/whatsapp`` as the Callback URL of a Meta app's WhatsA
 webhook, with ``[plugins.whatsapp] verify_token`` as its Verify token, and subscribe it to
 the ``messages`` field.
 
-* ``GET /sources/whatsapp`` answers Meta's verification request: with
-  ``hub.mode=subscribe`` and the configured ``hub.verify_token`` it echoes
+* ``GET /sources/whatsapp`` answers Meta's verification request: with the configured
+  ``hub.verify_token`` (and ``hub.mode=subscribe``, or no ``hub.mode``) it echoes
   ``hub.challenge`` as ``text/plain``; anything else is a 403.
 * ``POST /sources/whatsapp``: each delivery is checked against its
   ``X-Hub-Signature-256`` header (HMAC-SHA256 of the raw body with ``[plugins.whatsapp]
@@ -156,7 +156,7 @@ def make_handshake(kernel: KernelServices) -> Callable[[web.Request], Any]:
 
     async def handshake(request: web.Request) -> web.Response:
         query = request.query
-        mode = query.get("hub.mode", "")
+        mode = query.get("hub.mode", "subscribe")  # Meta always sends it; the token counts
         token = query.get("hub.verify_token", "").encode()
         if (
             verify_token is None

@@ -40,18 +40,25 @@ ID_PREFIX = "whatsapp:"
 
 MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 """Message types whose content is a file: their text is ``[type] caption``."""
+CONTENT_KEYS = (
+    *("text", "image", "video", "audio", "document", "sticker", "interactive"),
+    *("button", "location", "contacts", "reaction", "order", "system"),
+)
+"""Where a message without a ``type`` (Meta always sends one) finds it: the first of
+these keys it has."""
 
 LATEST_TIMESTAMP_AHEAD = 300 * 86400
 """A message ``timestamp`` further ahead of this server's clock than this is left out of
 the event (statusflow refuses an ``occurred_at`` a year ahead)."""
 
-_DIGITS = {"type": "string", "pattern": "^[0-9]{1,15}$"}
+_WA_ID = {"type": "string", "pattern": "^[+]?[0-9]{1,15}$"}
+"""A WhatsApp id: the phone's digits (a leading ``+``, which Meta does not send, is let by)."""
 _NO_NUL = "^[^\\x00]*$"
 """Strings copied into the event as they are: statusflow cannot store U+0000."""
 
 _MESSAGE: dict[str, JSON] = {
     "type": "object",
-    "required": ["id", "from", "type"],
+    "required": ["id", "from"],
     "properties": {
         # "whatsapp:" + id is the event's id, at most 200 characters
         "id": {
@@ -60,11 +67,11 @@ _MESSAGE: dict[str, JSON] = {
             "maxLength": 200 - len(ID_PREFIX),
             "pattern": _NO_NUL,
         },
-        "from": _DIGITS,
+        "from": _WA_ID,
         "type": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": _NO_NUL},
         "timestamp": {"type": "string"},
     },
-    "if": {"properties": {"type": {"const": "text"}}},
+    "if": {"required": ["type"], "properties": {"type": {"const": "text"}}},
     "then": {
         "required": ["text"],
         "properties": {
@@ -79,11 +86,9 @@ _MESSAGE: dict[str, JSON] = {
 
 _VALUE: dict[str, JSON] = {
     "type": "object",
-    "dependentRequired": {"messages": ["metadata"]},
     "properties": {
         "metadata": {
             "type": "object",
-            "required": ["phone_number_id"],
             "properties": {
                 "phone_number_id": {
                     "type": "string",
@@ -98,7 +103,7 @@ _VALUE: dict[str, JSON] = {
             "items": {
                 "type": "object",
                 "properties": {
-                    "wa_id": _DIGITS,
+                    "wa_id": _WA_ID,
                     "profile": {"type": "object", "properties": {"name": {"type": "string"}}},
                 },
             },
@@ -110,7 +115,7 @@ _VALUE: dict[str, JSON] = {
 
 DELIVERY_SCHEMA: dict[str, JSON] = {
     "type": "object",
-    "required": ["object", "entry"],
+    "required": ["entry"],
     "properties": {
         "object": {"type": "string"},
         "entry": {
@@ -123,11 +128,12 @@ DELIVERY_SCHEMA: dict[str, JSON] = {
                         "type": "array",
                         "items": {
                             "type": "object",
-                            "required": ["field", "value"],
+                            "required": ["value"],
                             "properties": {
                                 "field": {"type": "string"},
                                 "value": {"type": "object"},
                             },
+                            # no field: Meta always sends one; "messages" is the default
                             "if": {"properties": {"field": {"const": MESSAGES_FIELD}}},
                             "then": {"properties": {"value": _VALUE}},
                         },
@@ -183,7 +189,7 @@ def message_text(message: Mapping[str, Any]) -> str:
     """The text of a message: the body of a text message, ``[type] caption`` for media,
     the chosen reply of a button or list, and ``[type] ...`` with what is readable for the
     other types (``[location] Name, address``, ``[reaction] 👍``...)."""
-    kind = str(message["type"])
+    kind = message_type(message)
     content = message.get(kind)
     part = content if isinstance(content, Mapping) else {}
     if kind == "text":
@@ -213,6 +219,15 @@ def message_text(message: Mapping[str, Any]) -> str:
     return f"[{kind}] {detail}" if detail else f"[{kind}]"
 
 
+def message_type(message: Mapping[str, Any]) -> str:
+    """The message's ``type``; without one, the first of :data:`CONTENT_KEYS` it has,
+    else ``"unknown"``."""
+    kind = message.get("type")
+    if isinstance(kind, str):
+        return kind
+    return next((key for key in CONTENT_KEYS if key in message), "unknown")
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -237,17 +252,21 @@ def _sender(value: Mapping[str, Any], message: Mapping[str, Any]) -> tuple[str, 
     ``wa_id`` may be written differently from ``from``, e.g. for numbers in Brazil);
     else ``from`` with no name.
     """
-    sender = str(message["from"])
+    sender = _wa_id(message["from"])
     contacts = [c for c in value.get("contacts", ()) if isinstance(c.get("wa_id"), str)]
-    chosen = next((c for c in contacts if c["wa_id"] == sender), None)
+    chosen = next((c for c in contacts if _wa_id(c["wa_id"]) == sender), None)
     if chosen is None and len(contacts) == 1:
-        senders = {m["from"] for m in value.get("messages", ())}
+        senders = {_wa_id(m["from"]) for m in value.get("messages", ())}
         chosen = contacts[0] if len(senders) == 1 else None
     if chosen is None:
         return sender, None
     profile = chosen.get("profile")
     name = _clean(profile.get("name")) if isinstance(profile, Mapping) else None
-    return str(chosen["wa_id"]), name
+    return _wa_id(chosen["wa_id"]), name
+
+
+def _wa_id(value: str) -> str:
+    return value.removeprefix("+")
 
 
 def _phone(wa_id: str, path: str) -> str:
@@ -268,13 +287,15 @@ def message_event(
 ) -> dict[str, JSON]:
     """The ``chat.message`` event body of one message of a change's ``value``."""
     wa_id, name = _sender(value, message)
-    kind = str(message["type"])
+    kind = message_type(message)
     data: dict[str, JSON] = {
-        "channel_id": value["metadata"]["phone_number_id"],
         "dialog_id": wa_id,
         "text": message_text(message),
         "message_type": kind,
     }
+    metadata = value.get("metadata")
+    if isinstance(metadata, Mapping) and isinstance(metadata.get("phone_number_id"), str):
+        data["channel_id"] = metadata["phone_number_id"]
     content = message.get(kind)
     caption = _clean(content.get("caption")) if isinstance(content, Mapping) else None
     if caption is not None:
@@ -303,12 +324,12 @@ def delivery_events(delivery: Any) -> Delivery:
     if error is not None:
         raise Malformed(_where(error), error.message[:300])
     result = Delivery()
-    if delivery["object"] != OBJECT:
+    if delivery.get("object", OBJECT) != OBJECT:
         result.ignored.append(f"object {delivery['object']!r} is not {OBJECT!r}")
         return result
     for e, entry in enumerate(delivery["entry"]):
         for c, change in enumerate(entry["changes"]):
-            if change["field"] != MESSAGES_FIELD:
+            if change.get("field", MESSAGES_FIELD) != MESSAGES_FIELD:
                 result.ignored.append(f"field {change['field']!r} posts nothing")
                 continue
             value = change["value"]

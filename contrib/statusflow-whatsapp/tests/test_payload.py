@@ -105,7 +105,8 @@ def _check_event(event: dict[str, Any]) -> None:
     assert re.fullmatch(r"\+[0-9]{2,15}", event["contact"]["phone"])
     assert "\\u0000" not in json.dumps(event)
     data = event["data"]
-    assert isinstance(data["channel_id"], str) and isinstance(data["text"], str)
+    assert isinstance(data.get("channel_id", ""), str) and isinstance(data["text"], str)
+    assert isinstance(data["message_type"], str)
     assert data["dialog_id"] == event["contact"]["phone"][1:]
 
 

@@ -167,7 +167,6 @@ async def test_the_verification_handshake(statusflow_app):
         "another token": {**good, "hub.verify_token": "meatyhamhocks"},
         "no token": {k: v for k, v in good.items() if k != "hub.verify_token"},
         "another mode": {**good, "hub.mode": "unsubscribe"},
-        "no mode": {k: v for k, v in good.items() if k != "hub.mode"},
     }
     for name, params in refused.items():
         response = await sf.client.get(PATH, params=params)
@@ -175,6 +174,10 @@ async def test_the_verification_handshake(statusflow_app):
         body = await response.json()
         assert body["error"]["code"] == "verification_failed", name
         assert VERIFY_TOKEN not in json.dumps(body)
+    # the token is what counts: Meta always sends hub.mode=subscribe, but without it...
+    no_mode = {k: v for k, v in good.items() if k != "hub.mode"}
+    response = await sf.client.get(PATH, params=no_mode)
+    assert response.status == 200 and await response.text() == "1158201444"
     no_challenge = {k: v for k, v in good.items() if k != "hub.challenge"}
     assert (await sf.client.get(PATH, params=no_challenge)).status == 400
 
@@ -319,7 +322,7 @@ async def test_signed_bad_json_and_malformed_deliveries_are_400(statusflow_app):
             lambda v: v["messages"][0].update({"from": "+1 650"})
         ),
         "/entry/0/changes/0/value/metadata/phone_number_id": broken(
-            lambda v: v["metadata"].pop("phone_number_id")
+            lambda v: v["metadata"].update({"phone_number_id": 106540352242922})
         ),
         "/entry/0/changes/0/value/messages/1/from": broken(  # digits, but not a phone
             lambda v: (v["messages"][1].update({"from": "12"}), v.pop("contacts"))
@@ -436,6 +439,23 @@ async def test_media_and_other_messages_carry_their_type_as_text(statusflow_app)
     }
     image = await sf.get_event("whatsapp:wamid.I1")
     assert image["data"]["caption"] == "Is this the blue one?"
+
+
+async def test_parts_meta_always_sends_are_not_required(statusflow_app):
+    sf = await chat_app(statusflow_app)
+    await sf.create_trigger("chat.message", "P")
+    # no object, field, metadata, contacts or type; a "+" before the number
+    bare = {
+        "entry": [
+            {"changes": [{"value": {"messages": [{"from": "+" + CLIENT, "id": "wamid.T1"}]}}]}
+        ]
+    }
+    bare["entry"][0]["changes"][0]["value"]["messages"][0]["text"] = {"body": "hi"}
+    [result] = (await send(sf, bare))["results"]
+    assert result["order_ids"] == ["1001"] and [m["to"] for m in result["moves"]] == ["P"]
+    stored = await sf.get_event("whatsapp:wamid.T1")
+    assert stored["contact"] == {"phone": "+16505551234"}
+    assert stored["data"] == {"dialog_id": CLIENT, "text": "hi", "message_type": "text"}
 
 
 async def test_unknown_contacts_are_stored_with_no_moves(statusflow_app):
