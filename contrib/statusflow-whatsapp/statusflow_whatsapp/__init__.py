@@ -85,7 +85,7 @@ HANDSHAKE_OPENAPI: dict[str, JSON] = {
         "hub.verify_token, hub.challenge is echoed as text/plain."
     ),
     "parameters": [
-        {"name": name, "in": "query", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "query", "required": name != "hub.mode", "schema": {"type": "string"}}
         for name in ("hub.mode", "hub.verify_token", "hub.challenge")
     ],
     "responses": {
@@ -171,8 +171,8 @@ def make_handshake(kernel: KernelServices) -> Callable[[web.Request], Any]:
             raise ApiError(
                 403,
                 "verification_failed",
-                "a verification request needs hub.mode=subscribe and the hub.verify_token "
-                "of [plugins.whatsapp] verify_token",
+                "a verification request needs the hub.verify_token of [plugins.whatsapp] "
+                "verify_token (and hub.mode=subscribe)",
             )
         challenge = query.get("hub.challenge")
         if not challenge:

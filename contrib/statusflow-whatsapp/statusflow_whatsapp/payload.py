@@ -113,31 +113,27 @@ _VALUE: dict[str, JSON] = {
     },
 }
 
+_CHANGE: dict[str, JSON] = {
+    "type": "object",
+    "properties": {"field": {"type": "string"}},
+    # the value of the messages field (the default: Meta always sends a field)
+    "if": {"properties": {"field": {"const": MESSAGES_FIELD}}},
+    "then": {"required": ["value"], "properties": {"value": _VALUE}},
+}
+
 DELIVERY_SCHEMA: dict[str, JSON] = {
     "type": "object",
-    "required": ["entry"],
-    "properties": {
-        "object": {"type": "string"},
-        "entry": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "required": ["changes"],
-                "properties": {
-                    "changes": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "required": ["value"],
-                            "properties": {
-                                "field": {"type": "string"},
-                                "value": {"type": "object"},
-                            },
-                            # no field: Meta always sends one; "messages" is the default
-                            "if": {"properties": {"field": {"const": MESSAGES_FIELD}}},
-                            "then": {"properties": {"value": _VALUE}},
-                        },
-                    }
+    # a whatsapp_business_account delivery (the default: Meta always sends an object)
+    "if": {"properties": {"object": {"const": OBJECT}}},
+    "then": {
+        "required": ["entry"],
+        "properties": {
+            "entry": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["changes"],
+                    "properties": {"changes": {"type": "array", "items": _CHANGE}},
                 },
             },
         },

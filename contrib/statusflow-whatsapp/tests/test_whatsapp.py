@@ -362,7 +362,11 @@ async def test_status_updates_and_other_fields_are_ignored(statusflow_app):
         ],
     }
     assert (await send(sf, account))["ignored"] == ["field 'account_update' posts nothing"]
-    page = {"object": "page", "entry": [{"id": "1", "changes": []}]}
+    # a Messenger delivery, if the app sends one here too
+    page = {
+        "object": "page",
+        "entry": [{"id": "1", "time": 1749416383, "messaging": [{"sender": {"id": "2"}}]}],
+    }
     assert (await send(sf, page))["ignored"] == ["object 'page' is not 'whatsapp_business_account'"]
     assert await sf.event_count() == 0
     # a message and a status update in one delivery: the message counts
