@@ -8,7 +8,7 @@ BENCH_ARGS ?=
 # The contrib distributions, pip-installed (not editable) as users install them; the stamp
 # changes with their files, so that an edit reinstalls them and nothing else does.
 CONTRIB := contrib/statusflow-stripe contrib/statusflow-twilio contrib/statusflow-reviews \
-	contrib/statusflow-sendgrid
+	contrib/statusflow-sendgrid contrib/statusflow-whatsapp contrib/statusflow-easypost
 CONTRIB_FILES := $(shell find $(CONTRIB) -type f -not -path '*/tests/*' -not -path '*/build/*' \
 	-not -path '*.egg-info/*' -not -path '*/__pycache__/*' -not -path '*/.pytest_cache/*' | sort)
 CONTRIB_STAMP := $(VENV)/.contrib-installed-$(shell cat $(CONTRIB_FILES) | cksum | cut -d' ' -f1)
