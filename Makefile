@@ -7,7 +7,8 @@ BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat setup.cfg pyproject.toml | c
 BENCH_ARGS ?=
 # The contrib distributions, pip-installed (not editable) as users install them; the stamp
 # changes with their files, so that an edit reinstalls them and nothing else does.
-CONTRIB := contrib/statusflow-stripe contrib/statusflow-twilio contrib/statusflow-reviews
+CONTRIB := contrib/statusflow-stripe contrib/statusflow-twilio contrib/statusflow-reviews \
+	contrib/statusflow-easypost
 CONTRIB_FILES := $(shell find $(CONTRIB) -type f -not -path '*/tests/*' -not -path '*/build/*' \
 	-not -path '*.egg-info/*' -not -path '*/__pycache__/*' -not -path '*/.pytest_cache/*' | sort)
 CONTRIB_STAMP := $(VENV)/.contrib-installed-$(shell cat $(CONTRIB_FILES) | cksum | cut -d' ' -f1)
