@@ -32,6 +32,7 @@ from statusflow_easypost.tables import (
 
 OWN_EVENTS = "easypost:"
 """The prefix of the ids of the events this plugin posts."""
+TRACKING_NUMBER_ADDED = "shipment.tracking_number_added"
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,10 +116,14 @@ async def claim_shipped(
 
 def recorded_rows(outcome: Outcome) -> list[dict[str, JSON]]:
     """The ``easypost_tracking_numbers`` rows of a stored event: its
-    ``data.tracking_number`` for each order it resolved to. None for this plugin's own
-    events (their number was on record already) or for a number too long to be one."""
+    ``data.tracking_number`` for each order it resolved to. Of this plugin's own events
+    only ``shipment.tracking_number_added`` (one per tracker) counts: it keeps the
+    tracker's order on record even if the order's ``fields.tracking_number`` changes
+    later; its updates add nothing new. None for a number too long to be one."""
     event = outcome.event
-    if event is None or not outcome.order_ids or event.id.startswith(OWN_EVENTS):
+    if event is None or not outcome.order_ids:
+        return []
+    if event.id.startswith(OWN_EVENTS) and event.type != TRACKING_NUMBER_ADDED:
         return []
     number = event.data.get("tracking_number")
     if not isinstance(number, str) or len(number) > MAX_TRACKING_NUMBER:

@@ -15,12 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from statusflow import JSON, format_timestamp, parse_timestamp
-from statusflow_easypost.lookup import OWN_EVENTS
+from statusflow_easypost.lookup import OWN_EVENTS, TRACKING_NUMBER_ADDED
 from statusflow_easypost.tables import MAX_CARRIER, MAX_TRACKING_NUMBER
 
 CREATED = "tracker.created"
 UPDATED = "tracker.updated"
-KINDS = {CREATED: "shipment.tracking_number_added", UPDATED: "shipment.updated"}
+KINDS = {CREATED: TRACKING_NUMBER_ADDED, UPDATED: "shipment.updated"}
 """The EasyPost event kinds read, and the statusflow event type each one posts."""
 SHIPPED = "shipment.shipped"
 SHIPPED_STATUS = "in_transit"

@@ -99,8 +99,8 @@ async def deliver(kernel: KernelServices, event: TrackerEvent) -> dict[str, JSON
         return result
     # the order the event went to when it was first processed (a retry answers that one)
     resolved = result.get("order_ids")
-    owner = resolved[0] if isinstance(resolved, list) and resolved else None
-    assert owner is None or isinstance(owner, str)
+    first = resolved[0] if isinstance(resolved, list) and resolved else None
+    owner = first if isinstance(first, str) else None
     if not await claim_shipped(kernel, event.tracker_id, owner or "", event.event_id, utc_now()):
         return result
     return {**result, "shipped": await kernel.submit_event(event.shipped_body(owner))}

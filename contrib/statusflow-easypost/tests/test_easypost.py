@@ -248,6 +248,15 @@ async def test_numbers_on_record_from_stored_events(statusflow_app):
     unknown = await send(sf, update("evt_3", "LZ000000000US", "pre_transit"))
     assert unknown["order_ids"] == []
 
+    # a tracker.created found through fields puts the number on record: the tracker
+    # keeps its order when the order's fields.tracking_number changes (a new label)
+    await sf.create_order("2004", fields={"tracking_number": "EZ3000000003"})
+    created = await send(sf, event("evt_5", "tracker.created", tracker("EZ3000000003")))
+    assert created["order_ids"] == ["2004"]
+    await sf.call("PATCH", "/api/orders/2004", {"fields": {"tracking_number": "EZ5"}})
+    answer = await send(sf, update("evt_6", "EZ3000000003", "out_for_delivery"))
+    assert answer["order_ids"] == ["2004"]
+
     # the record survives a restart, on the same database
     again = await statusflow_app(
         plugins=["shipment", "easypost"], config=config(), database_url=sf.database_url
