@@ -1,0 +1,1 @@
+"""The Alembic revisions of statusflow-easypost (see ``migration_locations``)."""
