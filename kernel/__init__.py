@@ -11,6 +11,7 @@ from pluggy import HookimplMarker
 from statusflow.errors import ApiError, StartupError
 from statusflow.timestamps import format_timestamp, parse_timestamp, utc_now
 from statusflow.types import (
+    API_SCOPES,
     CONTACT_KEYS,
     JSON,
     MATCHED,
@@ -36,6 +37,7 @@ from statusflow.types import (
 )
 
 if TYPE_CHECKING:
+    from statusflow.http.auth import api_key_name
     from statusflow.http.jsonio import json_response, read_json_body, read_json_object
 
 hookimpl = HookimplMarker("statusflow")
@@ -43,6 +45,7 @@ hookimpl = HookimplMarker("statusflow")
 ``@hookimpl(tryfirst=True)`` and pluggy's other options)."""
 
 _HTTP_HELPERS = frozenset({"json_response", "read_json_body", "read_json_object"})
+_AUTH_HELPERS = frozenset({"api_key_name"})
 
 
 def __getattr__(name: str) -> Any:
@@ -53,10 +56,15 @@ def __getattr__(name: str) -> Any:
         from statusflow.http import jsonio
 
         return getattr(jsonio, name)
+    if name in _AUTH_HELPERS:
+        from statusflow.http import auth
+
+        return getattr(auth, name)
     raise AttributeError(f"module 'statusflow' has no attribute {name!r}")
 
 
 __all__ = [
+    "API_SCOPES",
     "CONTACT_KEYS",
     "JSON",
     "MATCHED",
@@ -80,6 +88,7 @@ __all__ = [
     "Transaction",
     "TriggerType",
     "TriggerView",
+    "api_key_name",
     "format_timestamp",
     "hookimpl",
     "json_response",

@@ -38,6 +38,11 @@ MISSING: Any = _Missing()
 """Stands for a field that is absent from an order or an event: what a condition
 operator's ``test`` receives as ``actual`` when it ``tests_missing``. It is falsy."""
 
+API_SCOPES = ("events", "read", "admin")
+"""The scopes an API key may hold (``[[auth.keys]] scopes``), and a :class:`Route` may
+need: ``events`` (post events, keep orders), ``read`` (every ``GET`` under ``/api/``),
+``admin`` (change triggers, statuses, endpoints, ...; it includes ``read``)."""
+
 CONTACT_KEYS = ("phone", "email", "contact_id", "visitor_id")
 """The identifiers an event's ``contact`` may carry, and that
 :attr:`EventType.contact_from` may name in the event's data."""
@@ -381,7 +386,13 @@ class KernelServices(Protocol):
     def write(self) -> AbstractAsyncContextManager[Any]:
         """``async with kernel.write() as conn``: the store's connection in a write
         transaction, committed when the block ends (on SQLite it waits for the single
-        writer); it runs SQLAlchemy Core statements as :meth:`read`'s does."""
+        writer); it runs SQLAlchemy Core statements as :meth:`read`'s does.
+
+        A change to a definition (a webhook endpoint, an action, ...) goes in the audit
+        log in the same transaction: ``await conn.record_audit(action="update",
+        kind="webhook_endpoint", resource_id=..., before={...}, after={...},
+        key_name=api_key_name(request))`` (values of keys named like secrets are stored
+        as ``"[redacted]"``; see ``docs/api.md``)."""
         ...
 
     @property
@@ -402,10 +413,15 @@ class Route:
     method: str
     """The HTTP method: ``"GET"``, ``"POST"``, ..."""
     path: str
-    """An aiohttp path, e.g. ``"/t/o/{token}"``. Paths under ``/api/`` require the API
-    token like every API route; others are public."""
+    """An aiohttp path, e.g. ``"/t/o/{token}"``. Paths under ``/api/`` require an API
+    token (or key holding :attr:`scope`) like every API route; others are public."""
     handler: RouteHandler
     """``async def handler(request: aiohttp.web.Request) -> aiohttp.web.Response``
     (see :data:`RouteHandler`)."""
     openapi: Mapping[str, JSON] | None = None
     """Optional OpenAPI 3 operation object, merged into ``/api/openapi.json``."""
+    scope: str | None = None
+    """The API key scope a route under ``/api/`` needs (one of :data:`API_SCOPES`):
+    ``"events"``, ``"read"`` or ``"admin"``. ``None``, the default, is ``"read"`` for a
+    ``GET`` and ``"admin"`` for any other method. Plain ``[auth] tokens`` may call every
+    route; routes outside ``/api/`` never need a token, whatever this says."""

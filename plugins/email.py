@@ -322,6 +322,14 @@ def register_trigger_types(register: Callable[[TriggerType], None]) -> None:
 @hookimpl
 def register_routes(register: Callable[[Route], None], kernel: KernelServices) -> None:
     create_tracking_links, open_pixel, click = make_handlers(kernel)
-    register(Route("POST", "/api/tracking-links", create_tracking_links, TRACKING_LINKS_OPENAPI))
+    register(
+        Route(
+            "POST",
+            "/api/tracking-links",
+            create_tracking_links,
+            TRACKING_LINKS_OPENAPI,
+            scope="events",  # the store's backend makes links for the emails it sends
+        )
+    )
     register(Route("GET", "/t/o/{token}", open_pixel, OPEN_PIXEL_OPENAPI))
     register(Route("GET", "/t/c/{token}", click, CLICK_OPENAPI))

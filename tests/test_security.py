@@ -6,8 +6,9 @@ Tracking tokens are unforgeable and the click redirect goes only to the signed U
 open redirect): see ``tests/test_tracking.py``,
 ``test_unknown_or_tampered_tokens_are_404_and_record_nothing`` and
 ``test_pixel_and_click_record_events_and_move_orders``. Tokens are compared in
-constant time (``hmac.compare_digest`` against every configured token,
-``kernel/http/middlewares.py``).
+constant time (``hmac.compare_digest`` of SHA-256 digests against every configured
+token and key, ``kernel/serving/api_keys.py``); named keys and their scopes:
+``tests/test_keys.py``.
 """
 
 from __future__ import annotations

@@ -8,8 +8,10 @@ from aiohttp import web
 
 from statusflow.engine.pipeline import Engine
 from statusflow.engine.services import Services
+from statusflow.http.auth import auth_middleware
 from statusflow.http.drain import IN_FLIGHT, InFlight
 from statusflow.http.keys import (
+    ACCEPTED_KEYS,
     DATABASE,
     ENGINE,
     MIGRATION_LOCATIONS,
@@ -20,7 +22,7 @@ from statusflow.http.keys import (
     SETTINGS,
 )
 from statusflow.http.limits import body_timeout_middleware, rate_limit_middleware
-from statusflow.http.middlewares import auth_middleware, error_middleware
+from statusflow.http.middlewares import error_middleware
 from statusflow.http.routes import setup_routes
 from statusflow.registry import (
     build_registry,
@@ -32,6 +34,7 @@ from statusflow.registry import (
 )
 from statusflow.serving.config import Settings
 from statusflow.serving.plugin_settings import plugin_settings
+from statusflow.serving.retention import Retention
 from statusflow.store.database import Database, prepare
 
 
@@ -60,6 +63,7 @@ def init_app(
         ],
     )
     app[SETTINGS] = settings
+    app[ACCEPTED_KEYS] = settings.accepted_keys()
     app[IN_FLIGHT] = in_flight
     app[PLUGIN_MANAGER] = pm
     app[REGISTRY] = registry
@@ -67,7 +71,19 @@ def init_app(
     app[PLUGIN_INFOS] = list_plugins(settings.disable, settings.enable, settings.plugin_dirs)
     setup_routes(app, collect_routes(pm, services))
     app.cleanup_ctx.append(_database)
+    if settings.events_days is not None:
+        app.cleanup_ctx.append(_retention)
     return app
+
+
+async def _retention(app: web.Application) -> AsyncIterator[None]:
+    """``[retention] events_days``: expire old events in the background."""
+    retention = Retention(app[DATABASE], app[SETTINGS].events_days or 0)
+    retention.start()
+    try:
+        yield
+    finally:
+        await retention.stop()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

@@ -8,6 +8,7 @@ from aiohttp import web
 from statusflow.engine.pipeline import Engine
 from statusflow.engine.services import Services
 from statusflow.registry import PluginInfo, Registry
+from statusflow.serving.api_keys import ApiKey
 from statusflow.serving.config import Settings
 from statusflow.store.database import Database
 from statusflow.types import Route
@@ -22,3 +23,7 @@ PLUGIN_ROUTES = web.AppKey("plugin_routes", list[tuple[str, Route]])
 PLUGIN_INFOS = web.AppKey("plugin_infos", list[PluginInfo])
 MIGRATION_LOCATIONS = web.AppKey("migration_locations", list[str])
 """The plugins' migration folders, found once at start-up (disabled plugins' included)."""
+ACCEPTED_KEYS = web.AppKey("accepted_keys", tuple[ApiKey, ...])
+"""The plain tokens and the named keys (empty: auth is off)."""
+ROUTE_SCOPES = web.AppKey("route_scopes", dict[web.AbstractRoute, str])
+"""The scope each mounted ``/api/*`` route needs."""

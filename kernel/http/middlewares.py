@@ -1,8 +1,8 @@
-"""The error middleware (every failure becomes the contract's JSON error) and auth."""
+"""The error middleware: every failure becomes the contract's JSON error (auth is
+:mod:`statusflow.http.auth`'s)."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -19,6 +19,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _HTTP_CODES = {
     400: "bad_request",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
@@ -78,14 +79,6 @@ def _route(request: web.Request) -> str:
     return resource.canonical if resource is not None else "(no route)"
 
 
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
 def needs_token(path: str) -> bool:
     """Whether ``path`` needs the bearer token (when tokens are configured).
 
@@ -93,23 +86,3 @@ def needs_token(path: str) -> bool:
     ``/hooks/*`` or ``/sources/*``.
     """
     return path.startswith("/api/") or path in ("/api", "/metrics")
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """With ``[auth] tokens``, every ``/api/*`` call (and ``/metrics``) needs
-    ``Authorization: Bearer TOKEN``."""
-    tokens = request.app[SETTINGS].tokens
-    if tokens and needs_token(request.path):
-        given = _bearer(request)
-        # compare against every token, in constant time, whatever matches
-        ok = False
-        for token in tokens:
-            ok |= given is not None and hmac.compare_digest(
-                # a header's bytes that are not UTF-8 arrive as lone surrogates
-                given.encode("utf-8", "surrogateescape"),
-                token.encode(),
-            )
-        if not ok:
-            raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer TOKEN' is required")
-    return await handler(request)

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from statusflow.http.auth import route_scope
 from statusflow.http.keys import PLUGIN_ROUTES, SETTINGS
 from statusflow.http.limits import is_public
 from statusflow.http.middlewares import needs_token
@@ -31,6 +32,12 @@ ERROR_SCHEMA = {
 
 LIMIT_ANSWER = {
     "description": "a limit of the server (408: slow body, 429: rate limit)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
+
+
+FORBIDDEN = {
+    "description": "the API key lacks the scope this operation needs (`missing_scope`)",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
 
@@ -63,8 +70,10 @@ def openapi_document(app: web.Application) -> dict[str, Any]:
         parameters = list(operation.get("parameters", [])) + _path_parameters(route.path)
         if parameters:
             operation["parameters"] = parameters
-        if needs_token(route.path) and settings.tokens:
-            operation.setdefault("security", [{"bearer": []}])
+        if needs_token(route.path) and settings.auth_enabled:
+            # OpenAPI 3.1 lets a bearer requirement list role names: the key's scope
+            operation.setdefault("security", [{"bearer": [route_scope(route)]}])
+            operation["responses"] = {**operation.get("responses", {}), "403": FORBIDDEN}
         # the limits every route of its kind may answer (docs/operations.md#limits)
         limits = {"429": is_public(route.path), "408": route.method in ("POST", "PUT", "PATCH")}
         if any(limits.values()):

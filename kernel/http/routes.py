@@ -7,8 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from statusflow.engine.intake import EVENT_SCHEMA
-from statusflow.http import events, meta, moves, ops, orders, statuses, triggers
-from statusflow.http.keys import PLUGIN_ROUTES, SETTINGS
+from statusflow.http import audit, events, meta, moves, ops, orders, privacy, statuses, triggers
+from statusflow.http.auth import check_scopes, route_scope
+from statusflow.http.keys import PLUGIN_ROUTES, ROUTE_SCOPES, SETTINGS
 from statusflow.http.limits import expect_handler
 from statusflow.http.schemas import NEW_ORDER, NEW_TRIGGER, STATUS, STATUS_LIST
 from statusflow.types import Route
@@ -116,6 +117,7 @@ KERNEL_ROUTES: tuple[Route, ...] = (
         "/api/orders",
         orders.create_order,
         _op("Create an order", 201, JSON_OBJECT, 400, 401, 409, 413, 422, body=NEW_ORDER),
+        scope="events",
     ),
     Route("GET", "/api/orders/{id}", orders.get_order, _op("An order", 200, JSON_OBJECT, 401, 404)),
     Route(
@@ -123,6 +125,13 @@ KERNEL_ROUTES: tuple[Route, ...] = (
         "/api/orders/{id}",
         orders.patch_order,
         _op("Merge-patch an order", 200, JSON_OBJECT, 400, 401, 404, 413, 422, body=JSON_OBJECT),
+        scope="events",
+    ),
+    Route(
+        "DELETE",
+        "/api/orders/{id}",
+        privacy.delete_order,
+        _op("Delete an order, its timeline and what refers to it", 204, None, 401, 404),
     ),
     Route(
         "GET",
@@ -168,6 +177,7 @@ KERNEL_ROUTES: tuple[Route, ...] = (
             **_op("Post events", 200, RESULT_OR_LIST, 400, 401, 404, 413, 422, body=EVENT_OR_LIST),
             "parameters": [DRY_RUN],
         },
+        scope="events",
     ),
     Route(
         "GET",
@@ -184,14 +194,43 @@ KERNEL_ROUTES: tuple[Route, ...] = (
             "parameters": moves.FEED_PARAMETERS,
         },
     ),
+    Route(
+        "POST",
+        "/api/contacts/erase",
+        privacy.erase_contact,
+        _op(
+            "Erase a person's phone or email from every order and stored event",
+            200,
+            privacy.ERASED_SCHEMA,
+            400,
+            401,
+            413,
+            422,
+            body=privacy.ERASE_BODY,
+        ),
+    ),
+    Route(
+        "GET",
+        "/api/audit",
+        audit.list_audit,
+        {
+            **_op("The audit log, newest first", 200, audit.PAGE_SCHEMA, 401, 422),
+            "parameters": audit.PARAMETERS,
+        },
+    ),
 )
 
 
 def setup_routes(app: web.Application, plugin_routes: list[tuple[str, Route]]) -> None:
-    """Mount the kernel's routes, then the plugins' (a clash stops start-up)."""
+    """Mount the kernel's routes, then the plugins' (a clash, or a scope that does not
+    exist, stops start-up), and note the scope each needs."""
+    check_scopes(plugin_routes)
     expect = expect_handler(app[SETTINGS])
-    for route in KERNEL_ROUTES:
-        app.router.add_route(route.method, route.path, route.handler, expect_handler=expect)
-    for _plugin, route in plugin_routes:
-        app.router.add_route(route.method, route.path, route.handler, expect_handler=expect)
+    scopes = {}
+    for route in (*KERNEL_ROUTES, *(route for _plugin, route in plugin_routes)):
+        mounted = app.router.add_route(
+            route.method, route.path, route.handler, expect_handler=expect
+        )
+        scopes[mounted] = route_scope(route)
     app[PLUGIN_ROUTES] = plugin_routes
+    app[ROUTE_SCOPES] = scopes

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from statusflow.engine.validation import check
 from statusflow.errors import conflict, invalid
+from statusflow.http.auth import api_key_name
 from statusflow.http.jsonio import json_response, read_json_body
 from statusflow.http.keys import DATABASE, ENGINE
 from statusflow.http.schemas import STATUS_LIST
@@ -43,6 +44,7 @@ async def put_statuses(request: web.Request) -> web.Response:
             raise invalid(f"duplicate status {key}s: {repeated}", {key: repeated})
     new_ids = {s["id"] for s in body}
     async with request.app[DATABASE].write() as sql:
+        before = [_status_json(r) for r in await sql.pipeline()]
         dropped = (await sql.status_ids()) - new_ids
         if dropped:
             used_by_orders = await sql.statuses_with_orders(dropped)
@@ -58,5 +60,13 @@ async def put_statuses(request: web.Request) -> web.Response:
                 )
         await sql.replace_statuses(body)
         await request.app[ENGINE].definitions_changed(sql)
-        rows = await sql.pipeline()
-    return json_response([_status_json(r) for r in rows])
+        after = [_status_json(r) for r in await sql.pipeline()]
+        if after != before:
+            await sql.record_audit(
+                action="replace",
+                kind="statuses",
+                before=before,
+                after=after,
+                key_name=api_key_name(request),
+            )
+    return json_response(after)

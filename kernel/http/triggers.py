@@ -10,6 +10,7 @@ from aiohttp import web
 from statusflow.engine.decide import compile_conditions, inactive_reason, trigger_view
 from statusflow.engine.validation import check
 from statusflow.errors import invalid, not_found
+from statusflow.http.auth import api_key_name
 from statusflow.http.jsonio import json_response, merge_patch, read_json_body, require_object
 from statusflow.http.keys import DATABASE, ENGINE, REGISTRY, SERVICES
 from statusflow.http.schemas import NEW_TRIGGER
@@ -40,6 +41,12 @@ def trigger_json(request: web.Request, row: Any) -> dict[str, Any]:
     if trigger_type is not None and trigger_type.describe is not None:
         body.update(trigger_type.describe(trigger_view(row), request.app[SERVICES]))
     return body
+
+
+def audited(row: Any) -> dict[str, Any]:
+    """A trigger as the audit log keeps it: its editable fields and id (never its secret,
+    nor the ``webhook_url`` that holds it)."""
+    return {"id": row["id"], **{k: row[k] for k in EDITABLE}}
 
 
 def _check_type_and_settings(registry: Registry, type_: str, settings: dict[str, Any]) -> None:
@@ -95,7 +102,14 @@ async def create_trigger(request: web.Request) -> web.Response:
         )
         await request.app[ENGINE].definitions_changed(sql)
         row = await sql.trigger(trigger_id)
-    assert row is not None  # written in this transaction
+        assert row is not None  # written in this transaction
+        await sql.record_audit(
+            action="create",
+            kind="trigger",
+            resource_id=trigger_id,
+            after=audited(row),
+            key_name=api_key_name(request),
+        )
     return json_response(trigger_json(request, row), 201)
 
 
@@ -140,7 +154,17 @@ async def patch_trigger(request: web.Request) -> web.Response:
             await _check_status(sql, after["status"])
         await sql.update_trigger(row["id"], {**before, **after})  # a null leaves it be
         await request.app[ENGINE].definitions_changed(sql)
-        row = await _load(sql, request)
+        changed = await _load(sql, request)
+        if audited(changed) != audited(row):
+            await sql.record_audit(
+                action="update",
+                kind="trigger",
+                resource_id=row["id"],
+                before=audited(row),
+                after=audited(changed),
+                key_name=api_key_name(request),
+            )
+        row = changed
     return json_response(trigger_json(request, row))
 
 
@@ -149,4 +173,11 @@ async def delete_trigger(request: web.Request) -> web.Response:
         row = await _load(sql, request)
         await sql.delete_trigger(row["id"])
         await request.app[ENGINE].definitions_changed(sql)
+        await sql.record_audit(
+            action="delete",
+            kind="trigger",
+            resource_id=row["id"],
+            before=audited(row),
+            key_name=api_key_name(request),
+        )
     return web.Response(status=204)

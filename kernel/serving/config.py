@@ -15,6 +15,7 @@ import phonenumbers
 
 from statusflow.errors import StartupError
 from statusflow.serving import setting_errors
+from statusflow.serving.api_keys import KEY_SCHEMA, ApiKey, credentials, keys_from_config
 
 DEFAULT_DATABASE_URL = "sqlite:///statusflow.db"
 
@@ -44,7 +45,13 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {
                 "tokens": {"type": "array", "items": {"type": "string", "minLength": 1}},
+                "keys": {"type": "array", "items": KEY_SCHEMA},
             },
+        },
+        "retention": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"events_days": {"type": "integer", "minimum": 1, "maximum": 36500}},
         },
         "plugins": {
             "type": "object",
@@ -80,6 +87,11 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     migrate_on_start: bool = True
     tokens: tuple[str, ...] = ()
+    """``[auth] tokens``: plain tokens, allowed every scope."""
+    keys: tuple[ApiKey, ...] = ()
+    """``[[auth.keys]]``: named keys with scopes."""
+    events_days: int | None = None
+    """``[retention] events_days``: events older than this many days are deleted."""
     disable: tuple[str, ...] = ()
     enable: tuple[str, ...] | None = None
     plugin_dirs: tuple[str, ...] = ()
@@ -93,6 +105,15 @@ class Settings:
         if self.public_url:
             return self.public_url.rstrip("/")
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Whether ``/api/*`` needs a token (plain tokens or keys are configured)."""
+        return bool(self.tokens or self.keys)
+
+    def accepted_keys(self) -> tuple[ApiKey, ...]:
+        """The plain tokens (as keys of every scope) and the named keys."""
+        return credentials(self.tokens, self.keys)
 
     def is_enabled(self, plugin: str) -> bool:
         """Whether this configuration loads the plugin named ``plugin``."""
@@ -133,6 +154,10 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path | None = None) -> S
         )
     plugins = raw.get("plugins", {})
     enable = plugins.get("enable")
+    auth = raw.get("auth", {})
+    keys = keys_from_config(auth.get("keys", ()))
+    tokens = tuple(auth.get("tokens", ()))
+    credentials(tokens, keys)  # two keys sharing a token stop start-up
     return Settings(
         database_url=raw.get("database_url", DEFAULT_DATABASE_URL),
         host=server.get("host", "127.0.0.1"),
@@ -145,7 +170,9 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path | None = None) -> S
         public_burst=server.get("public_burst", 100),
         trusted_proxies=tuple(server.get("trusted_proxies", ())),
         migrate_on_start=server.get("migrate_on_start", True),
-        tokens=tuple(raw.get("auth", {}).get("tokens", ())),
+        tokens=tokens,
+        keys=keys,
+        events_days=raw.get("retention", {}).get("events_days"),
         disable=tuple(plugins.get("disable", ())),
         enable=tuple(enable) if enable is not None else None,
         plugin_dirs=plugin_dirs(plugins.get("dirs", ()), base),
@@ -181,6 +208,7 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
         tokens = tuple(token.strip() for token in env_tokens.split(",") if token.strip())
         if not tokens:  # never a silent "no auth" from a typo
             raise StartupError("STATUSFLOW_TOKENS holds no token (comma-separated tokens)")
+        credentials(tokens, settings.keys)  # a key sharing a plain token stops start-up
         settings = replace(settings, tokens=tokens)
     return settings
 

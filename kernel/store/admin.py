@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy.sql import Executable
 
 from statusflow.store import queries as q
+from statusflow.store.audit import log_committed, redact
+from statusflow.timestamps import utc_now
 
 Row = dict[str, Any]
 Params = Mapping[str, Any]
@@ -24,6 +26,8 @@ class AdminSQL(ABC):
     """The admin API's statements in one transaction (see the module docstring)."""
 
     dialect_name: str
+    _audited: list[Row] | None = None
+    """Entries recorded in this transaction, logged once it commits (:meth:`audit_done`)."""
 
     @abstractmethod
     async def rows(self, statement: Executable, params: Params | None = None) -> list[Row]:
@@ -162,6 +166,64 @@ class AdminSQL(ABC):
     async def timeline(self, order_id: str) -> list[Row]:
         """An order's timeline entries (``at``, ``kind``, ``data``), oldest first."""
         return await self.rows(q.TIMELINE_OF, {"order_id": order_id})
+
+    # the audit log ------------------------------------------------------------------------
+
+    async def record_audit(
+        self,
+        *,
+        action: str,
+        kind: str,
+        resource_id: str | int | None = None,
+        before: Any = None,
+        after: Any = None,
+        key_name: str | None = None,
+    ) -> int:
+        """Add an entry to the audit log, in this transaction; its id. It is logged (who,
+        what, which resource: never ``before`` and ``after``) once the transaction
+        commits.
+
+        :param action: what was done: ``create``, ``update``, ``delete``, ``replace``,
+            ``erase``, ``expire``, ...
+        :param kind: the kind of resource: ``trigger``, ``statuses``, ``order``,
+            ``webhook_endpoint``, ...
+        :param before: the resource before the change (JSON, ``None`` for a creation);
+            values of keys named like secrets (``secret``, ``token``, ``password``, ...)
+            are stored as ``"[redacted]"``.
+        :param after: the resource after the change (``None`` for a deletion).
+        :param key_name: the API key that made the change
+            (``statusflow.api_key_name(request)``), ``None`` when auth is off.
+        """
+        entry: Row = {
+            "at": utc_now(),
+            "key_name": key_name,
+            "action": action,
+            "kind": kind,
+            "resource_id": None if resource_id is None else str(resource_id),
+            "before": redact(before),
+            "after": redact(after),
+        }
+        entry["id"] = int((await self._column(q.INSERT_AUDIT, _v(entry, q.AUDIT_COLUMNS)))[0])
+        if self._audited is None:
+            self._audited = []
+        self._audited.append(entry)
+        return int(entry["id"])
+
+    async def update_audit_after(self, entry_id: int, after: Any) -> None:
+        """Replace the ``after`` of an entry (a long operation's running totals)."""
+        await self.run(q.UPDATE_AUDIT_AFTER, {"w_id": entry_id, "v_after": redact(after)})
+
+    def audit_done(self, committed: bool) -> None:
+        """The transaction ended: log its entries if it committed, and forget them."""
+        entries, self._audited = self._audited, None
+        if committed and entries:
+            log_committed(entries)
+
+    async def audit_page(self, below: int, limit: int, kind: str | None = None) -> list[Row]:
+        """Up to ``limit`` entries with ``id < below``, newest first (of ``kind`` only)."""
+        if kind is None:
+            return await self.rows(q.AUDIT_PAGE, {"below": below, "limit": limit})
+        return await self.rows(q.AUDIT_PAGE_OF_KIND, {"below": below, "limit": limit, "kind": kind})
 
     # events, moves, settings ------------------------------------------------------------
 

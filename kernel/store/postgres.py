@@ -98,7 +98,9 @@ class PostgresConnections:
                 await transaction.commit()
             except Exception as exc:
                 raise CommitOutcomeUnknown(f"COMMIT failed: {type(exc).__name__}: {exc}") from exc
+            statements.audit_done(True)
         finally:
+            statements.audit_done(False)  # (a no-op after the commit)
             if conn.is_closed() or conn.is_in_transaction():
                 conn.terminate()  # broken, or cancelled half-way: never reused
             elif len(self._idle_writers) >= WRITERS_KEPT:

@@ -10,12 +10,29 @@ import (:mod:`statusflow.store.sqlite`, :mod:`statusflow.store.postgres`).
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, column, delete, func, insert, select, table, text, update
+from typing import Any
+
+from sqlalchemy import (
+    Text,
+    bindparam,
+    cast,
+    column,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    table,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.elements import BindParameter
 
 from statusflow.store.schema import (
+    AuditEntry,
     EventRecord,
     KernelSetting,
     MoveRecord,
@@ -36,6 +53,7 @@ MOVES = MoveRecord.__table__  # type: ignore[attr-defined]
 TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
 SETTINGS = KernelSetting.__table__  # type: ignore[attr-defined]
 MARKS = PluginMark.__table__  # type: ignore[attr-defined]
+AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
 ALEMBIC_VERSION = table("alembic_version", column("version_num"))
 
 TRIGGER_FIELDS = ("type", "status", "name", "allow_backwards", "enabled", "settings", "conditions")
@@ -144,6 +162,82 @@ STILL_RUNNING = text(
     "SELECT backend_xid::text FROM pg_stat_activity WHERE backend_xid::text = ANY(:xids)"
 )
 """(PostgreSQL) which of ``xids`` are still running."""
+
+# the audit log
+AUDIT_COLUMNS = ("at", "key_name", "action", "kind", "resource_id", "before", "after")
+INSERT_AUDIT = insert(AUDIT).values(_values(*AUDIT_COLUMNS)).returning(AUDIT.c.id)
+UPDATE_AUDIT_AFTER = update(AUDIT).where(AUDIT.c.id == bindparam("w_id")).values(_values("after"))
+AUDIT_PAGE = (
+    select(AUDIT)
+    .where(AUDIT.c.id < bindparam("below"))
+    .order_by(AUDIT.c.id.desc())
+    .limit(bindparam("limit"))
+)
+AUDIT_PAGE_OF_KIND = AUDIT_PAGE.where(AUDIT.c.kind == bindparam("kind"))
+
+# privacy: an order deleted, a person's identifiers erased, old events expired
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
+DELETE_ORDER = delete(ORDERS).where(ORDERS.c.id == bindparam("id"))
+DELETE_TIMELINE_OF = delete(TIMELINE).where(TIMELINE.c.order_id == bindparam("order_id"))
+DELETE_MOVES_OF = delete(MOVES).where(MOVES.c.order_id == bindparam("order_id"))
+TIMELINE_ROWS_OF = select(TIMELINE.c.seq, TIMELINE.c.kind, TIMELINE.c.data).where(
+    TIMELINE.c.order_id == bindparam("order_id")
+)
+UPDATE_TIMELINE_DATA = (
+    update(TIMELINE).where(TIMELINE.c.seq == bindparam("w_seq")).values(_values("data"))
+)
+EVENT_REFS = select(EVENTS.c.seq, EVENTS.c.result)
+EVENT_REFS_BY_ID = EVENT_REFS.where(EVENTS.c.id == bindparam("id"))
+EVENTS_BY_SEQS = select(
+    EVENTS.c.seq, EVENTS.c.id, EVENTS.c.contact, EVENTS.c.data, EVENTS.c.result
+).where(EVENTS.c.seq.in_(_IDS))
+DELETE_EVENTS = delete(EVENTS).where(EVENTS.c.seq.in_(_IDS))
+UPDATE_EVENT_RESULT = (
+    update(EVENTS).where(EVENTS.c.seq == bindparam("w_seq")).values(_values("result"))
+)
+UPDATE_EVENT_PERSONAL = (
+    update(EVENTS)
+    .where(EVENTS.c.seq == bindparam("w_seq"))
+    .values(_values("contact", "data", "result"))
+)
+ORDERS_WITH_IDENTIFIER = select(IDENTIFIERS.c.order_id).where(
+    IDENTIFIERS.c.kind == bindparam("kind"), IDENTIFIERS.c.value == bindparam("value")
+)
+EVENTS_MENTIONING = (
+    select(EVENTS.c.seq)
+    .where(
+        EVENTS.c.seq > bindparam("after"),
+        or_(
+            *(
+                func.lower(cast(EVENTS.c[name], Text)).like(bindparam("pattern"), escape="\\")
+                for name in ("contact", "data", "result")
+            )
+        ),
+    )
+    .order_by(EVENTS.c.seq)
+)
+"""Events whose contact, data or result holds ``pattern`` (a lower-case ``LIKE``): the
+candidates of an erasure, checked one by one after."""
+LAST_EVENT = select(func.coalesce(func.max(EVENTS.c.seq), 0))
+MARKS_MENTIONING = select(MARKS.c.id).where(
+    func.lower(MARKS.c.key).like(bindparam("pattern"), escape="\\")
+)
+DELETE_MARKS = delete(MARKS).where(MARKS.c.id.in_(_IDS))
+OLDEST_EVENTS = (
+    select(EVENTS.c.seq, EVENTS.c.received_at, EVENTS.c.result)
+    .order_by(EVENTS.c.seq)
+    .limit(bindparam("limit"))
+)
+DELETE_EXPIRED_EVENTS = delete(EVENTS).where(
+    EVENTS.c.seq.in_(_IDS), EVENTS.c.received_at < bindparam("cutoff")
+)
+DELETE_EXPIRED_ENTRIES = delete(TIMELINE).where(
+    TIMELINE.c.order_id.in_(_IDS),
+    TIMELINE.c.kind == "event",
+    TIMELINE.c.at < bindparam("cutoff"),
+)
+"""The ``event`` timeline entries older than ``cutoff`` of some orders: their events are
+older too (an entry's ``at`` is its event's ``received_at``)."""
 
 # the event path: run on the bare drivers with positional arguments (``v_column``, in
 # the order of the columns named here); the lookups of lists of ids are the dialects'

@@ -135,6 +135,26 @@ class KernelSetting(SQLModel, table=True):
     value: str = Field(max_length=1000)
 
 
+class AuditEntry(SQLModel, table=True):
+    """One change to the definitions (triggers, statuses, plugins' endpoints, ...) or
+    one privacy operation, with the key that made it; ids are never reused."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_kind_id", "kind", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: str = Field(max_length=40)
+    key_name: str | None = Field(default=None, max_length=100)
+    action: str = Field(max_length=40)
+    kind: str = Field(max_length=60)
+    resource_id: str | None = Field(default=None, max_length=200)
+    before: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
 DEFAULT_PIPELINE = (
     ("N", "New", 100, "process"),
     ("P", "Paid", 150, "process"),

@@ -213,15 +213,21 @@ class SQLiteConnections:
                 conn = await self._on_thread(self._begin, undo=lambda c: self._end(c, False))
             if self._writer_sql is None or self._writer_sql.conn is not conn:
                 self._writer_sql = SQLiteSQL(conn)
+            statements = self._writer_sql
+            committed = False
             try:
-                yield self._writer_sql
-            except BaseException:
-                await self._on_thread(lambda: self._end(conn, False))
-                raise
-            try:
-                await self._on_thread(lambda: self._end(conn, True))
-            except sqlite3.Error as exc:
-                raise CommitOutcomeUnknown(f"COMMIT failed: {exc}") from exc
+                try:
+                    yield statements
+                except BaseException:
+                    await self._on_thread(lambda: self._end(conn, False))
+                    raise
+                try:
+                    await self._on_thread(lambda: self._end(conn, True))
+                except sqlite3.Error as exc:
+                    raise CommitOutcomeUnknown(f"COMMIT failed: {exc}") from exc
+                committed = True
+            finally:
+                statements.audit_done(committed)
 
     async def _on_thread(
         self,

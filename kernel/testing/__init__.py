@@ -62,7 +62,7 @@ def settings_for(database_url: str, **overrides: Any) -> Any:
 
     base: dict[str, Any] = {"database_url": database_url, "public_url": "http://testserver"}
     base.update(overrides)
-    for key in ("disable", "tokens"):
+    for key in ("disable", "tokens", "keys"):
         if key in base and not isinstance(base[key], tuple):
             base[key] = tuple(base[key])
     if base.get("enable") is not None and not isinstance(base["enable"], tuple):

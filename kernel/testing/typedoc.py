@@ -77,13 +77,13 @@ SECTIONS: Sections = (
         "Kernel services and routes",
         "What the kernel offers plugins (`register_routes`, `startup`, `shutdown`, "
         "`inspect_event`).",
-        ("KernelServices", "StateStore", "Route", "RouteHandler"),
+        ("KernelServices", "StateStore", "Route", "RouteHandler", "API_SCOPES"),
     ),
     (
         "HTTP helpers",
         "For a plugin's route handlers: they read bodies and answer errors as the "
         "kernel's own routes do.",
-        ("read_json_body", "read_json_object", "json_response", "ApiError"),
+        ("read_json_body", "read_json_object", "json_response", "api_key_name", "ApiError"),
     ),
     (
         "Times",
@@ -137,6 +137,7 @@ class Catalog:
         "statusflow.errors",
         "statusflow.timestamps",
         "statusflow.http.jsonio",
+        "statusflow.http.auth",
         "statusflow",
     )
     """The modules searched, in order, for the statement that defines each name."""

@@ -1,6 +1,8 @@
 """``/api/webhook-endpoints`` and ``/api/deliveries``: the plugin's HTTP API.
 
-Every route is under ``/api/``, so the API token applies as to the kernel's routes.
+Every route is under ``/api/``, so the API token applies as to the kernel's routes: the
+reads need the ``read`` scope, the changes ``admin`` (the default scopes of a route).
+Every change to an endpoint goes in the audit log, in its transaction.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from statusflow import (
     ApiError,
     KernelServices,
     Route,
+    api_key_name,
     format_timestamp,
     json_response,
     read_json_object,
@@ -169,6 +172,7 @@ class Handlers:
                     raise conflict
                 await conn.execute(ENDPOINTS.insert().values(**row))
                 stored = await self._endpoint(conn, endpoint_id)
+                await _audit(conn, request, "create", endpoint_id, None, stored)
         except IntegrityError:
             raise conflict from None
         return json_response(endpoint_json(stored, with_secret=True), 201)
@@ -183,8 +187,8 @@ class Handlers:
         _check_url(patch)
         endpoint_id = request.match_info["id"]
         async with self.kernel.write() as conn:
-            row = await self._endpoint(conn, endpoint_id)
-            _editable(row)
+            before = await self._endpoint(conn, endpoint_id)
+            _editable(before)
             values = dict(patch)
             if "description" in values and values["description"] is None:
                 values["description"] = ""
@@ -194,15 +198,19 @@ class Handlers:
                     sa.update(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id).values(**values)
                 )
             row = await self._endpoint(conn, endpoint_id)
+            if row != before:
+                await _audit(conn, request, "update", endpoint_id, before, row)
         self.plugin.wake()
         return json_response(endpoint_json(row, with_secret="secret" in patch))
 
     async def delete_endpoint(self, request: web.Request) -> web.Response:
         endpoint_id = request.match_info["id"]
         async with self.kernel.write() as conn:
-            _editable(await self._endpoint(conn, endpoint_id))
+            before = await self._endpoint(conn, endpoint_id)
+            _editable(before)
             await conn.execute(sa.delete(DELIVERIES).where(DELIVERIES.c.endpoint_id == endpoint_id))
             await conn.execute(sa.delete(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id))
+            await _audit(conn, request, "delete", endpoint_id, before, None)
         return web.Response(status=204)
 
     # deliveries -----------------------------------------------------------------------
@@ -350,6 +358,24 @@ class Handlers:
                 ),
             ),
         ]
+
+
+async def _audit(
+    conn: Any, request: web.Request, action: str, endpoint_id: str, before: Any, after: Any
+) -> None:
+    """The change in the audit log, in its transaction (the secret is never kept: a
+    changed secret shows as ``secret_changed``)."""
+    shown = [None if row is None else endpoint_json(row) for row in (before, after)]
+    if before is not None and after is not None and before.secret != after.secret:
+        shown[1] = {**(shown[1] or {}), "secret_changed": True}
+    await conn.record_audit(
+        action=action,
+        kind="webhook_endpoint",
+        resource_id=endpoint_id,
+        before=shown[0],
+        after=shown[1],
+        key_name=api_key_name(request),
+    )
 
 
 def _editable(row: Any) -> None:
