@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from statusflow.http import init_app
-from statusflow.registry import list_plugins
+from statusflow.serving.plugin_catalog import list_plugins
 from statusflow.testing import settings_for
 
 TOKEN = "fuzz-token-5b1e0c"

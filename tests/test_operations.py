@@ -270,7 +270,7 @@ async def test_without_migrate_on_start_an_instance_is_ready_only_once_migrated(
 
     from statusflow.http import init_app
     from statusflow.http.keys import PLUGIN_MANAGER
-    from statusflow.registry import migration_locations
+    from statusflow.serving.plugin_catalog import migration_locations
     from statusflow.store.database import migrate
     from statusflow.testing import settings_for
 

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from statusflow.errors import StartupError
-from statusflow.registry import list_plugins, make_plugin_manager
+from statusflow.registry import make_plugin_manager
+from statusflow.serving.plugin_catalog import list_plugins
 from tests.helpers import BUILT_IN_PLUGINS, PING_SOURCE
 from tests.processes import Serve, clean_env, cli, outcomes
 

@@ -28,7 +28,8 @@ import pytest
 from statusflow import ConditionOperator, EventType, TriggerType, hookimpl
 from statusflow.errors import StartupError
 from statusflow.http import init_app
-from statusflow.registry import build_registry, list_plugins, make_plugin_manager
+from statusflow.registry import build_registry, make_plugin_manager
+from statusflow.serving.plugin_catalog import list_plugins
 from statusflow.testing import settings_for
 from tests.helpers import BUILT_IN_PLUGINS, PING_SOURCE, write_distribution
 

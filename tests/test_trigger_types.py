@@ -32,7 +32,7 @@ from helpers import (
     tracking_links,
 )
 
-from statusflow.registry import list_plugins
+from statusflow.serving.plugin_catalog import list_plugins
 
 # type: (plugin, event types it listens to, its optional settings), as contract §3 lists them
 TYPES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {

@@ -14,9 +14,9 @@ import structlog
 
 from statusflow.cli import new_plugin
 from statusflow.errors import StartupError
-from statusflow.registry import list_plugins
 from statusflow.serving.config import Settings, load_settings, plugin_dirs
 from statusflow.serving.logs import configure_logging
+from statusflow.serving.plugin_catalog import list_plugins
 
 log = structlog.get_logger("statusflow.cli")
 

@@ -28,11 +28,10 @@ from statusflow.registry import (
     build_registry,
     call_lifecycle,
     collect_routes,
-    list_plugins,
     make_plugin_manager,
-    migration_locations,
 )
 from statusflow.serving.config import Settings
+from statusflow.serving.plugin_catalog import list_plugins, migration_locations
 from statusflow.serving.plugin_settings import plugin_settings
 from statusflow.serving.retention import Retention
 from statusflow.store.database import Database, prepare

@@ -7,9 +7,10 @@ from aiohttp import web
 
 from statusflow.engine.pipeline import Engine
 from statusflow.engine.services import Services
-from statusflow.registry import PluginInfo, Registry
+from statusflow.registry import Registry
 from statusflow.serving.api_keys import ApiKey
 from statusflow.serving.config import Settings
+from statusflow.serving.plugin_catalog import PluginInfo
 from statusflow.store.database import Database
 from statusflow.types import Route
 

@@ -159,7 +159,8 @@ def _stop_with(supervisor: int) -> None:
 
 async def migrate_database(settings: Settings) -> None:
     """Apply the kernel's and the enabled plugins' migrations (``statusflow migrate``)."""
-    from statusflow.registry import make_plugin_manager, migration_locations
+    from statusflow.registry import make_plugin_manager
+    from statusflow.serving.plugin_catalog import migration_locations
     from statusflow.store.database import migrate, seed
 
     pm = make_plugin_manager(settings.disable, settings.enable, dirs=settings.plugin_dirs)
