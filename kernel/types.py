@@ -8,7 +8,7 @@ docstring right under it; ``docs/types.md`` is generated from them
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -402,3 +402,7 @@ class Route:
     (see :data:`RouteHandler`)."""
     openapi: Mapping[str, JSON] | None = None
     """Optional OpenAPI 3 operation object, merged into ``/api/openapi.json``."""
+    query: Sequence[str | Mapping[str, JSON]] | None = None
+    """The query parameters it accepts: names, or OpenAPI parameter objects (``{"name",
+    "schema", "description"}``). Under ``/api/`` any other is a 422; ``None`` takes
+    those of ``openapi``'s ``parameters`` (``"in": "query"``), so none if it has none."""

@@ -83,7 +83,7 @@ class Services:
         self, event: Mapping[str, Any], *, only_trigger_id: int | None = None
     ) -> dict[str, Any]:
         results = await self.engine.process(
-            [dict(event)], only_trigger_id=only_trigger_id, allow_private=True
+            [dict(event)], only_trigger_id=only_trigger_id, allow_private=True, listed=False
         )
         return results[0]
 

@@ -69,7 +69,9 @@ def _check_url(body: Mapping[str, Any]) -> None:
     """422 for a ``url`` that matches the schema's shape but cannot be delivered to."""
     problem = url_problem(body["url"]) if isinstance(body.get("url"), str) else None
     if problem is not None:
-        raise ApiError(422, "invalid", problem, [{"path": "url", "message": problem}])
+        raise ApiError(
+            422, "validation_failed", f"url {problem}", [{"path": "/url", "message": problem}]
+        )
 
 
 def endpoint_json(row: Any, *, with_secret: bool = False) -> dict[str, Any]:
@@ -108,8 +110,8 @@ def delivery_json(row: Any) -> dict[str, Any]:
     }
 
 
-def _not_found(what: str, ident: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} {ident!r} not found", {"id": ident})
+def _not_found(what: str, ident: str, code: str) -> ApiError:
+    return ApiError(404, code, f"{what} {ident[:200]!r} not found")
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -117,8 +119,12 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     if raw is None:
         return default
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        problem = f"must be an integer from {low} to {high}"
         raise ApiError(
-            422, "invalid", f"{name} must be an integer from {low} to {high}", {"field": name}
+            422,
+            "bad_query_parameter",
+            f"{name} {problem}",
+            [{"path": f"?{name}", "message": problem}],
         )
     return int(raw)
 
@@ -136,7 +142,7 @@ class Handlers:
         query = sa.select(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id)
         row = (await conn.execute(query)).first()
         if row is None:
-            raise _not_found("webhook endpoint", endpoint_id)
+            raise _not_found("webhook endpoint", endpoint_id, "endpoint_not_found")
         return row
 
     async def list_endpoints(self, request: web.Request) -> web.Response:
@@ -160,7 +166,10 @@ class Handlers:
             "updated_at": at,
         }
         conflict = ApiError(
-            409, "conflict", f"webhook endpoint {endpoint_id!r} already exists", {"id": endpoint_id}
+            409,
+            "endpoint_exists",
+            f"webhook endpoint {endpoint_id!r} already exists",
+            [{"path": "/id", "message": "is the id of an endpoint that exists"}],
         )
         try:
             async with self.kernel.write() as conn:
@@ -211,7 +220,7 @@ class Handlers:
         query = sa.select(DELIVERIES).where(DELIVERIES.c.id == delivery_id)
         row = (await conn.execute(query)).first()
         if row is None:
-            raise _not_found("delivery", delivery_id)
+            raise _not_found("delivery", delivery_id, "delivery_not_found")
         return row
 
     async def list_deliveries(self, request: web.Request) -> web.Response:
@@ -219,8 +228,12 @@ class Handlers:
         state = request.query.get("state")
         if state is not None:
             if state not in STATES:
+                problem = f"must be one of {', '.join(STATES)}"
                 raise ApiError(
-                    422, "invalid", f"state must be one of {', '.join(STATES)}", {"field": "state"}
+                    422,
+                    "bad_query_parameter",
+                    f"state {problem}",
+                    [{"path": "?state", "message": problem}],
                 )
             query = query.where(DELIVERIES.c.state == state)
         for name in ("endpoint_id", "order_id"):
@@ -248,9 +261,8 @@ class Handlers:
             if row.state == PENDING:
                 raise ApiError(
                     409,
-                    "conflict",
+                    "delivery_pending",
                     f"delivery {delivery_id!r} is still pending: it will be attempted anyway",
-                    {"id": delivery_id, "state": row.state},
                 )
             await conn.execute(
                 sa.update(DELIVERIES)
@@ -277,7 +289,7 @@ class Handlers:
                 "GET",
                 "/api/webhook-endpoints",
                 self.list_endpoints,
-                _op("Outgoing webhook endpoints", 200, {"type": "array"}),
+                _op("Outgoing webhook endpoints", 200, {"type": "array", "items": ENDPOINT_SCHEMA}),
             ),
             Route(
                 "POST",
@@ -356,9 +368,8 @@ def _editable(row: Any) -> None:
     if row.source == "config":
         raise ApiError(
             409,
-            "conflict",
+            "endpoint_from_config",
             f"webhook endpoint {row.id!r} is defined in the configuration file: change it there",
-            {"id": row.id, "source": row.source},
         )
 
 
