@@ -120,6 +120,7 @@ TRACKING_LINKS_RESPONSE = {
 }
 
 TRACKING_LINKS_OPENAPI = {
+    "operationId": "create_tracking_links",
     "summary": "Tracked links and an open pixel for an email",
     "description": (
         "Signs each URL of an email for an order: clicks on the tracked URLs record "
@@ -143,6 +144,7 @@ TRACKING_LINKS_OPENAPI = {
 }
 
 OPEN_PIXEL_OPENAPI = {
+    "operationId": "email_open_pixel",
     "summary": "Email open pixel",
     "description": "Records email.viewed (at every load) and answers a 1x1 transparent GIF.",
     "responses": {
@@ -155,6 +157,7 @@ OPEN_PIXEL_OPENAPI = {
 }
 
 CLICK_OPENAPI = {
+    "operationId": "email_link_click",
     "summary": "Tracked email link",
     "description": "Records email.link_clicked with the link's url and redirects to it.",
     "responses": {

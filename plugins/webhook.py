@@ -44,6 +44,7 @@ ERROR = {
 }
 
 OPENAPI = {
+    "operationId": "call_webhook",
     "summary": "Call a webhook.called trigger's URL",
     "description": (
         "Moves the order with this trigger only. The order id comes from the JSON body, "

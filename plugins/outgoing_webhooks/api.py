@@ -289,13 +289,19 @@ class Handlers:
                 "GET",
                 "/api/webhook-endpoints",
                 self.list_endpoints,
-                _op("Outgoing webhook endpoints", 200, {"type": "array", "items": ENDPOINT_SCHEMA}),
+                _op(
+                    "list_webhook_endpoints",
+                    "Outgoing webhook endpoints",
+                    200,
+                    {"type": "array", "items": ENDPOINT_SCHEMA},
+                ),
             ),
             Route(
                 "POST",
                 "/api/webhook-endpoints",
                 self.create_endpoint,
                 _op(
+                    "create_webhook_endpoint",
                     "Add an outgoing webhook endpoint (the answer shows its secret)",
                     201,
                     ENDPOINT_SCHEMA,
@@ -310,13 +316,20 @@ class Handlers:
                 "GET",
                 "/api/webhook-endpoints/{id}",
                 self.get_endpoint,
-                _op("An outgoing webhook endpoint", 200, ENDPOINT_SCHEMA, 404),
+                _op(
+                    "get_webhook_endpoint",
+                    "An outgoing webhook endpoint",
+                    200,
+                    ENDPOINT_SCHEMA,
+                    404,
+                ),
             ),
             Route(
                 "PATCH",
                 "/api/webhook-endpoints/{id}",
                 self.patch_endpoint,
                 _op(
+                    "patch_webhook_endpoint",
                     "Merge-patch an endpoint (not one of the configuration file)",
                     200,
                     ENDPOINT_SCHEMA,
@@ -332,14 +345,27 @@ class Handlers:
                 "DELETE",
                 "/api/webhook-endpoints/{id}",
                 self.delete_endpoint,
-                _op("Delete an endpoint and its deliveries", 204, None, 404, 409),
+                _op(
+                    "delete_webhook_endpoint",
+                    "Delete an endpoint and its deliveries",
+                    204,
+                    None,
+                    404,
+                    409,
+                ),
             ),
             Route(
                 "GET",
                 "/api/deliveries",
                 self.list_deliveries,
                 {
-                    **_op("Deliveries, oldest first, a page at a time", 200, PAGE_SCHEMA, 422),
+                    **_op(
+                        "list_deliveries",
+                        "Deliveries, oldest first, a page at a time",
+                        200,
+                        PAGE_SCHEMA,
+                        422,
+                    ),
                     "parameters": LIST_PARAMETERS,
                 },
             ),
@@ -347,13 +373,14 @@ class Handlers:
                 "GET",
                 "/api/deliveries/{id}",
                 self.get_delivery,
-                _op("A delivery", 200, DELIVERY_SCHEMA, 404),
+                _op("get_delivery", "A delivery", 200, DELIVERY_SCHEMA, 404),
             ),
             Route(
                 "POST",
                 "/api/deliveries/{id}/retry",
                 self.retry_delivery,
                 _op(
+                    "retry_delivery",
                     "Send a failed (or delivered) delivery again",
                     200,
                     DELIVERY_SCHEMA,
@@ -425,14 +452,24 @@ _ERROR = {
 
 
 def _op(
-    summary: str, ok: int, schema: dict[str, Any] | None, *errors: int, body: Any = None
+    operation_id: str,
+    summary: str,
+    ok: int,
+    schema: dict[str, Any] | None,
+    *errors: int,
+    body: Any = None,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {str(ok): {"description": "done"}}
     if schema is not None:
         responses[str(ok)]["content"] = {"application/json": {"schema": schema}}
     for status in (401, *errors):
         responses[str(status)] = _ERROR
-    operation: dict[str, Any] = {"summary": summary, "responses": responses}
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "tags": ["outgoing_webhooks"],
+        "summary": summary,
+        "responses": responses,
+    }
     if body is not None:
         operation["requestBody"] = {
             "required": True,
