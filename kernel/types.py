@@ -8,7 +8,7 @@ docstring right under it; ``docs/types.md`` is generated from them
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -425,3 +425,7 @@ class Route:
     ``"events"``, ``"read"`` or ``"admin"``. ``None``, the default, is ``"read"`` for a
     ``GET`` and ``"admin"`` for any other method. Plain ``[auth] tokens`` may call every
     route; routes outside ``/api/`` never need a token, whatever this says."""
+    query: Sequence[str | Mapping[str, JSON]] | None = None
+    """The query parameters it accepts: names, or OpenAPI parameter objects (``{"name",
+    "schema", "description"}``). Under ``/api/`` any other is a 422; ``None`` takes
+    those of ``openapi``'s ``parameters`` (``"in": "query"``), so none if it has none."""

@@ -120,6 +120,7 @@ TRACKING_LINKS_RESPONSE = {
 }
 
 TRACKING_LINKS_OPENAPI = {
+    "operationId": "create_tracking_links",
     "summary": "Tracked links and an open pixel for an email",
     "description": (
         "Signs each URL of an email for an order: clicks on the tracked URLs record "
@@ -143,6 +144,7 @@ TRACKING_LINKS_OPENAPI = {
 }
 
 OPEN_PIXEL_OPENAPI = {
+    "operationId": "email_open_pixel",
     "summary": "Email open pixel",
     "description": "Records email.viewed (at every load) and answers a 1x1 transparent GIF.",
     "responses": {
@@ -155,6 +157,7 @@ OPEN_PIXEL_OPENAPI = {
 }
 
 CLICK_OPENAPI = {
+    "operationId": "email_link_click",
     "summary": "Tracked email link",
     "description": "Records email.link_clicked with the link's url and redirects to it.",
     "responses": {
@@ -170,7 +173,10 @@ CLICK_OPENAPI = {
 
 
 def _invalid(message: str, field: str) -> ApiError:
-    return ApiError(422, "invalid", message, {"field": field})
+    """A 422 whose message starts with the field's name; ``field`` a path without its
+    leading slash (``urls/2``)."""
+    problem = message[len(field) :].strip() if message.startswith(field) else message
+    return ApiError(422, "validation_failed", message, [{"path": f"/{field}", "message": problem}])
 
 
 def location(url: str) -> str:
@@ -190,8 +196,8 @@ def url_problem(url: str) -> str | None:
     try:
         parts = urlsplit(url)
         hostname = parts.hostname
-    except ValueError as exc:
-        return f"is not a valid URL ({exc})"
+    except ValueError:
+        return "is not a valid URL"
     if parts.scheme.lower() not in ("http", "https") or not hostname:
         return "is not an absolute http or https URL"
     return None
@@ -200,10 +206,22 @@ def url_problem(url: str) -> str | None:
 def check_tracking_request(body: Any) -> tuple[str, str | None, list[str]]:
     """The order id, message id and URLs of a ``POST /api/tracking-links`` body, or a 422."""
     if not isinstance(body, dict):
-        raise ApiError(422, "invalid", "the request body must be a JSON object")
+        raise ApiError(
+            422,
+            "validation_failed",
+            "the request body must be a JSON object",
+            [{"path": "", "message": "must be a JSON object"}],
+        )
     for key in body:
         if key not in ("order_id", "message_id", "urls"):
-            raise _invalid(f"unknown field {key!r}; known: order_id, message_id, urls", key)
+            unknown = "is not a known field; known: order_id, message_id, urls"
+            path = "/" + key.replace("~", "~0").replace("/", "~1")
+            raise ApiError(
+                422,
+                "validation_failed",
+                f"{key[:100]} {unknown}",
+                [{"path": path, "message": unknown}],
+            )
     order_id = body.get("order_id")
     if not isinstance(order_id, str) or not order_id:
         raise _invalid("order_id must be a non-empty string", "order_id")
@@ -257,7 +275,7 @@ def token_payload(kernel: KernelServices, token: str, kind: str) -> dict[str, JS
         or not isinstance(payload.get("m"), str | None)
         or (kind == CLICK and not isinstance(payload.get("u"), str))
     ):
-        raise ApiError(404, "not_found", "unknown tracking link")
+        raise ApiError(404, "tracking_link_not_found", "unknown tracking link")
     return payload
 
 
@@ -277,7 +295,10 @@ def make_handlers(
         order_id, message_id, urls = check_tracking_request(body)
         if not await kernel.order_exists(order_id):
             raise ApiError(
-                404, "not_found", f"order {order_id!r} not found", {"order_id": order_id}
+                404,
+                "order_not_found",
+                f"order {order_id!r} not found",
+                [{"path": "/order_id", "message": "is not a known order"}],
             )
         return json_response(tracking_links(kernel, order_id, message_id, urls), status=201)
 

@@ -44,6 +44,7 @@ ERROR = {
 }
 
 OPENAPI = {
+    "operationId": "call_webhook",
     "summary": "Call a webhook.called trigger's URL",
     "description": (
         "Moves the order with this trigger only. The order id comes from the JSON body, "
@@ -81,8 +82,8 @@ def describe(trigger: TriggerView, kernel: KernelServices) -> Mapping[str, JSON]
     return {"webhook_url": f"{kernel.public_url}/hooks/{trigger.secret}"}
 
 
-def _invalid(message: str, field: str) -> ApiError:
-    return ApiError(422, "invalid", message, {"field": field})
+def _invalid(message: str, path: str, problem: str) -> ApiError:
+    return ApiError(422, "validation_failed", message, [{"path": path, "message": problem}])
 
 
 def make_handler(kernel: KernelServices) -> Callable[[web.Request], Any]:
@@ -92,7 +93,7 @@ def make_handler(kernel: KernelServices) -> Callable[[web.Request], Any]:
         secret = request.match_info["secret"]
         trigger = await kernel.find_trigger_by_secret(secret)
         if trigger is None or trigger.type != WEBHOOK_CALLED:
-            raise ApiError(404, "not_found", "unknown webhook")
+            raise ApiError(404, "webhook_not_found", "unknown webhook")
         # an empty body names the order in the query; submit_event checks what is stored
         body = await read_json_object(request, default={}, check_storable=False)
         order_id = body.get("order_id")
@@ -102,13 +103,14 @@ def make_handler(kernel: KernelServices) -> Callable[[web.Request], Any]:
             raise _invalid(
                 "an order_id is required: a non-empty string in the JSON body "
                 "or in the query (?order_id=)",
-                "order_id",
+                "/order_id",
+                "is required: a non-empty string (or ?order_id= with no body)",
             )
         data = body.get("data")
         if data is None:
             data = {}
         if not isinstance(data, dict):
-            raise _invalid("data must be a JSON object", "data")
+            raise _invalid("data must be a JSON object", "/data", "must be a JSON object")
         result = await kernel.submit_event(
             {"type": WEBHOOK_CALLED, "order_id": order_id, "data": data},
             only_trigger_id=trigger.id,

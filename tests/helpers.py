@@ -306,8 +306,18 @@ def pip_install_copy(distribution: Path, root: Path) -> Path:
 
 
 def assert_error_shape(answer: Any, code: str) -> dict[str, Any]:
-    """``answer`` is the contract's error envelope with this ``code``; its ``error``."""
+    """``answer`` is the contract's error envelope with this ``code`` (one of the table of
+    codes), its ``details`` a list of ``{"path", "message"}``; its ``error``."""
+    from statusflow.http.codes import ERROR_CODES
+
     assert isinstance(answer, dict) and set(answer) == {"error"}, answer
     assert set(answer["error"]) == {"code", "message", "details"}, answer
     assert answer["error"]["code"] == code, answer
+    assert code in ERROR_CODES, f"{code!r} is not in the table of error codes"
+    details = answer["error"]["details"]
+    assert isinstance(details, list), answer
+    for problem in details:
+        assert isinstance(problem, dict) and set(problem) == {"path", "message"}, answer
+        assert isinstance(problem["path"], str) and isinstance(problem["message"], str)
+        assert problem["path"] == "" or problem["path"][0] in "/?", answer
     return dict(answer["error"])

@@ -363,8 +363,9 @@ async def test_dead_letter_after_the_configured_time_and_manual_retry(make_clien
     retried = await api.call("POST", f"/api/deliveries/{failed[0]['id']}/retry")
     assert retried["state"] == "pending" and retried["attempts"] == 0
     error = await api.error("POST", f"/api/deliveries/{failed[0]['id']}/retry", expect=409)
-    assert error["code"] == "conflict"
-    await api.error("POST", "/api/deliveries/nope/retry", expect=404)
+    assert error["code"] == "delivery_pending"
+    error = await api.error("POST", "/api/deliveries/nope/retry", expect=404)
+    assert error["code"] == "delivery_not_found"
 
     receiver.respond = lambda item: web.Response(status=200)
     await api.call("POST", f"/api/deliveries/{failed[1]['id']}/retry")

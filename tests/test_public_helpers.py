@@ -41,8 +41,8 @@ async def test_plugin_routes_answer_bad_bodies_as_the_kernels_routes_do(make_cli
     bad_bodies = {
         b'{"order_id": "o1", ': (400, "malformed_json"),
         b"\xff": (400, "malformed_json"),
-        b'{"order_id": 18446744073709551616}': (422, "invalid"),  # beyond 64 bits
-        b'["o1"]': (422, "invalid"),
+        b'{"order_id": 18446744073709551616}': (422, "validation_failed"),  # beyond 64 bits
+        b'["o1"]': (422, "validation_failed"),
     }
     for raw, (status, code) in bad_bodies.items():
         expected_status, expected = await _answer(api, *kernel_route, raw)
@@ -68,7 +68,7 @@ async def test_plugin_routes_answer_bad_bodies_as_the_kernels_routes_do(make_cli
     nul = b'{"url": "https://shop.example/x", "description": "a\\u0000b"}'
     status, answer = await _answer(api, "POST", "/api/webhook-endpoints", nul)
     assert status == 422
-    assert "NUL character" in assert_error_shape(answer, "invalid")["message"]
+    assert "NUL character" in assert_error_shape(answer, "validation_failed")["message"]
     assert await api.call("GET", "/api/webhook-endpoints") == []
     assert await api.stored_event_count() == 0
     assert await api.status_of("o1") == "N"

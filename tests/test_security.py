@@ -25,6 +25,7 @@ import pytest
 import structlog
 
 from statusflow.engine.services import Services
+from statusflow.http.docs_page import is_docs_path
 from statusflow.http.limits import TokenBuckets, is_public
 from statusflow.http.middlewares import needs_token
 from tests.helpers import Api, assert_error_shape, event, path_of
@@ -71,12 +72,17 @@ BAD_CREDENTIALS: list[dict[str, str]] = [
 async def test_every_token_route_refuses_missing_and_wrong_tokens(make_client):
     """Walks ``app.router.routes()``: every route is either behind the token
     (``needs_token``: ``/api/*``, ``/metrics``), a kernel probe (``/healthz``,
-    ``/readyz``) or a public, rate-limited endpoint (``/t/*``, ``/hooks/*``,
-    ``/sources/*``). A route that is none of these fails here until someone decides."""
+    ``/readyz``), a public, rate-limited endpoint (``/t/*``, ``/hooks/*``,
+    ``/sources/*``) or the docs page (``/api/docs``, no data: it asks for the token).
+    A route that is none of these fails here until someone decides."""
     client = await make_client(tokens=(TOKEN, "another-configured-token"))
     routes = routes_of(client.app)
     assert ("POST", "/api/events") in routes and ("GET", "/api/moves") in routes
-    unclassified = [(m, p) for m, p in routes if not (needs_token(p) or p in OPEN or is_public(p))]
+    unclassified = [
+        (m, p)
+        for m, p in routes
+        if not (needs_token(p) or p in OPEN or is_public(p) or is_docs_path(p))
+    ]
     assert not unclassified, f"routes that are neither behind the token nor public: {unclassified}"
     checked = 0
     for method, pattern in routes:
@@ -89,6 +95,7 @@ async def test_every_token_route_refuses_missing_and_wrong_tokens(make_client):
             )
             where = f"{method} {path} with {headers}"
             assert response.status == 401, f"{where}: {response.status} {await response.text()}"
+            assert response.headers["WWW-Authenticate"] == "Bearer", where
             if method != "HEAD":
                 assert_error_shape(await response.json(), "unauthorized")
         # with the right token the route is reached (whatever it then answers)

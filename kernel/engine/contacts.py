@@ -9,18 +9,42 @@ from typing import Any
 import phonenumbers
 
 
+class IdentifierError(ValueError):
+    """A phone or email that cannot be an identifier: ``str()`` says why, for people,
+    and ``path`` holds the keys and indexes of the value in the body, when known."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def at(self, *path: str | int) -> IdentifierError:
+        """The same error, found at ``path``."""
+        return IdentifierError(self.message, path)
+
+
+_PARSE_PROBLEMS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "has no known country code "
+    "(write it as +CC..., or set [phones] default_region)",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "is too short to be a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "is too short to be a phone number",
+    phonenumbers.NumberParseException.TOO_LONG: "is too long to be a phone number",
+}
+
+
 @lru_cache(maxsize=65536)
 def normalize_phone(raw: str, region: str) -> str:
     """``raw`` in E.164 form, parsed with ``region`` when it has no country code.
 
-    :raises ValueError: the phone cannot be parsed or cannot be a number.
+    :raises IdentifierError: the phone cannot be parsed or cannot be a number.
     """
     try:
         number = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"phone {raw!r} cannot be parsed: {exc}") from None
+        problem = _PARSE_PROBLEMS.get(exc.error_type, "is not a phone number")
+        raise IdentifierError(f"phone {raw[:64]!r} {problem}") from None
     if not phonenumbers.is_possible_number(number):
-        raise ValueError(f"phone {raw!r} is not a possible phone number")
+        raise IdentifierError(f"phone {raw[:64]!r} is not a possible phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -28,7 +52,7 @@ def normalize_email(raw: str) -> str:
     """``raw`` trimmed and lower-cased: emails compare case-insensitively."""
     value = raw.strip().lower()
     if "@" not in value:
-        raise ValueError(f"email {raw!r} has no '@'")
+        raise IdentifierError(f"email {raw[:320]!r} is not an email address: it has no '@'")
     return value
 
 
@@ -36,7 +60,8 @@ def order_identifiers(doc: Mapping[str, Any], region: str) -> Iterator[tuple[str
     """The ``(kind, value)`` pairs under which an order is found by contact fan-out.
 
     Kinds: ``phone``, ``email``, ``contact_id`` (the contact's or company's ``id``) and
-    ``visitor_id``. Raises :class:`ValueError` for an unparseable phone or email.
+    ``visitor_id``. Raises :class:`IdentifierError` (at the value's path in the order)
+    for an unparseable phone or email.
     """
     seen: set[tuple[str, str]] = set()
     for party_key in ("contact", "company"):
@@ -44,8 +69,15 @@ def order_identifiers(doc: Mapping[str, Any], region: str) -> Iterator[tuple[str
         pairs: list[tuple[str, str]] = []
         if party.get("id") is not None:
             pairs.append(("contact_id", str(party["id"])))
-        pairs += [("phone", normalize_phone(p, region)) for p in party.get("phones") or ()]
-        pairs += [("email", normalize_email(e)) for e in party.get("emails") or ()]
+        for kind, key, normalize in (
+            ("phone", "phones", lambda raw: normalize_phone(raw, region)),
+            ("email", "emails", normalize_email),
+        ):
+            for index, raw in enumerate(party.get(key) or ()):
+                try:
+                    pairs.append((kind, normalize(raw)))
+                except IdentifierError as exc:
+                    raise exc.at(party_key, key, index) from None
         for pair in pairs:
             if pair not in seen:
                 seen.add(pair)
@@ -58,15 +90,19 @@ def order_identifiers(doc: Mapping[str, Any], region: str) -> Iterator[tuple[str
 
 
 def event_identifiers(contact: Mapping[str, Any], region: str) -> list[tuple[str, str]]:
-    """The ``(kind, value)`` pairs an event's ``contact`` is looked up by."""
+    """The ``(kind, value)`` pairs an event's ``contact`` is looked up by; an
+    :class:`IdentifierError` at ``("contact", kind)`` for a bad phone or email."""
     pairs = []
     for kind, value in contact.items():
         if value is None:
             continue
-        if kind == "phone":
-            pairs.append((kind, normalize_phone(str(value), region)))
-        elif kind == "email":
-            pairs.append((kind, normalize_email(str(value))))
-        else:
-            pairs.append((kind, str(value)))
+        try:
+            if kind == "phone":
+                pairs.append((kind, normalize_phone(str(value), region)))
+            elif kind == "email":
+                pairs.append((kind, normalize_email(str(value))))
+            else:
+                pairs.append((kind, str(value)))
+        except IdentifierError as exc:
+            raise exc.at("contact", kind) from None
     return pairs

@@ -27,7 +27,7 @@ import orjson
 import structlog
 
 from statusflow.engine import metrics
-from statusflow.engine.validation import schema_errors
+from statusflow.engine.validation import did_you_mean, schema_errors, summary
 from statusflow.errors import ApiError, invalid
 from statusflow.registry import Registry
 from statusflow.types import (
@@ -123,6 +123,23 @@ def _split_field(field: str) -> tuple[str, str]:
     return "order", field
 
 
+BAD_CONDITIONS = "bad_conditions"
+FIELD_NAMES = "amount, currency, status, responsible_id, fields.NAME or event.NAME"
+
+
+def _bad_condition(path: str, problem: str) -> ApiError:
+    return invalid(
+        f"trigger: {path}: {problem}", [{"path": path, "message": problem}], BAD_CONDITIONS
+    )
+
+
+def _field_names(field: str) -> list[str]:
+    """The condition fields that ``field`` may have meant."""
+    _, dot, rest = field.partition(".")
+    named = (f"fields.{rest}", f"event.{rest}") if dot and rest else ("fields.NAME", "event.NAME")
+    return [*ORDER_FIELDS, *named]
+
+
 def compile_conditions(
     conditions: Sequence[Mapping[str, Any]], registry: Registry, *, new: bool = False
 ) -> tuple[CompiledCondition, ...]:
@@ -135,41 +152,40 @@ def compile_conditions(
     """
     compiled = []
     for index, condition in enumerate(conditions):
-        where = f"conditions/{index}"
+        where = f"/conditions/{index}"
         errors = schema_errors(CONDITION_SCHEMA, condition, where)
         if errors:
-            raise invalid(f"{errors[0]['path']}: {errors[0]['message']}", errors)
+            raise invalid(summary("trigger", errors), errors, BAD_CONDITIONS)
         field = condition["field"]
         if not FIELD_PATTERN.match(field):
-            raise invalid(
-                f"{where}: unknown field {field!r}: use amount, currency, status, "
-                "responsible_id, fields.NAME or event.NAME",
-                {"index": index},
-            )
+            hint = did_you_mean(field, _field_names(field))
+            problem = f"unknown field {field[:200]!r}{hint}: use {FIELD_NAMES}"
+            raise _bad_condition(f"{where}/field", problem)
         op = registry.operators.get(condition["op"])
         if op is None:
-            raise invalid(
-                f"{where}: unknown operator {condition['op']!r}; known: "
-                + ", ".join(sorted(registry.operators)),
-                {"index": index, "known_operators": sorted(registry.operators)},
-            )
+            known = sorted(registry.operators)
+            hint = did_you_mean(condition["op"], known)
+            problem = f"unknown operator {condition['op'][:50]!r}{hint}; known: {', '.join(known)}"
+            raise _bad_condition(f"{where}/op", problem)
         if "value" not in condition and op.value_schema:
-            raise invalid(f"{where}: operator {op.name!r} needs a value", {"index": index})
+            raise _bad_condition(f"{where}/value", f"is required by the operator {op.name!r}")
         value = condition.get("value")
-        value_errors = schema_errors(op.value_schema, value, f"{where}/value")
+        value_errors = [
+            {**problem, "message": f"{problem['message']} for the operator {op.name!r}"}
+            for problem in schema_errors(op.value_schema, value, f"{where}/value")
+        ]
         if value_errors:
-            raise invalid(
-                f"{where}: value for {op.name!r}: {value_errors[0]['message']}",
-                {"index": index, "errors": value_errors},
-            )
+            raise invalid(summary("trigger", value_errors), value_errors, BAD_CONDITIONS)
         mismatch = typed_field_error(field, op.name, value) if new else None
         if mismatch is not None:
-            raise invalid(f"{where}: {mismatch}", {"index": index})
+            raise _bad_condition(f"{where}/value", mismatch)
         if op.compile is not None:
             try:
                 value = op.compile(value)
             except (ValueError, TypeError) as exc:
-                raise invalid(f"{where}: value for {op.name!r}: {exc}", {"index": index}) from None
+                raise _bad_condition(
+                    f"{where}/value", f"is not valid for {op.name!r}: {exc}"
+                ) from None
         source, key = _split_field(field)
         compiled.append(CompiledCondition(field, source, key, op, value, dict(condition)))
     return tuple(compiled)
@@ -225,7 +241,8 @@ def inactive_reason(
     try:
         compile_conditions(conditions, registry)
     except ApiError as exc:
-        return f"conditions are no longer accepted: {exc.message}"
+        said = [f"{p['path'].lstrip('/')} {p['message']}" for p in exc.details]
+        return f"conditions are no longer accepted: {'; '.join(said) or exc.message}"
     except Exception as exc:
         return f"conditions cannot be compiled: {exc!r}"
     return None

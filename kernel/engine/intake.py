@@ -14,8 +14,15 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from statusflow.engine.contacts import event_identifiers
-from statusflow.engine.validation import schema_errors, storable_problem
+from statusflow.engine.contacts import IdentifierError, event_identifiers
+from statusflow.engine.validation import (
+    Problem,
+    did_you_mean,
+    pointer,
+    schema_errors,
+    storable_problem,
+    summary,
+)
 from statusflow.errors import ApiError, invalid
 from statusflow.registry import Registry
 from statusflow.timestamps import format_timestamp, normalize_timestamp
@@ -63,13 +70,21 @@ def _latest_allowed(whole_second: int) -> str:
     return format_timestamp(datetime.fromtimestamp(whole_second, UTC) + MAX_FUTURE)
 
 
+NOT_A_TIME = "must be an ISO-8601 time with a time zone, such as 2026-11-27T10:00:00Z"
+
+
 def normalize_occurred_at(value: str) -> str:
-    """An event's ``occurred_at`` in the stored form; ``ValueError`` (or ``OverflowError``)
-    when it is not an ISO-8601 time with a zone, or is more than :data:`MAX_FUTURE` ahead
-    of now (no event happens then)."""
-    stored = normalize_timestamp(value)
+    """An event's ``occurred_at`` in the stored form; ``ValueError`` saying why (for
+    people) when it is not an ISO-8601 time with a zone within the years 1 to 9999, or
+    is more than :data:`MAX_FUTURE` ahead of now (no event happens then)."""
+    try:
+        stored = normalize_timestamp(value)
+    except OverflowError:
+        raise ValueError("must fall within the years 1 to 9999 in UTC") from None
+    except ValueError:
+        raise ValueError(NOT_A_TIME) from None
     if stored > _latest_allowed(int(time.time())):  # the stored form sorts as it compares
-        raise ValueError(f"time {value!r} is more than {MAX_FUTURE.days} days in the future")
+        raise ValueError(f"must not be more than {MAX_FUTURE.days} days in the future")
     return stored
 
 
@@ -84,14 +99,16 @@ def contact_from_data(
         value = data.get(field)
         if value is None:
             continue
-        where = f"data of {event_type.type}: {field}"
-        errors = schema_errors(CONTACT_PROPERTIES[key], value)
+        path = pointer("data", field)
+        errors = schema_errors(CONTACT_PROPERTIES[key], value, path)
         if errors:
-            raise invalid(f"{where}: {errors[0]['message']}", [{**errors[0], "path": field}])
+            raise invalid(summary(f"data of {event_type.type}", errors), errors)
         try:
             event_identifiers({key: value}, region)
-        except ValueError as exc:
-            raise invalid(f"{where}: {exc}", [{"path": field, "message": str(exc)}]) from None
+        except IdentifierError as exc:
+            problem = {"path": path, "message": exc.message}
+            message = f"data of {event_type.type}: {path}: {exc.message}"
+            raise invalid(message, [problem], "bad_contact") from None
         contact[key] = value
     return contact
 
@@ -99,7 +116,8 @@ def contact_from_data(
 def _no_order_nor_contact(event_type: EventType) -> ApiError:
     named = ", ".join(f"contact.{k} from data.{f}" for k, f in event_type.contact_from.items())
     hint = f" ({event_type.type} also takes {named})" if named else ""
-    return invalid(NO_ORDER_NOR_CONTACT + hint)
+    problem = {"path": "/order_id", "message": "is required when the event has no contact"}
+    return invalid(NO_ORDER_NOR_CONTACT + hint, [problem])
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,18 +145,19 @@ def parse_event(
     """
     errors = schema_errors(EVENT_SCHEMA, body)
     if errors:
-        first = errors[0]
-        raise invalid(f"event: {first['path']}: {first['message']}", errors[:20])
-    problem = storable_problem(body) if check_storable else None
-    if problem is not None:
-        raise invalid(f"event: {problem}")
+        raise invalid(summary("event", errors), errors)
+    unstorable = storable_problem(body) if check_storable else None
+    if unstorable is not None:
+        raise invalid(f"event: {unstorable}")
     type_ = body["type"]
     event_type = registry.event_types.get(type_)
     if event_type is None or not (event_type.public or allow_private):
         known = sorted(t for t, et in registry.event_types.items() if et.public)
+        hint = did_you_mean(type_, known)
         raise invalid(
-            f"unknown event type {type_!r}; known types: {', '.join(known)}",
-            {"known_types": known},
+            f"unknown event type {type_[:100]!r}{hint}; known types: {', '.join(known)}",
+            [{"path": "/type", "message": f"is not a known event type{hint}"}],
+            "unknown_event_type",
         )
     contact = {k: v for k, v in (body.get("contact") or {}).items() if v is not None}
     order_id = body.get("order_id")
@@ -149,27 +168,27 @@ def parse_event(
             raise _no_order_nor_contact(event_type)
     try:
         lookup = tuple(event_identifiers(contact, region)) if order_id is None else ()
-    except ValueError as exc:
-        raise invalid(f"contact: {exc}") from None
+    except IdentifierError as exc:
+        path = pointer(*exc.path) if "contact" in body else pointer("data")
+        problem = {"path": path, "message": exc.message}
+        raise invalid(f"event: {path}: {exc.message}", [problem], "bad_contact") from None
     occurred_at = body.get("occurred_at")
     if occurred_at is not None:
         try:
             occurred_at = normalize_occurred_at(occurred_at)
-        except (ValueError, OverflowError) as exc:
-            raise invalid(f"occurred_at: {exc}") from None
+        except ValueError as exc:
+            problem = {"path": "/occurred_at", "message": str(exc)}
+            raise invalid(f"event: /occurred_at {exc}", [problem], "bad_timestamp") from None
     data = dict(body.get("data") or {})
-    data_errors = schema_errors(event_type.data_schema, data)
+    data_errors = schema_errors(event_type.data_schema, data, "/data")
     if data_errors:
-        first_error = data_errors[0]
-        raise invalid(
-            f"data of {type_}: {first_error['path']}: {first_error['message'][:300]}",
-            data_errors[:20],
-        )
+        raise invalid(summary(f"data of {type_}", data_errors), data_errors, "bad_event_data")
     if event_type.normalize is not None:
         try:
             data = event_type.normalize(data)
         except ValueError as exc:
-            raise invalid(f"data of {type_}: {exc}") from None
+            problem = {"path": "/data", "message": str(exc)[:300]}
+            raise invalid(f"data of {type_}: {exc}"[:400], [problem], "bad_event_data") from None
     event_id = body.get("id")
     event = Event(
         id=event_id if event_id is not None else str(uuid.uuid4()),
@@ -190,10 +209,13 @@ def parse_events(
     *,
     allow_private: bool = False,
     check_storable: bool = True,
+    listed: bool = True,
 ) -> list[ParsedEvent]:
-    """Validate a whole list; the first bad event rejects it, its index in ``details``."""
+    """Validate a whole list; the first bad event rejects it, its index leading each
+    path of ``details`` (``/2/contact/phone``) unless the event was sent alone
+    (``listed`` false)."""
     if not bodies:
-        raise invalid("the list of events is empty")
+        raise invalid("the list of events is empty", [{"path": "", "message": "is empty"}])
     parsed = []
     for index, body in enumerate(bodies):
         try:
@@ -207,10 +229,15 @@ def parse_events(
                 )
             )
         except ApiError as exc:
-            raise ApiError(
-                exc.status,
-                exc.code,
-                f"event {index}: {exc.message}",
-                {"index": index, "errors": exc.details},
-            ) from None
+            raise (at_index(exc, index) if listed else exc) from None
     return parsed
+
+
+def at_index(error: ApiError, index: int) -> ApiError:
+    """``error`` of one event, as the error of a list in which that event is ``index``:
+    the message says which, each path starts with ``/index`` (a problem of the whole
+    event gets that path alone)."""
+    problems: list[Problem] = [
+        {"path": pointer(index) + p["path"], "message": p["message"]} for p in error.details
+    ] or [{"path": pointer(index), "message": error.message}]
+    return ApiError(error.status, error.code, f"event {index}: {error.message}", problems)

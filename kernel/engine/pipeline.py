@@ -46,7 +46,7 @@ from statusflow.engine.decide import (
     trace_of,
     trigger_view,
 )
-from statusflow.engine.intake import ParsedEvent, parse_events
+from statusflow.engine.intake import ParsedEvent, at_index, parse_events
 from statusflow.errors import ApiError, not_found
 from statusflow.hooks import runner
 from statusflow.registry import Registry
@@ -88,6 +88,8 @@ class Request:
     only_trigger_id: int | None = None
     store_unknown_order: bool = False
     """An unknown ``order_id`` resolves to no order instead of a 404 (plugin routes)."""
+    listed: bool = True
+    """The events came as a list: an error's paths start with the event's index."""
 
 
 @dataclass(slots=True)
@@ -223,12 +225,16 @@ class Engine:
         allow_private: bool = False,
         check_storable: bool = True,
         store_unknown_order: bool = False,
+        listed: bool = True,
     ) -> list[dict[str, Any]]:
         """Process a list of event bodies atomically; return their results, in order.
 
         The list is validated whole first; a 422 or 404 stores nothing. Results are
         answered only after the commit; then the status sinks are told. With
         ``store_unknown_order``, an unknown ``order_id`` resolves to no order (no 404).
+
+        :param listed: the bodies came as a list (an error names the event's index);
+            ``False`` for one event sent alone.
         """
         started = time.perf_counter()
         try:
@@ -238,8 +244,9 @@ class Engine:
                 self.region,
                 allow_private=allow_private,
                 check_storable=check_storable,
+                listed=listed,
             )
-            request = Request(parsed, only_trigger_id, store_unknown_order)
+            request = Request(parsed, only_trigger_id, store_unknown_order, listed)
             if dry_run:
                 processed = await self._dry_run(request)
             else:
@@ -473,10 +480,10 @@ def _unknown_order(
             continue
         ids.add(event.id)
         if event.order_id is not None and event.order_id not in snapshot.orders:
-            details: dict[str, Any] = {"order_id": event.order_id}
-            if len(request.events) > 1:
-                details["index"] = index
-            return not_found(f"order {event.order_id!r} not found", details)
+            message = f"order {event.order_id[:200]!r} not found"
+            problem = {"path": "/order_id", "message": "is not a known order"}
+            error = not_found(message, [problem], "order_not_found")
+            return at_index(error, index) if request.listed else error
     return None
 
 

@@ -91,6 +91,7 @@ class Services:
             only_trigger_id=only_trigger_id,
             allow_private=True,
             store_unknown_order=store_unknown_order,
+            listed=False,
         )
         return results[0]
 

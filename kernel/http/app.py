@@ -69,6 +69,7 @@ def init_app(
     app[SERVICES] = services
     app[PLUGIN_INFOS] = list_plugins(settings.disable, settings.enable, settings.plugin_dirs)
     setup_routes(app, collect_routes(pm, services))
+    app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.append(_database)
     if settings.events_days is not None:
         app.cleanup_ctx.append(_retention)
@@ -83,6 +84,9 @@ async def _retention(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await retention.stop()
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """``Server: statusflow``: no versions advertised (aiohttp's says its and Python's)."""
+    response.headers["Server"] = "statusflow"
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

@@ -18,7 +18,8 @@ async def post_events(request: web.Request) -> web.Response:
     check_storable = not surely_storable(await request.read())  # (read once, cached)
     dry_run_flag = request.query.get("dry_run", "false").lower()
     if dry_run_flag not in (*TRUE, "0", "false", "no"):
-        raise invalid("dry_run must be true or false")
+        problem = {"path": "?dry_run", "message": "must be true or false"}
+        raise invalid("dry_run must be true or false", [problem], "bad_query_parameter")
     dry_run = dry_run_flag in TRUE
     if isinstance(body, list):
         engine = request.app[ENGINE]
@@ -27,9 +28,12 @@ async def post_events(request: web.Request) -> web.Response:
         )
     if isinstance(body, dict):
         engine = request.app[ENGINE]
-        results = await engine.process([body], dry_run=dry_run, check_storable=check_storable)
+        results = await engine.process(
+            [body], dry_run=dry_run, check_storable=check_storable, listed=False
+        )
         return json_response(results[0])
-    raise invalid("the body must be an event (a JSON object) or a list of events")
+    problem = {"path": "", "message": "must be an event (a JSON object) or a list of events"}
+    raise invalid("the body must be an event (a JSON object) or a list of events", [problem])
 
 
 async def get_event(request: web.Request) -> web.Response:
@@ -37,7 +41,7 @@ async def get_event(request: web.Request) -> web.Response:
     async with request.app[DATABASE].read() as sql:
         row = await sql.event(event_id)
     if row is None:
-        raise not_found(f"event {event_id!r} not found", {"id": event_id})
+        raise not_found(f"event {event_id[:200]!r} not found", code="event_not_found")
     result = row["result"]
     return json_response(
         {

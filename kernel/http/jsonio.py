@@ -15,8 +15,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from statusflow.engine.validation import check, storable_problem
-from statusflow.errors import ApiError
+from statusflow.engine.validation import check, pointer, storable_problem
+from statusflow.errors import ApiError, invalid
 from statusflow.types import JSON
 
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -28,9 +28,10 @@ _LONG_DIGITS = re.compile(rb"\d{19}")  # the shortest integer that may fall outs
 
 
 def _integer_out_of_range(value: Any, path: str = "") -> str | None:
-    """The path of the first integer outside :data:`INTEGERS` in ``value``, or ``None``."""
+    """The JSON Pointer of the first integer outside :data:`INTEGERS` in ``value``, or
+    ``None``."""
     if isinstance(value, int) and not isinstance(value, bool):
-        return None if value in INTEGERS else path or "/"
+        return None if value in INTEGERS else path
     items = (
         value.items()
         if isinstance(value, dict)
@@ -39,7 +40,7 @@ def _integer_out_of_range(value: Any, path: str = "") -> str | None:
         else ()
     )
     for key, item in items:
-        found = _integer_out_of_range(item, f"{path}/{key}")
+        found = _integer_out_of_range(item, path + pointer(key))
         if found is not None:
             return found
     return None
@@ -61,7 +62,7 @@ async def read_json_body(
     """The request's JSON body, read the way the kernel's own routes read theirs.
 
     Answers (as :class:`~statusflow.ApiError`): 400 ``malformed_json`` for a body that
-    is not JSON, or is empty; 422 ``invalid`` for an integer outside 64 bits (it would
+    is not JSON, or is empty; 422 ``validation_failed`` for an integer outside 64 bits (it would
     otherwise be read as a float, another number than the one sent) and, unless
     ``check_storable`` is false, for a string holding the NUL character or nesting
     deeper than 100 levels (the database cannot store them). A body over ``[server]
@@ -81,21 +82,19 @@ async def read_json_body(
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(
-            400, "malformed_json", f"the request body is not valid JSON: {exc}"
-        ) from None
+        at = f" (line {exc.lineno}, column {exc.colno})" if exc.lineno else ""
+        raise ApiError(400, "malformed_json", f"the request body is not valid JSON{at}") from None
     if _LONG_DIGITS.search(raw):  # rare: read it again, keeping every integer exact
         try:
             where = _integer_out_of_range(json.loads(raw))
         except RecursionError:
-            raise ApiError(422, "invalid", "the JSON body is nested too deeply") from None
+            raise invalid("the JSON body is nested too deeply") from None
         if where is not None:
-            raise ApiError(
-                422, "invalid", f"{where}: integers must be within 64 bits", {"path": where}
-            )
+            wide = "must be an integer within 64 bits"
+            raise invalid(f"{where or 'the body'} {wide}", [{"path": where, "message": wide}])
     problem = storable_problem(body) if check_storable else None
     if problem is not None:
-        raise ApiError(422, "invalid", problem)
+        raise invalid(problem)
     return body
 
 
@@ -110,9 +109,11 @@ async def read_json_object(
     """The request's JSON body when it is an object (and valid against ``schema``).
 
     Reads it as :func:`read_json_body` does (same ``default`` and ``check_storable``),
-    then answers 422 ``invalid`` with ``"{what} must be a JSON object"``, or, when it
-    breaks ``schema`` (JSON Schema draft 2020-12), ``"{what}: {path}: {problem}"`` with
-    the problems as ``[{"path", "message"}, ...]`` in ``details``.
+    then answers 422 ``validation_failed`` with ``"{what} must be a JSON object"``, or,
+    when it breaks ``schema`` (JSON Schema draft 2020-12), ``"{what}: {path} {problem}"``
+    with the problems as ``[{"path", "message"}, ...]`` in ``details`` (each ``path`` a
+    JSON Pointer into the body; messages written for people, unknown fields answered
+    with the closest known ones).
 
     :param what: how the messages name the body, e.g. ``"a webhook endpoint"``.
     """
@@ -133,7 +134,8 @@ def json_response(body: JSON, status: int = 200) -> web.Response:
 def require_object(body: Any, what: str) -> dict[str, Any]:
     """``body`` when it is a JSON object, else a 422."""
     if not isinstance(body, dict):
-        raise ApiError(422, "invalid", f"{what} must be a JSON object")
+        problem = {"path": "", "message": "must be a JSON object"}
+        raise invalid(f"{what} must be a JSON object", [problem])
     return body
 
 

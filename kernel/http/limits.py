@@ -106,7 +106,6 @@ def rate_limit_middleware(settings: Settings) -> Middleware:
                     429,
                     "too_many_requests",
                     "too many requests from this address; retry later",
-                    {"retry_after_seconds": round(wait, 3)},
                 )
                 response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
                 return response
@@ -130,7 +129,7 @@ def body_timeout_middleware(settings: Settings) -> Middleware:
         if declared is not None and declared > limit:
             # refused before any of it is read (or, with Expect: 100-continue, sent)
             return await _answer_and_close(
-                request, 413, "too_large", f"the request body is larger than {limit} bytes"
+                request, 413, "body_too_large", f"the request body is larger than {limit} bytes"
             )
         if request.can_read_body and not request.content_type.startswith("multipart/"):
             if request.content.is_eof():  # the whole body came with the headers
@@ -163,7 +162,7 @@ def expect_handler(settings: Settings) -> ExpectHandler:
         declared = request.content_length
         if declared is not None and declared > limit:
             return await _answer_and_close(
-                request, 413, "too_large", f"the request body is larger than {limit} bytes"
+                request, 413, "body_too_large", f"the request body is larger than {limit} bytes"
             )
         expect = request.headers.get(hdrs.EXPECT, "")
         if expect.lower() != "100-continue":

@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 import structlog
 from aiohttp import web
 
-from statusflow.errors import ApiError
+from statusflow.errors import ApiError, problems
+from statusflow.http.docs_page import is_docs_path
 from statusflow.http.jsonio import json_response
 from statusflow.http.keys import SETTINGS
 from statusflow.store.database import database_unavailable
@@ -17,22 +18,28 @@ log = structlog.get_logger("statusflow.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "too_large",
-    415: "unsupported_media_type",
-    422: "invalid",
-    429: "too_many_requests",
+    400: ("bad_request", "the request cannot be read"),
+    401: ("unauthorized", "a valid 'Authorization: Bearer TOKEN' is required"),
+    403: ("forbidden", "this token may not do that"),
+    404: ("not_found", "there is nothing at this path"),
+    405: ("method_not_allowed", "this method is not allowed on this path"),
+    409: ("conflict", "the request conflicts with what is stored"),
+    413: ("body_too_large", "the request body is too large"),
+    415: ("unsupported_media_type", "this media type is not supported"),
+    422: ("validation_failed", "the request breaks the rules"),
+    429: ("too_many_requests", "too many requests; retry later"),
 }
+"""The code and message of aiohttp's own HTTP errors (an unknown path, a wrong method)."""
 
 
 def error_response(status: int, code: str, message: str, details: object = None) -> web.Response:
-    """The contract's JSON error envelope."""
-    return json_response({"error": {"code": code, "message": message, "details": details}}, status)
+    """The contract's JSON error envelope (``details`` always a list of ``{"path",
+    "message"}``); a 401 says ``WWW-Authenticate: Bearer``."""
+    body = {"error": {"code": code, "message": message, "details": problems(details)}}
+    response = json_response(body, status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 @web.middleware
@@ -46,16 +53,29 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return error_response(exc.status, exc.code, exc.message, exc.details)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[SETTINGS].max_body_bytes
-        return error_response(413, "too_large", f"the request body is larger than {limit} bytes")
-    except web.RequestPayloadError as exc:  # a Content-Encoding the body does not follow
-        cause = exc.__cause__ or exc
-        reason = " ".join(str(getattr(cause, "message", cause)).split())
-        return error_response(400, "bad_request", f"the request body cannot be read: {reason}")
+        return error_response(
+            413, "body_too_large", f"the request body is larger than {limit} bytes"
+        )
+    except web.RequestPayloadError:  # a Content-Encoding the body does not follow
+        return error_response(
+            400,
+            "unreadable_body",
+            "the request body cannot be read: it is not encoded as its Content-Encoding says",
+        )
+    except web.HTTPMethodNotAllowed as exc:
+        allowed = sorted(exc.allowed_methods)
+        response = error_response(
+            405,
+            "method_not_allowed",
+            f"{request.method[:20]} is not allowed here; allowed: {', '.join(allowed)}",
+        )
+        response.headers["Allow"] = ", ".join(allowed)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        return error_response(exc.status, code, exc.reason)
+        code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
+        return error_response(exc.status, code, message)
     except Exception as exc:
         if database_unavailable(exc):  # down or restarting: nothing was stored, retry
             log.warning(
@@ -83,6 +103,9 @@ def needs_token(path: str) -> bool:
     """Whether ``path`` needs the bearer token (when tokens are configured).
 
     ``/api/*`` (the contract) and ``/metrics``; never ``/healthz``, ``/readyz``, ``/t/*``,
-    ``/hooks/*`` or ``/sources/*``.
+    ``/hooks/*``, ``/sources/*``, nor the docs page (``/api/docs``, which asks for a
+    token and sends it with the calls it makes).
     """
+    if is_docs_path(path):
+        return False
     return path.startswith("/api/") or path in ("/api", "/metrics")

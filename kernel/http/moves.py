@@ -42,8 +42,9 @@ def move_json(row: Any) -> dict[str, Any]:
 def _cursor(request: web.Request) -> str:
     raw = request.query.get("after", "0").strip()
     if raw != END and (not (raw.isascii() and raw.isdigit()) or len(raw) > 18):
+        problem = "must be a cursor from an earlier answer's next, 0 or end"
         raise invalid(
-            "after must be a cursor from an earlier answer's next, 0 or end", {"field": "after"}
+            f"after {problem}", [{"path": "?after", "message": problem}], "bad_query_parameter"
         )
     return raw
 
@@ -51,7 +52,10 @@ def _cursor(request: web.Request) -> str:
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", str(DEFAULT_LIMIT)).strip()
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
-        raise invalid(f"limit must be an integer from 1 to {MAX_LIMIT}", {"field": "limit"})
+        problem = f"must be an integer from 1 to {MAX_LIMIT}"
+        raise invalid(
+            f"limit {problem}", [{"path": "?limit", "message": problem}], "bad_query_parameter"
+        )
     return int(raw)
 
 

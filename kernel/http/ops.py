@@ -89,8 +89,8 @@ async def _script(app: web.Application) -> ScriptDirectory:
     return script
 
 
-def _not_ready(message: str, details: object) -> ApiError:
-    return ApiError(503, "not_ready", message, details)
+def _not_ready(message: str) -> ApiError:
+    return ApiError(503, "not_ready", message)
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -100,14 +100,14 @@ async def readyz(request: web.Request) -> web.Response:
             current = await sql.migration_heads()
     except Exception as exc:  # whatever the driver raises: the database does not answer
         log.warning("readyz.database_failed", error=type(exc).__name__)
-        raise _not_ready("the database does not answer", {"reason": type(exc).__name__}) from None
+        raise _not_ready(f"the database does not answer ({type(exc).__name__})") from None
     missing, unknown = missing_heads(script, current)
     # Behind this release: not ready. Revisions this release does not know mean the
     # database is ahead of it (or holds an uninstalled plugin's branch): still ready.
     if missing and not unknown:
         raise _not_ready(
-            "the database's migrations are not at head: run `statusflow migrate`",
-            {"missing": missing, "current": sorted(current)},
+            "the database's migrations are not at head: run `statusflow migrate` "
+            f"(missing: {', '.join(missing)}; current: {', '.join(sorted(current)) or 'none'})"
         )
     return json_response({"status": "ready", "migrations": sorted(current)})
 

@@ -8,13 +8,14 @@ import structlog
 from aiohttp import web
 
 from statusflow.engine import metrics
-from statusflow.engine.contacts import order_identifiers
-from statusflow.engine.validation import check
-from statusflow.errors import conflict, invalid, not_found
+from statusflow.engine.contacts import IdentifierError, order_identifiers
+from statusflow.engine.validation import check, pointer
+from statusflow.errors import ApiError, conflict, invalid, not_found
 from statusflow.hooks import runner
 from statusflow.http.jsonio import json_response, merge_patch, read_json_body, require_object
 from statusflow.http.keys import DATABASE, ENGINE, PLUGIN_MANAGER, SETTINGS
 from statusflow.http.schemas import NEW_ORDER, ORDER_AFTER_PATCH
+from statusflow.http.statuses import unknown_status
 from statusflow.store.statements import ConstraintViolated, StoreSQL
 from statusflow.timestamps import utc_now
 from statusflow.types import Outcome
@@ -50,15 +51,17 @@ def _doc(order: dict[str, Any]) -> dict[str, Any]:
 def _identifier_rows(order_id: str, doc: dict[str, Any], region: str) -> list[dict[str, str]]:
     try:
         pairs = list(order_identifiers(doc, region))
-    except ValueError as exc:
-        raise invalid(str(exc)) from None
+    except IdentifierError as exc:
+        path = pointer(*exc.path)
+        problem = {"path": path, "message": exc.message}
+        raise invalid(f"order: {path} {exc.message}", [problem], "bad_contact") from None
     return [{"order_id": order_id, "kind": k, "value": v} for k, v in pairs]
 
 
 async def _load(sql: StoreSQL, order_id: str, lock: bool = False) -> dict[str, Any]:
     row = await sql.order(order_id, lock)
     if row is None:
-        raise not_found(f"order {order_id!r} not found", {"order_id": order_id})
+        raise not_found(f"order {order_id[:200]!r} not found", code="order_not_found")
     return row
 
 
@@ -75,18 +78,23 @@ async def create_order(request: web.Request) -> web.Response:
             if status is None:
                 status = await sql.first_status()
             elif not await sql.status_exists(status):
-                raise invalid(f"unknown status {status!r}", {"status": status})
+                raise await unknown_status(sql, status)
             if status is None:
-                raise invalid("the pipeline has no status")
+                raise invalid("the pipeline has no status", code="unknown_status")
             if await sql.order_exists(body["id"]):
-                raise conflict(f"order {body['id']!r} already exists", {"id": body["id"]})
+                raise _exists(body["id"])
             await sql.insert_order(body["id"], status, doc, now)
             await sql.add_identifiers(identifiers)
             await sql.add_timeline(body["id"], now, "created", {"status": status})
             row = await _load(sql, body["id"])
     except ConstraintViolated:
-        raise conflict(f"order {body['id']!r} already exists", {"id": body["id"]}) from None
+        raise _exists(body["id"]) from None
     return json_response(order_json(row), 201)
+
+
+def _exists(order_id: str) -> ApiError:
+    problem = {"path": "/id", "message": "is the id of an order that exists"}
+    return conflict(f"order {order_id!r} already exists", [problem], "order_exists")
 
 
 async def get_order(request: web.Request) -> web.Response:
@@ -107,13 +115,14 @@ async def patch_order(request: web.Request) -> web.Response:
         editable = {k: v for k, v in before.items() if k not in ("created_at", "updated_at")}
         after = merge_patch(editable, patch)
         if after.get("id") != order_id:
-            raise invalid("an order's id cannot change", {"id": after.get("id")})
+            problem = {"path": "/id", "message": "cannot change"}
+            raise invalid("an order's id cannot change", [problem])
         check(ORDER_AFTER_PATCH, after, "order")
         doc = _doc(after)
         now = utc_now()
         moved = after["status"] != before["status"]
         if moved and not await sql.status_exists(after["status"]):
-            raise invalid(f"unknown status {after['status']!r}", {"status": after["status"]})
+            raise await unknown_status(sql, after["status"])
         if any(before.get(k) != after.get(k) for k in IDENTITY_KEYS):
             identifiers = _identifier_rows(order_id, doc, app[SETTINGS].default_region)
             await sql.replace_identifiers(order_id, identifiers)

@@ -1,4 +1,4 @@
-"""The kernel's route table, with each route's OpenAPI operation."""
+"""The kernel's route table, with each route's OpenAPI operation and query parameters."""
 
 from __future__ import annotations
 
@@ -6,16 +6,25 @@ from typing import Any
 
 from aiohttp import web
 
-from statusflow.engine.intake import EVENT_SCHEMA
-from statusflow.http import audit, events, meta, moves, ops, orders, privacy, statuses, triggers
+from statusflow.engine.validation import did_you_mean
+from statusflow.errors import invalid
+from statusflow.http import (
+    audit,
+    docs_page,
+    events,
+    meta,
+    moves,
+    ops,
+    orders,
+    privacy,
+    statuses,
+    triggers,
+)
 from statusflow.http.auth import check_scopes, route_scope
 from statusflow.http.keys import PLUGIN_ROUTES, ROUTE_SCOPES, SETTINGS
 from statusflow.http.limits import expect_handler
-from statusflow.http.schemas import NEW_ORDER, NEW_TRIGGER, STATUS, STATUS_LIST
-from statusflow.types import Route
-
-JSON_OBJECT = {"type": "object"}
-ERROR = {"$ref": "#/components/schemas/Error"}
+from statusflow.http.openapi import query_names, ref
+from statusflow.types import Route, RouteHandler
 
 
 def _body(schema: dict[str, Any]) -> dict[str, Any]:
@@ -34,176 +43,297 @@ def _answers(ok: int, schema: dict[str, Any] | None, *errors: int) -> dict[str, 
     for status in errors:
         answers[str(status)] = {
             "description": "error",
-            "content": {"application/json": {"schema": ERROR}},
+            "content": {"application/json": {"schema": ref("Error")}},
         }
     return answers
 
 
 def _op(
-    summary: str, ok: int, schema: dict[str, Any] | None, *errors: int, body: Any = None
+    operation_id: str,
+    tag: str,
+    summary: str,
+    ok: int,
+    schema: dict[str, Any] | None,
+    *errors: int,
+    body: Any = None,
 ) -> dict[str, Any]:
-    operation: dict[str, Any] = {"summary": summary, "responses": _answers(ok, schema, *errors)}
+    """An OpenAPI operation (the 401 of a route needing a token, and the 422 of an
+    unknown query parameter, are added by :func:`~statusflow.http.openapi.openapi_document`)."""
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "tags": [tag],
+        "summary": summary,
+        "responses": _answers(ok, schema, *errors),
+    }
     if body is not None:
         operation["requestBody"] = _body(body)
     return operation
 
 
-EVENT_OR_LIST = {"oneOf": [EVENT_SCHEMA, {"type": "array", "items": EVENT_SCHEMA}]}
-RESULT_OR_LIST = {"oneOf": [JSON_OBJECT, {"type": "array", "items": JSON_OBJECT}]}
+def _list_of(name: str) -> dict[str, Any]:
+    return {"type": "array", "items": ref(name)}
+
+
 DRY_RUN = {
     "name": "dry_run",
-    "in": "query",
-    "required": False,
-    "schema": {"enum": ["true", "false"]},
+    "description": "evaluate and answer with the trace, storing nothing",
+    "schema": {"type": "boolean", "default": False},
 }
 
 KERNEL_ROUTES: tuple[Route, ...] = (
-    Route("GET", "/healthz", meta.healthz, _op("Liveness", 200, JSON_OBJECT)),
+    Route("GET", "/healthz", meta.healthz, _op("healthz", "meta", "Liveness", 200, ref("Health"))),
     Route(
         "GET",
         "/readyz",
         ops.readyz,
-        _op("Readiness: the database answers, migrations at head", 200, ops.READY_SCHEMA, 503),
+        _op(
+            "readyz",
+            "meta",
+            "Readiness: the database answers, migrations at head",
+            200,
+            ops.READY_SCHEMA,
+            503,
+        ),
     ),
     Route(
         "GET",
         "/metrics",
         ops.metrics_handler,
         {
+            "operationId": "metrics",
+            "tags": ["meta"],
             "summary": "Prometheus metrics (text exposition format)",
             "responses": {
-                "200": {"description": "done", "content": {"text/plain": {"schema": {}}}},
-                "401": {"description": "error", "content": {"application/json": {"schema": ERROR}}},
+                "200": {
+                    "description": "done",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
             },
         },
     ),
-    Route("GET", "/api/openapi.json", meta.openapi, _op("This document", 200, JSON_OBJECT, 401)),
+    Route(
+        "GET",
+        "/api/openapi.json",
+        meta.openapi,
+        _op("get_openapi", "meta", "This document", 200, {"type": "object"}),
+    ),
     Route(
         "GET",
         "/api/plugins",
         meta.list_plugins,
-        _op("Installed plugins", 200, {"type": "array"}, 401),
+        _op("list_plugins", "meta", "Installed plugins", 200, _list_of("Plugin")),
     ),
     Route(
         "GET",
         "/api/trigger-types",
         meta.list_trigger_types,
-        _op("Trigger types of enabled plugins", 200, {"type": "array"}, 401),
+        _op(
+            "list_trigger_types",
+            "triggers",
+            "Trigger types of enabled plugins",
+            200,
+            _list_of("TriggerType"),
+        ),
     ),
     Route(
         "GET",
         "/api/statuses",
         statuses.list_statuses,
-        _op("The pipeline", 200, {"type": "array", "items": STATUS}, 401),
+        _op("list_statuses", "statuses", "The pipeline", 200, _list_of("Status")),
     ),
     Route(
         "PUT",
         "/api/statuses",
         statuses.put_statuses,
         _op(
+            "replace_statuses",
+            "statuses",
             "Replace the pipeline",
             200,
-            {"type": "array"},
+            _list_of("Status"),
             400,
-            401,
             409,
             413,
             422,
-            body=STATUS_LIST,
+            body=ref("StatusList"),
         ),
     ),
     Route(
         "POST",
         "/api/orders",
         orders.create_order,
-        _op("Create an order", 201, JSON_OBJECT, 400, 401, 409, 413, 422, body=NEW_ORDER),
+        _op(
+            "create_order",
+            "orders",
+            "Create an order",
+            201,
+            ref("Order"),
+            400,
+            409,
+            413,
+            422,
+            body=ref("NewOrder"),
+        ),
         scope="events",
     ),
-    Route("GET", "/api/orders/{id}", orders.get_order, _op("An order", 200, JSON_OBJECT, 401, 404)),
+    Route(
+        "GET",
+        "/api/orders/{id}",
+        orders.get_order,
+        _op("get_order", "orders", "An order", 200, ref("Order"), 404),
+    ),
     Route(
         "PATCH",
         "/api/orders/{id}",
         orders.patch_order,
-        _op("Merge-patch an order", 200, JSON_OBJECT, 400, 401, 404, 413, 422, body=JSON_OBJECT),
+        _op(
+            "patch_order",
+            "orders",
+            "Merge-patch an order",
+            200,
+            ref("Order"),
+            400,
+            404,
+            413,
+            422,
+            body=ref("OrderPatch"),
+        ),
         scope="events",
     ),
     Route(
         "DELETE",
         "/api/orders/{id}",
         privacy.delete_order,
-        _op("Delete an order, its timeline and what refers to it", 204, None, 401, 404),
+        _op(
+            "delete_order",
+            "privacy",
+            "Delete an order, its timeline and what refers to it",
+            204,
+            None,
+            404,
+        ),
     ),
     Route(
         "GET",
         "/api/orders/{id}/timeline",
         orders.get_timeline,
-        _op("An order's timeline", 200, {"type": "array"}, 401, 404),
+        _op(
+            "get_order_timeline",
+            "orders",
+            "An order's timeline, oldest first",
+            200,
+            _list_of("TimelineEntry"),
+            404,
+        ),
     ),
     Route(
         "POST",
         "/api/triggers",
         triggers.create_trigger,
-        _op("Create a trigger", 201, JSON_OBJECT, 400, 401, 413, 422, body=NEW_TRIGGER),
+        _op(
+            "create_trigger",
+            "triggers",
+            "Create a trigger",
+            201,
+            ref("Trigger"),
+            400,
+            413,
+            422,
+            body=ref("NewTrigger"),
+        ),
     ),
     Route(
         "GET",
         "/api/triggers",
         triggers.list_triggers,
-        _op("Every trigger", 200, {"type": "array"}, 401),
+        _op("list_triggers", "triggers", "Every trigger", 200, _list_of("Trigger")),
     ),
     Route(
         "GET",
         "/api/triggers/{id}",
         triggers.get_trigger,
-        _op("A trigger", 200, JSON_OBJECT, 401, 404),
+        _op("get_trigger", "triggers", "A trigger", 200, ref("Trigger"), 404),
     ),
     Route(
         "PATCH",
         "/api/triggers/{id}",
         triggers.patch_trigger,
-        _op("Merge-patch a trigger", 200, JSON_OBJECT, 400, 401, 404, 413, 422, body=JSON_OBJECT),
+        _op(
+            "patch_trigger",
+            "triggers",
+            "Merge-patch a trigger",
+            200,
+            ref("Trigger"),
+            400,
+            404,
+            413,
+            422,
+            body=ref("TriggerPatch"),
+        ),
     ),
     Route(
         "DELETE",
         "/api/triggers/{id}",
         triggers.delete_trigger,
-        _op("Delete a trigger", 204, None, 401, 404),
+        _op("delete_trigger", "triggers", "Delete a trigger", 204, None, 404),
     ),
     Route(
         "POST",
         "/api/events",
         events.post_events,
-        {
-            **_op("Post events", 200, RESULT_OR_LIST, 400, 401, 404, 413, 422, body=EVENT_OR_LIST),
-            "parameters": [DRY_RUN],
-        },
+        _op(
+            "post_events",
+            "events",
+            "Post one event or a list of events (a list in, a list of results out)",
+            200,
+            {"oneOf": [ref("EventResult"), _list_of("EventResult")]},
+            400,
+            404,
+            413,
+            422,
+            body={"oneOf": [ref("Event"), _list_of("Event")]},
+        ),
+        query=(DRY_RUN,),
         scope="events",
     ),
     Route(
         "GET",
         "/api/events/{id}",
         events.get_event,
-        _op("A processed event with its trace", 200, JSON_OBJECT, 401, 404),
+        _op(
+            "get_event",
+            "events",
+            "A processed event with its trace",
+            200,
+            ref("StoredEvent"),
+            404,
+        ),
     ),
     Route(
         "GET",
         "/api/moves",
         moves.list_moves,
-        {
-            **_op("Committed moves after a cursor", 200, moves.FEED_SCHEMA, 401, 422),
-            "parameters": moves.FEED_PARAMETERS,
-        },
+        _op(
+            "list_moves",
+            "events",
+            "Committed moves after a cursor (the change feed)",
+            200,
+            moves.FEED_SCHEMA,
+            422,
+        ),
+        query=moves.FEED_PARAMETERS,
     ),
     Route(
         "POST",
         "/api/contacts/erase",
         privacy.erase_contact,
         _op(
+            "erase_contact",
+            "privacy",
             "Erase a person's phone or email from every order and stored event",
             200,
             privacy.ERASED_SCHEMA,
             400,
-            401,
             413,
             422,
             body=privacy.ERASE_BODY,
@@ -213,23 +343,54 @@ KERNEL_ROUTES: tuple[Route, ...] = (
         "GET",
         "/api/audit",
         audit.list_audit,
-        {
-            **_op("The audit log, newest first", 200, audit.PAGE_SCHEMA, 401, 422),
-            "parameters": audit.PARAMETERS,
-        },
+        _op("list_audit", "audit", "The audit log, newest first", 200, audit.PAGE_SCHEMA, 422),
+        query=audit.PARAMETERS,
     ),
 )
 
 
+def _checking_query(route: Route) -> RouteHandler:
+    """The route's handler, behind a 422 for a query parameter it does not accept
+    (routes under ``/api/`` only: a public route's callers may add their own)."""
+    if not route.path.startswith("/api/"):
+        return route.handler
+    accepted = query_names(route)
+    handler = route.handler
+    where = f"{route.method} {route.path}"
+
+    async def check_query(request: web.Request) -> web.StreamResponse:
+        unknown = [name for name in dict.fromkeys(request.query) if name not in accepted]
+        if unknown:
+            takes = f"it takes {', '.join(accepted)}" if accepted else "it takes none"
+            problems = [
+                {
+                    "path": f"?{name}",
+                    "message": "is not a query parameter of this operation"
+                    + did_you_mean(name, accepted),
+                }
+                for name in unknown
+            ]
+            shown = ", ".join(repr(name[:100]) for name in unknown)
+            raise invalid(
+                f"unknown query parameter {shown} for {where}: {takes}",
+                problems,
+                "unknown_query_parameter",
+            )
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    return check_query
+
+
 def setup_routes(app: web.Application, plugin_routes: list[tuple[str, Route]]) -> None:
-    """Mount the kernel's routes, then the plugins' (a clash, or a scope that does not
-    exist, stops start-up), and note the scope each needs."""
+    """Mount the kernel's routes, the docs page, then the plugins' (a clash, or a scope
+    that does not exist, stops start-up), and note the scope each needs."""
     check_scopes(plugin_routes)
     expect = expect_handler(app[SETTINGS])
     scopes = {}
-    for route in (*KERNEL_ROUTES, *(route for _plugin, route in plugin_routes)):
+    for route in (*KERNEL_ROUTES, *docs_page.ROUTES, *(r for _, r in plugin_routes)):
         mounted = app.router.add_route(
-            route.method, route.path, route.handler, expect_handler=expect
+            route.method, route.path, _checking_query(route), expect_handler=expect
         )
         scopes[mounted] = route_scope(route)
     app[PLUGIN_ROUTES] = plugin_routes

@@ -7,12 +7,13 @@ from typing import Any
 
 from aiohttp import web
 
-from statusflow.engine.validation import check
-from statusflow.errors import conflict, invalid
+from statusflow.engine.validation import check, closest, did_you_mean, pointer
+from statusflow.errors import ApiError, conflict, invalid
 from statusflow.http.auth import api_key_name
 from statusflow.http.jsonio import json_response, read_json_body
 from statusflow.http.keys import DATABASE, ENGINE
 from statusflow.http.schemas import STATUS_LIST
+from statusflow.store.statements import StoreSQL
 
 
 def _status_json(row: Any) -> dict[str, Any]:
@@ -22,6 +23,21 @@ def _status_json(row: Any) -> dict[str, Any]:
         "sort": row["sort"],
         "semantics": row["semantics"],
     }
+
+
+async def unknown_status(sql: StoreSQL, status: str, path: str = "/status") -> ApiError:
+    """The 422 of a ``status`` that the pipeline does not have, with the closest ids
+    (a status's name given for its id is named too: ``'Paid'`` means ``'P'``)."""
+    rows = await sql.pipeline()
+    known = sorted(row["id"] for row in rows)
+    by_name = {str(row["name"]).lower(): row["id"] for row in rows}
+    named = [by_name[name] for name in closest(status.lower(), by_name)]
+    hint = did_you_mean(status, known) or (f" (did you mean {named[0]!r}?)" if named else "")
+    return invalid(
+        f"unknown status {status[:64]!r}{hint}; the pipeline has {', '.join(known)}",
+        [{"path": path, "message": f"is not a status of the pipeline{hint}"}],
+        "unknown_status",
+    )
 
 
 async def list_statuses(request: web.Request) -> web.Response:
@@ -35,13 +51,29 @@ def _duplicates(values: list[Any]) -> list[Any]:
     return sorted((v for v, n in counts.items() if n > 1), key=str)
 
 
+def _uses(used_by_orders: list[str], targets: list[tuple[int, str]]) -> list[str]:
+    """What keeps dropped statuses in use, in words."""
+    uses = [f"{status!r} is the status of orders" for status in used_by_orders]
+    for status in sorted({status for _, status in targets}):
+        ids = sorted(trigger_id for trigger_id, target in targets if target == status)
+        uses.append(f"{status!r} is the target of trigger(s) {', '.join(map(str, ids))}")
+    return uses
+
+
 async def put_statuses(request: web.Request) -> web.Response:
     body = await read_json_body(request)
     check(STATUS_LIST, body, "statuses")
     for key in ("id", "sort"):
         repeated = _duplicates([s[key] for s in body])
         if repeated:
-            raise invalid(f"duplicate status {key}s: {repeated}", {key: repeated})
+            problems = [
+                {"path": pointer(index, key), "message": f"repeats the {key} of an earlier status"}
+                for index, status in enumerate(body)
+                if status[key] in repeated
+                and any(other[key] == status[key] for other in body[:index])
+            ]
+            shown = ", ".join(map(repr, repeated))
+            raise invalid(f"statuses: duplicate {key}s {shown}", problems, "duplicate_status")
     new_ids = {s["id"] for s in body}
     async with request.app[DATABASE].write() as sql:
         before = [_status_json(r) for r in await sql.pipeline()]
@@ -51,12 +83,9 @@ async def put_statuses(request: web.Request) -> web.Response:
             targets = await sql.triggers_to(dropped)
             if used_by_orders or targets:
                 raise conflict(
-                    "the new pipeline drops statuses that are still in use",
-                    {
-                        "statuses_with_orders": used_by_orders,
-                        "trigger_targets": sorted({status for _, status in targets}),
-                        "trigger_ids": sorted(trigger_id for trigger_id, _ in targets),
-                    },
+                    "the new pipeline drops statuses that are still in use: "
+                    + "; ".join(_uses(used_by_orders, targets)),
+                    code="status_in_use",
                 )
         await sql.replace_statuses(body)
         await request.app[ENGINE].definitions_changed(sql)

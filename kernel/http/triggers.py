@@ -8,12 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from statusflow.engine.decide import compile_conditions, inactive_reason, trigger_view
-from statusflow.engine.validation import check
+from statusflow.engine.validation import check, did_you_mean, pointer
 from statusflow.errors import invalid, not_found
 from statusflow.http.auth import api_key_name
 from statusflow.http.jsonio import json_response, merge_patch, read_json_body, require_object
 from statusflow.http.keys import DATABASE, ENGINE, REGISTRY, SERVICES
 from statusflow.http.schemas import NEW_TRIGGER
+from statusflow.http.statuses import unknown_status
 from statusflow.registry import Registry
 from statusflow.store.queries import TRIGGER_FIELDS as EDITABLE
 from statusflow.store.statements import StoreSQL
@@ -53,27 +54,37 @@ def _check_type_and_settings(registry: Registry, type_: str, settings: dict[str,
     trigger_type = registry.trigger_types.get(type_)
     if trigger_type is None:
         known = sorted(registry.trigger_types)
+        hint = did_you_mean(type_, known)
         raise invalid(
-            f"unknown or disabled trigger type {type_!r}; known types: {', '.join(known)}",
-            {"known_types": known},
+            f"unknown or disabled trigger type {type_[:100]!r}{hint}; "
+            f"known types: {', '.join(known)}",
+            [
+                {
+                    "path": "/type",
+                    "message": f"is not a known trigger type of an enabled plugin{hint}",
+                }
+            ],
+            "unknown_trigger_type",
         )
-    check(trigger_type.settings_schema, settings, f"settings of {type_}", "settings")
+    check(
+        trigger_type.settings_schema, settings, f"settings of {type_}", "/settings", "bad_settings"
+    )
 
 
 async def _check_status(sql: StoreSQL, status: str) -> None:
     if not await sql.status_exists(status):
-        raise invalid(f"unknown status {status!r}", {"status": status})
+        raise await unknown_status(sql, status)
 
 
 async def _load(sql: StoreSQL, request: web.Request) -> dict[str, Any]:
     raw = request.match_info["id"]
     # ids are positive 32-bit integers (PostgreSQL INTEGER): anything else is unknown
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) < 2**31):
-        raise not_found(f"trigger {raw[:100]!r} not found")
+        raise not_found(f"trigger {raw[:100]!r} not found", code="trigger_not_found")
     trigger_id = int(raw)
     row = await sql.trigger(trigger_id)
     if row is None:
-        raise not_found(f"trigger {trigger_id} not found", {"id": trigger_id})
+        raise not_found(f"trigger {trigger_id} not found", code="trigger_not_found")
     return row
 
 
@@ -128,12 +139,20 @@ async def get_trigger(request: web.Request) -> web.Response:
 async def patch_trigger(request: web.Request) -> web.Response:
     patch = require_object(await read_json_body(request), "a merge patch")
     if "id" in patch and str(patch["id"]) != request.match_info["id"]:
-        raise invalid("a trigger's id cannot change")
+        raise invalid("a trigger's id cannot change", [{"path": "/id", "message": "cannot change"}])
     unknown = sorted(set(patch) - {"id", *EDITABLE})
     if unknown:
         raise invalid(
-            f"trigger: unknown or read-only fields {unknown}; editable: {', '.join(EDITABLE)}",
-            {"fields": unknown},
+            f"trigger: unknown or read-only fields {', '.join(map(repr, unknown))}; "
+            f"editable: {', '.join(EDITABLE)}",
+            [
+                {
+                    "path": pointer(key),
+                    "message": "is not an editable field"
+                    + (did_you_mean(key, EDITABLE) or f"; editable: {', '.join(EDITABLE)}"),
+                }
+                for key in unknown
+            ],
         )
     registry = request.app[REGISTRY]
     async with request.app[DATABASE].write() as sql:

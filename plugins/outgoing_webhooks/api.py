@@ -72,7 +72,9 @@ def _check_url(body: Mapping[str, Any]) -> None:
     """422 for a ``url`` that matches the schema's shape but cannot be delivered to."""
     problem = url_problem(body["url"]) if isinstance(body.get("url"), str) else None
     if problem is not None:
-        raise ApiError(422, "invalid", problem, [{"path": "url", "message": problem}])
+        raise ApiError(
+            422, "validation_failed", f"url {problem}", [{"path": "/url", "message": problem}]
+        )
 
 
 def endpoint_json(row: Any, *, with_secret: bool = False) -> dict[str, Any]:
@@ -111,8 +113,8 @@ def delivery_json(row: Any) -> dict[str, Any]:
     }
 
 
-def _not_found(what: str, ident: str) -> ApiError:
-    return ApiError(404, "not_found", f"{what} {ident!r} not found", {"id": ident})
+def _not_found(what: str, ident: str, code: str) -> ApiError:
+    return ApiError(404, code, f"{what} {ident[:200]!r} not found")
 
 
 def _int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -120,8 +122,12 @@ def _int_param(request: web.Request, name: str, default: int, low: int, high: in
     if raw is None:
         return default
     if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+        problem = f"must be an integer from {low} to {high}"
         raise ApiError(
-            422, "invalid", f"{name} must be an integer from {low} to {high}", {"field": name}
+            422,
+            "bad_query_parameter",
+            f"{name} {problem}",
+            [{"path": f"?{name}", "message": problem}],
         )
     return int(raw)
 
@@ -139,7 +145,7 @@ class Handlers:
         query = sa.select(ENDPOINTS).where(ENDPOINTS.c.id == endpoint_id)
         row = (await conn.execute(query)).first()
         if row is None:
-            raise _not_found("webhook endpoint", endpoint_id)
+            raise _not_found("webhook endpoint", endpoint_id, "endpoint_not_found")
         return row
 
     async def list_endpoints(self, request: web.Request) -> web.Response:
@@ -163,7 +169,10 @@ class Handlers:
             "updated_at": at,
         }
         conflict = ApiError(
-            409, "conflict", f"webhook endpoint {endpoint_id!r} already exists", {"id": endpoint_id}
+            409,
+            "endpoint_exists",
+            f"webhook endpoint {endpoint_id!r} already exists",
+            [{"path": "/id", "message": "is the id of an endpoint that exists"}],
         )
         try:
             async with self.kernel.write() as conn:
@@ -219,7 +228,7 @@ class Handlers:
         query = sa.select(DELIVERIES).where(DELIVERIES.c.id == delivery_id)
         row = (await conn.execute(query)).first()
         if row is None:
-            raise _not_found("delivery", delivery_id)
+            raise _not_found("delivery", delivery_id, "delivery_not_found")
         return row
 
     async def list_deliveries(self, request: web.Request) -> web.Response:
@@ -227,8 +236,12 @@ class Handlers:
         state = request.query.get("state")
         if state is not None:
             if state not in STATES:
+                problem = f"must be one of {', '.join(STATES)}"
                 raise ApiError(
-                    422, "invalid", f"state must be one of {', '.join(STATES)}", {"field": "state"}
+                    422,
+                    "bad_query_parameter",
+                    f"state {problem}",
+                    [{"path": "?state", "message": problem}],
                 )
             query = query.where(DELIVERIES.c.state == state)
         for name in ("endpoint_id", "order_id"):
@@ -256,9 +269,8 @@ class Handlers:
             if row.state == PENDING:
                 raise ApiError(
                     409,
-                    "conflict",
+                    "delivery_pending",
                     f"delivery {delivery_id!r} is still pending: it will be attempted anyway",
-                    {"id": delivery_id, "state": row.state},
                 )
             await conn.execute(
                 sa.update(DELIVERIES)
@@ -285,13 +297,19 @@ class Handlers:
                 "GET",
                 "/api/webhook-endpoints",
                 self.list_endpoints,
-                _op("Outgoing webhook endpoints", 200, {"type": "array"}),
+                _op(
+                    "list_webhook_endpoints",
+                    "Outgoing webhook endpoints",
+                    200,
+                    {"type": "array", "items": ENDPOINT_SCHEMA},
+                ),
             ),
             Route(
                 "POST",
                 "/api/webhook-endpoints",
                 self.create_endpoint,
                 _op(
+                    "create_webhook_endpoint",
                     "Add an outgoing webhook endpoint (the answer shows its secret)",
                     201,
                     ENDPOINT_SCHEMA,
@@ -306,13 +324,20 @@ class Handlers:
                 "GET",
                 "/api/webhook-endpoints/{id}",
                 self.get_endpoint,
-                _op("An outgoing webhook endpoint", 200, ENDPOINT_SCHEMA, 404),
+                _op(
+                    "get_webhook_endpoint",
+                    "An outgoing webhook endpoint",
+                    200,
+                    ENDPOINT_SCHEMA,
+                    404,
+                ),
             ),
             Route(
                 "PATCH",
                 "/api/webhook-endpoints/{id}",
                 self.patch_endpoint,
                 _op(
+                    "patch_webhook_endpoint",
                     "Merge-patch an endpoint (not one of the configuration file)",
                     200,
                     ENDPOINT_SCHEMA,
@@ -328,14 +353,27 @@ class Handlers:
                 "DELETE",
                 "/api/webhook-endpoints/{id}",
                 self.delete_endpoint,
-                _op("Delete an endpoint and its deliveries", 204, None, 404, 409),
+                _op(
+                    "delete_webhook_endpoint",
+                    "Delete an endpoint and its deliveries",
+                    204,
+                    None,
+                    404,
+                    409,
+                ),
             ),
             Route(
                 "GET",
                 "/api/deliveries",
                 self.list_deliveries,
                 {
-                    **_op("Deliveries, oldest first, a page at a time", 200, PAGE_SCHEMA, 422),
+                    **_op(
+                        "list_deliveries",
+                        "Deliveries, oldest first, a page at a time",
+                        200,
+                        PAGE_SCHEMA,
+                        422,
+                    ),
                     "parameters": LIST_PARAMETERS,
                 },
             ),
@@ -343,13 +381,14 @@ class Handlers:
                 "GET",
                 "/api/deliveries/{id}",
                 self.get_delivery,
-                _op("A delivery", 200, DELIVERY_SCHEMA, 404),
+                _op("get_delivery", "A delivery", 200, DELIVERY_SCHEMA, 404),
             ),
             Route(
                 "POST",
                 "/api/deliveries/{id}/retry",
                 self.retry_delivery,
                 _op(
+                    "retry_delivery",
                     "Send a failed (or delivered) delivery again",
                     200,
                     DELIVERY_SCHEMA,
@@ -382,9 +421,8 @@ def _editable(row: Any) -> None:
     if row.source == "config":
         raise ApiError(
             409,
-            "conflict",
+            "endpoint_from_config",
             f"webhook endpoint {row.id!r} is defined in the configuration file: change it there",
-            {"id": row.id, "source": row.source},
         )
 
 
@@ -440,14 +478,24 @@ _ERROR = {
 
 
 def _op(
-    summary: str, ok: int, schema: dict[str, Any] | None, *errors: int, body: Any = None
+    operation_id: str,
+    summary: str,
+    ok: int,
+    schema: dict[str, Any] | None,
+    *errors: int,
+    body: Any = None,
 ) -> dict[str, Any]:
     responses: dict[str, Any] = {str(ok): {"description": "done"}}
     if schema is not None:
         responses[str(ok)]["content"] = {"application/json": {"schema": schema}}
     for status in (401, *errors):
         responses[str(status)] = _ERROR
-    operation: dict[str, Any] = {"summary": summary, "responses": responses}
+    operation: dict[str, Any] = {
+        "operationId": operation_id,
+        "tags": ["outgoing_webhooks"],
+        "summary": summary,
+        "responses": responses,
+    }
     if body is not None:
         operation["requestBody"] = {
             "required": True,

@@ -678,7 +678,7 @@ class FakeKernel:
         self, event: Mapping[str, Any], *, only_trigger_id: int | None = None
     ) -> dict[str, Any]:
         if event.get("order_id") not in self.orders:
-            raise ApiError(404, "not_found", "order not found")
+            raise ApiError(404, "order_not_found", "order not found")
         self.submitted.append((dict(event), only_trigger_id))
         return {"event_id": "e", "duplicate": False, "order_ids": [event["order_id"]], "moves": []}
 
@@ -746,16 +746,19 @@ async def test_webhook_route(client: Any, kernel: FakeKernel) -> None:
         response = await client.post(path, **kwargs)
         return response.status, (await response.json())["error"]["code"]
 
-    assert await status("/hooks/nope", json={"order_id": "1001"}) == (404, "not_found")
-    assert await status("/hooks/call", json={"order_id": "1001"}) == (404, "not_found")
-    assert await status("/hooks/good", json={"order_id": "9999"}) == (404, "not_found")
+    assert await status("/hooks/nope", json={"order_id": "1001"}) == (404, "webhook_not_found")
+    assert await status("/hooks/call", json={"order_id": "1001"}) == (404, "webhook_not_found")
+    assert await status("/hooks/good", json={"order_id": "9999"}) == (404, "order_not_found")
     assert await status("/hooks/good", data=b"{not json") == (400, "malformed_json")
-    assert await status("/hooks/good", json=["1001"]) == (422, "invalid")
-    assert await status("/hooks/good", json={}) == (422, "invalid")
-    assert await status("/hooks/good", json={"order_id": 1001}) == (422, "invalid")
-    assert await status("/hooks/good", json={"order_id": ""}) == (422, "invalid")
-    assert await status("/hooks/good") == (422, "invalid")
-    assert await status("/hooks/good", json={"order_id": "1001", "data": [1]}) == (422, "invalid")
+    assert await status("/hooks/good", json=["1001"]) == (422, "validation_failed")
+    assert await status("/hooks/good", json={}) == (422, "validation_failed")
+    assert await status("/hooks/good", json={"order_id": 1001}) == (422, "validation_failed")
+    assert await status("/hooks/good", json={"order_id": ""}) == (422, "validation_failed")
+    assert await status("/hooks/good") == (422, "validation_failed")
+    assert await status("/hooks/good", json={"order_id": "1001", "data": [1]}) == (
+        422,
+        "validation_failed",
+    )
     assert len(kernel.submitted) == 2
 
 
@@ -856,10 +859,12 @@ async def test_tracking_links_refuses_bad_bodies(
     assert response.status == status
     error = (await response.json())["error"]
     if field is not None:
-        assert error["code"] == "invalid"
-        assert error["details"]["field"] == field
+        assert error["code"] == "validation_failed"
+        assert error["details"] == [
+            {"path": f"/{field}", "message": error["details"][0]["message"]}
+        ]
     else:
-        assert error["code"] == "not_found"
+        assert error["code"] == "order_not_found"
 
 
 async def test_tracking_links_malformed_json(client: Any) -> None:

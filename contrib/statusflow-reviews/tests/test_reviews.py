@@ -129,7 +129,7 @@ async def test_reviews_by_contact_and_the_settings_bounds(statusflow_app):
     for type_, settings in bad_settings:
         body = {"type": type_, "status": "A", "settings": settings}
         answer = await sf.call("POST", "/api/triggers", body, expect=422)
-        assert answer["error"]["code"] == "invalid", (type_, settings)
+        assert answer["error"]["code"] == "bad_settings", (type_, settings)
     assert await trigger_count(sf) == 1
     # the same through PATCH
     answer = await sf.call(

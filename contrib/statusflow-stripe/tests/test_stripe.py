@@ -269,7 +269,7 @@ async def test_other_events_and_unknown_orders_are_answered_200(statusflow_app):
         plugins=["payment", "stripe"], config=config(unknown_order="retry")
     )
     answer = await deliver(retrying, unknown, expect=404)
-    assert answer["error"]["code"] == "not_found"
+    assert answer["error"]["code"] == "order_not_found"
     assert await retrying.event_count() == 0
 
 
