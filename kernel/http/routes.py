@@ -10,6 +10,7 @@ from statusflow.engine.intake import EVENT_SCHEMA
 from statusflow.http import events, meta, moves, ops, orders, statuses, triggers
 from statusflow.http.keys import PLUGIN_ROUTES, SETTINGS
 from statusflow.http.limits import expect_handler
+from statusflow.http.paging import PAGE_PARAMETERS, page_schema
 from statusflow.http.schemas import NEW_ORDER, NEW_TRIGGER, STATUS, STATUS_LIST
 from statusflow.types import Route
 
@@ -117,6 +118,15 @@ KERNEL_ROUTES: tuple[Route, ...] = (
         orders.create_order,
         _op("Create an order", 201, JSON_OBJECT, 400, 401, 409, 413, 422, body=NEW_ORDER),
     ),
+    Route(
+        "GET",
+        "/api/orders",
+        orders.list_orders,
+        {
+            **_op("Orders, newest first", 200, page_schema(JSON_OBJECT), 401, 422),
+            "parameters": orders.LIST_PARAMETERS,
+        },
+    ),
     Route("GET", "/api/orders/{id}", orders.get_order, _op("An order", 200, JSON_OBJECT, 401, 404)),
     Route(
         "PATCH",
@@ -128,7 +138,17 @@ KERNEL_ROUTES: tuple[Route, ...] = (
         "GET",
         "/api/orders/{id}/timeline",
         orders.get_timeline,
-        _op("An order's timeline", 200, {"type": "array"}, 401, 404),
+        {
+            **_op(
+                "An order's timeline, oldest first (a page of it with limit or cursor)",
+                200,
+                {"oneOf": [{"type": "array"}, page_schema(JSON_OBJECT)]},
+                401,
+                404,
+                422,
+            ),
+            "parameters": PAGE_PARAMETERS,
+        },
     ),
     Route(
         "POST",
@@ -167,6 +187,15 @@ KERNEL_ROUTES: tuple[Route, ...] = (
         {
             **_op("Post events", 200, RESULT_OR_LIST, 400, 401, 404, 413, 422, body=EVENT_OR_LIST),
             "parameters": [DRY_RUN],
+        },
+    ),
+    Route(
+        "GET",
+        "/api/events",
+        events.list_events,
+        {
+            **_op("Processed events, newest first", 200, page_schema(JSON_OBJECT), 401, 422),
+            "parameters": events.LIST_PARAMETERS,
         },
     ),
     Route(
