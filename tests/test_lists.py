@@ -369,3 +369,54 @@ async def test_a_search_finds_its_orders_by_primary_key(api, case):
     assert any("orders_pkey" in line or "sqlite_autoindex_orders_1" in line for line in plan)
     walked = [line for line in plan if "ix_orders_" in line]
     assert not walked, plan  # never a whole status, nor every order, to find a few
+
+
+# --- the upgrade ---------------------------------------------------------------------------
+
+
+async def test_the_upgrade_to_0003_marks_the_stored_events_that_moved_orders(
+    database_url, aiohttp_client
+):
+    """Events stored before ``events.moved`` existed are listed by it after the upgrade;
+    the downgrade gives the schema of 0002 back."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from statusflow.http import init_app
+    from statusflow.store.database import alembic_config, in_transaction, migrate
+    from statusflow.testing import settings_for
+
+    def at(revision: str) -> Any:
+        return lambda sync: command.upgrade(alembic_config(sync), revision)
+
+    def stored(sync: Any) -> None:
+        sync.execute(
+            text(
+                "INSERT INTO orders (id, status, doc, created_at, updated_at)"
+                " VALUES ('o1', 'P', '{}', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+            )
+        )
+        insert = text(
+            "INSERT INTO events (id, type, order_id, contact, data, received_at, result)"
+            " VALUES (:id, 'payment.received', 'o1', '{}', '{}', '2026-01-01T00:00:00Z', :r)"
+        )
+        moved = '{"order_ids": ["o1"], "moves": [{"order_id": "o1", "from": "N", "to": "P"}]}'
+        sync.execute(insert, {"id": "e1", "r": moved})
+        sync.execute(insert, {"id": "e2", "r": '{"order_ids": ["o1"], "moves": []}'})
+        sync.execute(insert, {"id": "e3", "r": '{"order_ids": [], "moves": []}'})
+
+    def back(sync: Any) -> list[str]:
+        command.downgrade(alembic_config(sync), "0002")
+        return [r[0] for r in sync.execute(text("SELECT id FROM events ORDER BY seq"))]
+
+    await in_transaction(database_url, at("0002"))
+    await in_transaction(database_url, stored)
+    await migrate(database_url)
+    assert await in_transaction(database_url, back) == ["e1", "e2", "e3"]
+    await migrate(database_url)  # and up again
+    api = Api(await aiohttp_client(init_app(settings_for(database_url, enable=("payment",)))))
+    listed = {}
+    for moved in ("true", "false"):
+        page = await api.call("GET", "/api/events", params={"moved": moved})
+        listed[moved] = ids(page["items"])
+    assert listed == {"true": ["e1"], "false": ["e3", "e2"]}
