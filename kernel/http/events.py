@@ -11,7 +11,7 @@ from statusflow.engine.decide import trace_of
 from statusflow.engine.validation import surely_storable
 from statusflow.errors import invalid, not_found
 from statusflow.http.jsonio import json_response, read_json_body
-from statusflow.http.keys import DATABASE, ENGINE, REGISTRY
+from statusflow.http.keys import DATABASE, ENGINE, REGISTRY, SERVICES
 from statusflow.http.paging import (
     PAGE_PARAMETERS,
     Cursors,
@@ -76,7 +76,9 @@ async def list_events(request: web.Request) -> web.Response:
     query = ListQuery(request)
     order_id, event_type = query.text("order_id", 200), query.text("type", 100)
     moved, limit = query.flag("moved"), query.limit()
-    cursors = Cursors(request, "events", {"order_id": order_id, "type": event_type, "moved": moved})
+    cursors = Cursors(
+        request.app[SERVICES], "events", {"order_id": order_id, "type": event_type, "moved": moved}
+    )
     after = cursors.position(query.one("cursor"), is_seq)
     async with request.app[DATABASE].read() as sql:
         if order_id is not None and not await sql.order_exists(order_id):

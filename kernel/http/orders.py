@@ -14,7 +14,7 @@ from statusflow.engine.validation import check
 from statusflow.errors import conflict, invalid, not_found
 from statusflow.hooks import runner
 from statusflow.http.jsonio import json_response, merge_patch, read_json_body, require_object
-from statusflow.http.keys import DATABASE, ENGINE, PLUGIN_MANAGER, SETTINGS
+from statusflow.http.keys import DATABASE, ENGINE, PLUGIN_MANAGER, SERVICES, SETTINGS
 from statusflow.http.paging import (
     PAGE_PARAMETERS,
     Cursors,
@@ -168,7 +168,7 @@ async def list_orders(request: web.Request) -> web.Response:
     """``GET /api/orders?status=&q=&limit=&cursor=``: a page of orders, newest first."""
     query = ListQuery(request)
     status, q, limit = query.text("status", 64), query.text("q"), query.limit()
-    cursors = Cursors(request, "orders", {"status": status, "q": q})
+    cursors = Cursors(request.app[SERVICES], "orders", {"status": status, "q": q})
     after = cursors.position(query.one("cursor"), is_strings(2))
     search = None if q is None else search_for(q, request.app[SETTINGS].default_region)
     async with request.app[DATABASE].read() as sql:
@@ -193,7 +193,7 @@ async def get_timeline(request: web.Request) -> web.Response:
             rows = await sql.timeline(order_id)
         return json_response([_entry(r) for r in rows])
     limit = query.limit()
-    cursors = Cursors(request, "timeline", {"order_id": order_id})
+    cursors = Cursors(request.app[SERVICES], "timeline", {"order_id": order_id})
     after = cursors.position(query.one("cursor"), is_seq)
     async with request.app[DATABASE].read() as sql:
         await _load(sql, order_id)

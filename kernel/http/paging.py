@@ -10,14 +10,14 @@ other filters is a 422, never a wrong page. ``next`` is null on the last page.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from statusflow.engine.services import Services
 from statusflow.errors import ApiError
-from statusflow.http.keys import SERVICES
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -87,8 +87,8 @@ class ListQuery:
 class Cursors:
     """The cursors of one list with one set of filters (see the module docstring)."""
 
-    def __init__(self, request: web.Request, list_name: str, filters: Mapping[str, Any]) -> None:
-        self._services = request.app[SERVICES]
+    def __init__(self, services: Services, list_name: str, filters: Mapping[str, Any]) -> None:
+        self._services = services
         self._list = list_name
         filtered = orjson.dumps(dict(filters), option=orjson.OPT_SORT_KEYS)
         self._filters = hashlib.blake2s(filtered, digest_size=9).hexdigest()
@@ -193,6 +193,3 @@ def page_schema(item: Mapping[str, Any]) -> dict[str, Any]:
         },
     }
 
-
-def parameter_names(parameters: Iterable[Mapping[str, Any]]) -> list[str]:
-    return [str(p["name"]) for p in parameters]
