@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import sqlite3
 import statistics
@@ -445,7 +446,14 @@ def log(message: str) -> None:
 
 
 def run_one(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    with temporary_database(kind, workdir, args.postgres) as db:
+    if args.measure:  # a database an earlier --keep run filled
+        pages = asyncio.run(measure(args.measure, args.orders, args.events, args.repeat))
+        return {"kind": kind, "filled": None, "pages": pages}
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            db = kept_database(kind, args.postgres)
+        else:
+            db = stack.enter_context(temporary_database(kind, workdir, args.postgres))
         from statusflow.store.database import prepare
 
         asyncio.run(prepare(db.url, [], True, None))
@@ -455,8 +463,36 @@ def run_one(kind: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any
         else:
             filled = asyncio.run(fill_postgres(db, args.orders, args.events))
         log(f"{kind}: filled in {filled.seconds:.0f} s, indexes in {filled.index_seconds:.0f} s")
+        if args.keep:
+            log(f"{kind}: kept at {db.url} (measure again with --measure)")
         pages = asyncio.run(measure(db.url, args.orders, args.events, args.repeat))
     return {"kind": kind, "filled": filled.__dict__, "pages": pages}
+
+
+def kept_database(kind: str, admin_url: str) -> BenchDatabase:
+    """A database that outlives the run: ``bench-lists.db`` in the working directory, or
+    the PostgreSQL database ``statusflow_bench_lists`` (either replaced if it exists)."""
+    if kind == "sqlite":
+        path = Path("bench-lists.db").resolve()
+        for extra in ("", "-wal", "-shm"):
+            Path(f"{path}{extra}").unlink(missing_ok=True)
+        return BenchDatabase("sqlite", f"sqlite:///{path}", path=path, name=path.name)
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    name = "statusflow_bench_lists"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    dsn = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    return BenchDatabase("postgres", dsn, dsn=dsn, name=name)
 
 
 def report(runs: Sequence[dict[str, Any]], command: str) -> str:
@@ -468,13 +504,16 @@ def report(runs: Sequence[dict[str, Any]], command: str) -> str:
     out = [f"Ran as `{command}`.", ""]
     for run in runs:
         filled = run["filled"]
-        counts = ", ".join(f"{n:,} {t}" for t, n in filled["counts"].items())
-        out += [
-            f"**{run['kind']}**: {counts}; {filled['megabytes']:,.0f} MB; filled in "
-            f"{filled['seconds']:.0f} s, the lists' indexes built in "
-            f"{filled['index_seconds']:.0f} s.",
-            "",
-        ]
+        if filled is None:
+            out += [f"**{run['kind']}** (measured again on a kept database)", ""]
+        else:
+            counts = ", ".join(f"{n:,} {t}" for t, n in filled["counts"].items())
+            out += [
+                f"**{run['kind']}**: {counts}; {filled['megabytes']:,.0f} MB; filled in "
+                f"{filled['seconds']:.0f} s, the lists' indexes built in "
+                f"{filled['index_seconds']:.0f} s.",
+                "",
+            ]
         rows = [
             [p["case"], ms(p.get("first")), ms(p.get("deep")), p.get("first_plan", ""),
              p.get("deep_plan", "-")]
@@ -492,10 +531,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--repeat", type=int, default=20, help="timed requests per page")
     parser.add_argument("--postgres", default=DEFAULT_POSTGRES, help="admin URL")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the databases (./bench-lists.db, statusflow_bench_lists) to measure again",
+    )
+    parser.add_argument(
+        "--measure",
+        metavar="URL",
+        help="only measure, on a database a --keep run filled (same --orders and --events)",
+    )
     args = parser.parse_args(argv)
     if args.orders < 20 or args.events < 100:
         parser.error("at least 20 orders and 100 events")
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    if args.measure:
+        kinds = ["sqlite" if args.measure.startswith("sqlite") else "postgres"]
     if "postgres" in kinds and not postgres_reachable(args.postgres):
         log("PostgreSQL is not reachable: SQLite only")
         kinds.remove("postgres")

@@ -14,6 +14,8 @@ import pytest
 
 from statusflow.http.keys import DATABASE
 from statusflow.store import lists
+from statusflow.testing import temporary_postgres_database
+from tests.conftest import require_postgres
 from tests.helpers import Api, assert_error_shape, event
 
 
@@ -128,7 +130,7 @@ async def test_bad_order_list_parameters_are_422s_that_name_them(api):
     await api.create_order("o1")
     await api.create_order("o2")
     path = "/api/orders"
-    for limit in ("0", "501", "-1", "abc", "", "1.5", "1e2", "+5", "٣"):
+    for limit in ("0", "501", "-1", "abc", "", "1.5", "1e2", "+5", "٣", "9" * 5000):
         await bad(api, path, "limit", limit=limit)
     await bad(api, path, "status", "unknown_status", status="ZZ")
     for empty in ("", "  "):
@@ -239,6 +241,7 @@ async def test_bad_event_list_parameters_are_422s_that_name_them(api):
     path = "/api/events"
     for limit in ("0", "501", "x", ""):
         await bad(api, path, "limit", limit=limit)
+    await bad(api, "/api/moves", "limit", limit="9" * 5000)  # the feed's limit, too
     for moved in ("maybe", "", "2", "truee"):
         await bad(api, path, "moved", moved=moved)
     message = await bad(api, path, "type", "unknown_event_type", type="payment.recieved")
@@ -374,11 +377,23 @@ async def test_a_search_finds_its_orders_by_primary_key(api, case):
 # --- the upgrade ---------------------------------------------------------------------------
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def fresh_database_url(request: Any, tmp_path: Any) -> Any:
+    """A database no migration has run on (the reused one keeps its migrations)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old.db'}"
+        return
+    require_postgres()
+    async with temporary_postgres_database() as url:
+        yield url
+
+
 async def test_the_upgrade_to_0003_marks_the_stored_events_that_moved_orders(
-    database_url, aiohttp_client
+    fresh_database_url, aiohttp_client
 ):
     """Events stored before ``events.moved`` existed are listed by it after the upgrade;
     the downgrade gives the schema of 0002 back."""
+    database_url = fresh_database_url
     from alembic import command
     from sqlalchemy import text
 

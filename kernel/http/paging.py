@@ -79,7 +79,8 @@ class ListQuery:
         if raw is None:
             return DEFAULT_LIMIT
         value = raw.strip()
-        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_LIMIT:
+        digits = value.isascii() and value.isdigit() and len(value) <= 6
+        if not digits or not 1 <= int(value) <= MAX_LIMIT:
             raise bad_parameter("limit", f"limit must be an integer from 1 to {MAX_LIMIT}")
         return int(value)
 
@@ -192,4 +193,3 @@ def page_schema(item: Mapping[str, Any]) -> dict[str, Any]:
             },
         },
     }
-
