@@ -192,7 +192,7 @@ async def test_healthz_and_json_errors_for_unknown_routes(client):
         assert error["code"] == "not_found"
     await expect_error(client, "PUT", "/api/orders/o1", {"id": "o1"}, expected=405)
     await expect_error(client, "DELETE", "/api/statuses", expected=405)
-    await expect_error(client, "GET", "/api/orders", expected=405)
+    await expect_error(client, "DELETE", "/api/orders", expected=405)
 
 
 BODY_ROUTES = [

@@ -1,4 +1,5 @@
-"""The ``statusflow`` command: ``serve``, ``migrate``, ``plugins``, ``tail`` and ``new-plugin``."""
+"""The ``statusflow`` command: ``serve``, ``migrate``, ``plugins``, ``tail``, ``new-plugin``,
+and ``orders``, ``triggers``, ``events`` for a running server (:mod:`.remote`)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,14 @@ from importlib import metadata
 import orjson
 import structlog
 
-from statusflow.cli import new_plugin
+from statusflow.cli import new_plugin, remote
+from statusflow.cli.remote import DEFAULT_URL
 from statusflow.errors import StartupError
 from statusflow.serving.config import Settings, load_settings, plugin_dirs
 from statusflow.serving.logs import configure_logging
 from statusflow.serving.plugin_catalog import list_plugins
 
 log = structlog.get_logger("statusflow.cli")
-
-DEFAULT_URL = "http://127.0.0.1:8080"
 
 
 def _version() -> str:
@@ -63,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
     tail.add_argument("--once", action="store_true", help="print what is there, then exit")
     new_plugin.add_parser(commands)
+    remote.add_parsers(commands)
     return parser
 
 
@@ -174,8 +175,10 @@ def _tail(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    configure_logging()
     args = _parser().parse_args(argv)
+    if args.command in remote.COMMANDS:
+        return remote.run(args)  # prints what it has to say, logs nothing
+    configure_logging()
     try:
         if args.command == "serve":
             return _serve(args)

@@ -43,6 +43,8 @@ ERROR_CODES: dict[str, tuple[int | None, str]] = {
     # 422
     "validation_failed": (422, "the body breaks the schema or a rule; details say where"),
     "unknown_query_parameter": (422, "a query parameter the operation does not take"),
+    "invalid_cursor": (422, "a cursor that this list did not give, or for other filters"),
+    "unknown_order": (422, "a list filter names an order that does not exist"),
     "bad_query_parameter": (422, "a query parameter's value is not valid"),
     "unknown_status": (422, "a status that the pipeline does not have"),
     "duplicate_status": (422, "two statuses with the same id or sort"),

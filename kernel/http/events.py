@@ -1,6 +1,9 @@
-"""``/api/events``: post events (one or a list, optionally as a dry run) and read one."""
+"""``/api/events``: post events (one or a list, optionally as a dry run), list them,
+and read one."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
@@ -8,7 +11,16 @@ from statusflow.engine.decide import trace_of
 from statusflow.engine.validation import surely_storable
 from statusflow.errors import invalid, not_found
 from statusflow.http.jsonio import json_response, read_json_body
-from statusflow.http.keys import DATABASE, ENGINE
+from statusflow.http.keys import DATABASE, ENGINE, REGISTRY, SERVICES
+from statusflow.http.paging import (
+    PAGE_PARAMETERS,
+    Cursors,
+    ListQuery,
+    bad_parameter,
+    is_seq,
+    query_parameter,
+)
+from statusflow.store.lists import event_type_stored, events_page
 
 TRUE = ("1", "true", "yes")
 
@@ -36,24 +48,69 @@ async def post_events(request: web.Request) -> web.Response:
     raise invalid("the body must be an event (a JSON object) or a list of events", [problem])
 
 
+def event_json(row: Any) -> dict[str, Any]:
+    """A stored event as ``GET /api/events`` lists it (``GET /api/events/{id}`` adds
+    its ``trace``)."""
+    result = row["result"]
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "order_id": row["order_id"],
+        "contact": row["contact"],
+        "data": row["data"],
+        "occurred_at": row["occurred_at"],
+        "received_at": row["received_at"],
+        "order_ids": result["order_ids"],
+        "moves": result["moves"],
+    }
+
+
 async def get_event(request: web.Request) -> web.Response:
     event_id = request.match_info["id"]
     async with request.app[DATABASE].read() as sql:
         row = await sql.event(event_id)
     if row is None:
         raise not_found(f"event {event_id[:200]!r} not found", code="event_not_found")
-    result = row["result"]
-    return json_response(
-        {
-            "id": row["id"],
-            "type": row["type"],
-            "order_id": row["order_id"],
-            "contact": row["contact"],
-            "data": row["data"],
-            "occurred_at": row["occurred_at"],
-            "received_at": row["received_at"],
-            "order_ids": result["order_ids"],
-            "moves": result["moves"],
-            "trace": trace_of(result),
-        }
+    return json_response({**event_json(row), "trace": trace_of(row["result"])})
+
+
+async def list_events(request: web.Request) -> web.Response:
+    """``GET /api/events?order_id=&type=&moved=&limit=&cursor=``: a page of events,
+    newest first; by order, the events resolved to it."""
+    query = ListQuery(request)
+    order_id, event_type = query.text("order_id", 200), query.text("type", 100)
+    moved, limit = query.flag("moved"), query.limit()
+    cursors = Cursors(
+        request.app[SERVICES], "events", {"order_id": order_id, "type": event_type, "moved": moved}
     )
+    after = cursors.position(query.one("cursor"), is_seq)
+    async with request.app[DATABASE].read() as sql:
+        if order_id is not None and not await sql.order_exists(order_id):
+            raise bad_parameter("order_id", f"unknown order {order_id!r}", "unknown_order")
+        if (
+            event_type is not None
+            and event_type not in request.app[REGISTRY].event_types
+            and not await event_type_stored(sql, event_type)
+        ):
+            known = ", ".join(sorted(t for t, et in request.app[REGISTRY].event_types.items()))
+            raise bad_parameter(
+                "type",
+                f"unknown event type {event_type!r}; known types: {known}",
+                "unknown_event_type",
+            )
+        rows = await events_page(sql, limit, after, event_type, moved, order_id)
+    return json_response(cursors.page(rows, limit, lambda r: r["position"], event_json))
+
+
+LIST_PARAMETERS = [
+    query_parameter(
+        "order_id", {"type": "string"}, "events resolved to this order (by id or by contact)"
+    ),
+    query_parameter("type", {"type": "string"}, "events of this type"),
+    query_parameter(
+        "moved",
+        {"type": "boolean"},
+        "true: events that moved an order; false: events that moved none",
+    ),
+    *PAGE_PARAMETERS,
+]

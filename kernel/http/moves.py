@@ -51,7 +51,8 @@ def _cursor(request: web.Request) -> str:
 
 def _limit(request: web.Request) -> int:
     raw = request.query.get("limit", str(DEFAULT_LIMIT)).strip()
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_LIMIT:
+    digits = raw.isascii() and raw.isdigit() and len(raw) <= 6  # int() refuses 4,300 digits
+    if not digits or not 1 <= int(raw) <= MAX_LIMIT:
         problem = f"must be an integer from 1 to {MAX_LIMIT}"
         raise invalid(
             f"limit {problem}", [{"path": "?limit", "message": problem}], "bad_query_parameter"

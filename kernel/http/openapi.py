@@ -67,6 +67,7 @@ COMPONENTS: dict[str, Mapping[str, Any]] = {
     "Move": schemas.MOVE,
     "TraceEntry": schemas.TRACE_ENTRY,
     "StoredEvent": schemas.STORED_EVENT,
+    "EventSummary": schemas.EVENT_SUMMARY,
     "TimelineEntry": schemas.TIMELINE_ENTRY,
     "Plugin": schemas.PLUGIN,
     "TriggerType": schemas.TRIGGER_TYPE,

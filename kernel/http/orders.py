@@ -1,21 +1,37 @@
-"""``/api/orders``: create, read, merge-patch, and the timeline."""
+"""``/api/orders``: create, list, read, merge-patch, and the timeline."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import structlog
 from aiohttp import web
 
 from statusflow.engine import metrics
-from statusflow.engine.contacts import IdentifierError, order_identifiers
+from statusflow.engine.contacts import (
+    IdentifierError,
+    normalize_email,
+    normalize_phone,
+    order_identifiers,
+)
 from statusflow.engine.validation import check, pointer
 from statusflow.errors import ApiError, conflict, invalid, not_found
 from statusflow.hooks import runner
 from statusflow.http.jsonio import json_response, merge_patch, read_json_body, require_object
-from statusflow.http.keys import DATABASE, ENGINE, PLUGIN_MANAGER, SETTINGS
+from statusflow.http.keys import DATABASE, ENGINE, PLUGIN_MANAGER, SERVICES, SETTINGS
+from statusflow.http.paging import (
+    PAGE_PARAMETERS,
+    Cursors,
+    ListQuery,
+    bad_parameter,
+    is_seq,
+    is_strings,
+    query_parameter,
+)
 from statusflow.http.schemas import NEW_ORDER, ORDER_AFTER_PATCH
 from statusflow.http.statuses import unknown_status
+from statusflow.store.lists import OrderSearch, order_key, orders_page, timeline_page
 from statusflow.store.statements import ConstraintViolated, StoreSQL
 from statusflow.timestamps import utc_now
 from statusflow.types import Outcome
@@ -151,12 +167,63 @@ def _order_change_failed(plugin: str, exc: Exception) -> None:
     metrics.plugin_error(plugin, "events_from_order_change")
 
 
+def search_for(q: str, region: str) -> OrderSearch:
+    """What ``q`` finds: the order of that id, and the orders whose contact or company
+    has that phone (compared in E.164, parsed with ``region``) or email (any case)."""
+    identifiers = []
+    with contextlib.suppress(ValueError):  # not a phone
+        identifiers.append(("phone", normalize_phone(q, region)))
+    if "@" in q:
+        identifiers.append(("email", normalize_email(q)))
+    return OrderSearch(q, identifiers)
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    """``GET /api/orders?status=&q=&limit=&cursor=``: a page of orders, newest first."""
+    query = ListQuery(request)
+    status, q, limit = query.text("status", 64), query.text("q"), query.limit()
+    cursors = Cursors(request.app[SERVICES], "orders", {"status": status, "q": q})
+    after = cursors.position(query.one("cursor"), is_strings(2))
+    search = None if q is None else search_for(q, request.app[SETTINGS].default_region)
+    async with request.app[DATABASE].read() as sql:
+        if status is not None and not await sql.status_exists(status):
+            raise bad_parameter("status", f"unknown status {status!r}", "unknown_status")
+        rows = await orders_page(sql, limit, after and tuple(after), status, search)
+    return json_response(cursors.page(rows, limit, lambda r: list(order_key(r)), order_json))
+
+
+def _entry(row: Any) -> dict[str, Any]:
+    return {"at": row["at"], "kind": row["kind"], **(row["data"] or {})}
+
+
 async def get_timeline(request: web.Request) -> web.Response:
+    """The whole timeline (a list), or with ``limit`` or ``cursor`` a page of it
+    (``{"items", "next"}``); oldest first either way."""
     order_id = request.match_info["id"]
+    query = ListQuery(request)
+    if "limit" not in query and "cursor" not in query:
+        async with request.app[DATABASE].read() as sql:
+            await _load(sql, order_id)
+            rows = await sql.timeline(order_id)
+        return json_response([_entry(r) for r in rows])
+    limit = query.limit()
+    cursors = Cursors(request.app[SERVICES], "timeline", {"order_id": order_id})
+    after = cursors.position(query.one("cursor"), is_seq)
     async with request.app[DATABASE].read() as sql:
         await _load(sql, order_id)
-        rows = await sql.timeline(order_id)
-    return json_response([{"at": r["at"], "kind": r["kind"], **(r["data"] or {})} for r in rows])
+        rows = await timeline_page(sql, order_id, limit, after)
+    return json_response(cursors.page(rows, limit, lambda r: r["seq"], _entry))
 
 
-__all__ = ["create_order", "get_order", "get_timeline", "patch_order"]
+LIST_PARAMETERS = [
+    query_parameter("status", {"type": "string"}, "orders in this status (its id)"),
+    query_parameter(
+        "q",
+        {"type": "string"},
+        "an order id, or a phone (any format) or an email (any case) of its contact or company",
+    ),
+    *PAGE_PARAMETERS,
+]
+
+
+__all__ = ["create_order", "get_order", "get_timeline", "list_orders", "patch_order"]

@@ -24,6 +24,7 @@ from statusflow.http.auth import check_scopes, route_scope
 from statusflow.http.keys import PLUGIN_ROUTES, ROUTE_SCOPES, SETTINGS
 from statusflow.http.limits import expect_handler
 from statusflow.http.openapi import query_names, ref
+from statusflow.http.paging import PAGE_PARAMETERS, page_schema
 from statusflow.types import Route, RouteHandler
 
 
@@ -178,6 +179,13 @@ KERNEL_ROUTES: tuple[Route, ...] = (
     ),
     Route(
         "GET",
+        "/api/orders",
+        orders.list_orders,
+        _op("list_orders", "orders", "Orders, newest first", 200, page_schema(ref("Order")), 422),
+        query=orders.LIST_PARAMETERS,
+    ),
+    Route(
+        "GET",
         "/api/orders/{id}",
         orders.get_order,
         _op("get_order", "orders", "An order", 200, ref("Order"), 404),
@@ -220,11 +228,13 @@ KERNEL_ROUTES: tuple[Route, ...] = (
         _op(
             "get_order_timeline",
             "orders",
-            "An order's timeline, oldest first",
+            "An order's timeline, oldest first (a page of it with limit or cursor)",
             200,
-            _list_of("TimelineEntry"),
+            {"oneOf": [_list_of("TimelineEntry"), page_schema(ref("TimelineEntry"))]},
             404,
+            422,
         ),
+        query=PAGE_PARAMETERS,
     ),
     Route(
         "POST",
@@ -295,6 +305,20 @@ KERNEL_ROUTES: tuple[Route, ...] = (
         ),
         query=(DRY_RUN,),
         scope="events",
+    ),
+    Route(
+        "GET",
+        "/api/events",
+        events.list_events,
+        _op(
+            "list_events",
+            "events",
+            "Processed events, newest first (without their trace)",
+            200,
+            page_schema(ref("EventSummary")),
+            422,
+        ),
+        query=events.LIST_PARAMETERS,
     ),
     Route(
         "GET",

@@ -191,9 +191,9 @@ EVENT_RESULT: dict[str, Any] = {
     },
 }
 
-STORED_EVENT: dict[str, Any] = {
+EVENT_SUMMARY: dict[str, Any] = {
     "type": "object",
-    "required": ["id", "type", "order_ids", "moves", "trace"],
+    "required": ["id", "type", "order_ids", "moves"],
     "properties": {
         "id": STRING,
         "type": STRING,
@@ -204,6 +204,14 @@ STORED_EVENT: dict[str, Any] = {
         "received_at": TIME,
         "order_ids": STRINGS,
         "moves": {"type": "array", "items": MOVE},
+    },
+}
+
+STORED_EVENT: dict[str, Any] = {
+    "type": "object",
+    "required": [*EVENT_SUMMARY["required"], "trace"],
+    "properties": {
+        **EVENT_SUMMARY["properties"],
         "trace": {"type": "array", "items": TRACE_ENTRY},
     },
 }

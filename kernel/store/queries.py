@@ -69,6 +69,7 @@ EVENT_COLUMNS = (
     "occurred_at",
     "received_at",
     "result",
+    "moved",
 )
 MOVE_COLUMNS = (
     "order_id",

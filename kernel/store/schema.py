@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -30,9 +30,13 @@ class Order(SQLModel, table=True):
     """An order; ``doc`` holds every client-visible field but ``id`` and ``status``."""
 
     __tablename__ = "orders"
+    __table_args__ = (  # the lists' keyset (newest first), with or without a status
+        Index("ix_orders_created_at_id", "created_at", "id"),
+        Index("ix_orders_status_created_at_id", "status", "created_at", "id"),
+    )
 
     id: str = Field(primary_key=True, max_length=200)
-    status: str = Field(index=True, max_length=64)
+    status: str = Field(max_length=64)
     doc: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: str = Field(max_length=40)
     updated_at: str = Field(max_length=40)
@@ -72,9 +76,15 @@ class Trigger(SQLModel, table=True):
 
 
 class EventRecord(SQLModel, table=True):
-    """A processed event with its result (orders, moves, trace); ``id`` is unique."""
+    """A processed event with its result (orders, moves, trace); ``id`` is unique.
+    ``moved``: whether it moved an order (its result has moves)."""
 
     __tablename__ = "events"
+    __table_args__ = (  # the lists' keyset (newest first) by type, by moved, by both
+        Index("ix_events_type_seq", "type", "seq"),
+        Index("ix_events_moved_seq", "moved", "seq"),
+        Index("ix_events_type_moved_seq", "type", "moved", "seq"),
+    )
 
     seq: int | None = Field(default=None, primary_key=True)
     id: str = Field(unique=True, max_length=200)
@@ -85,6 +95,7 @@ class EventRecord(SQLModel, table=True):
     occurred_at: str | None = Field(default=None, max_length=40)
     received_at: str = Field(max_length=40)
     result: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    moved: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
 
 
 class MoveRecord(SQLModel, table=True):
@@ -106,9 +117,10 @@ class TimelineEntry(SQLModel, table=True):
     """One entry of an order's timeline."""
 
     __tablename__ = "timeline"
+    __table_args__ = (Index("ix_timeline_order_id_seq", "order_id", "seq"),)  # paged, in order
 
     seq: int | None = Field(default=None, primary_key=True)
-    order_id: str = Field(index=True, max_length=200)
+    order_id: str = Field(max_length=200)
     at: str = Field(max_length=40)
     kind: str = Field(max_length=40)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))

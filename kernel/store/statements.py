@@ -422,6 +422,7 @@ def event_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
         row["occurred_at"],
         row["received_at"],
         dumps(row["result"]),
+        bool(row["result"].get("moves")),
     )
 
 

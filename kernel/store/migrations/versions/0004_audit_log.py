@@ -1,7 +1,7 @@
 """the audit log
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01 10:00:00
 
 Every change to triggers, statuses and plugins' definitions (webhook endpoints, actions),
@@ -14,7 +14,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
