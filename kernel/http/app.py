@@ -66,8 +66,17 @@ def init_app(
     app[SERVICES] = services
     app[PLUGIN_INFOS] = list_plugins(settings.disable, settings.enable, settings.plugin_dirs)
     setup_routes(app, collect_routes(pm, services))
+    app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.append(_database)
     return app
+
+
+SERVER = "statusflow"
+
+
+async def _server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    """``Server: statusflow``: no versions of Python, aiohttp or statusflow to scan for."""
+    response.headers["Server"] = SERVER
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

@@ -32,6 +32,7 @@ from statusflow.plugins.outgoing_webhooks.settings import (
     URL,
     url_problem,
 )
+from statusflow.plugins.outgoing_webhooks.signing import new_secret, secret_problem
 from statusflow.plugins.outgoing_webhooks.tables import DELIVERIES, ENDPOINTS, PENDING, STATES
 
 if TYPE_CHECKING:
@@ -66,10 +67,14 @@ DEFAULT_LIMIT = 100
 
 
 def _check_url(body: Mapping[str, Any]) -> None:
-    """422 for a ``url`` that matches the schema's shape but cannot be delivered to."""
+    """422 for a ``url`` that matches the schema's shape but cannot be delivered to, or a
+    ``secret`` that is not a Standard Webhooks secret."""
     problem = url_problem(body["url"]) if isinstance(body.get("url"), str) else None
     if problem is not None:
         raise ApiError(422, "invalid", problem, [{"path": "url", "message": problem}])
+    problem = secret_problem(body["secret"]) if isinstance(body.get("secret"), str) else None
+    if problem is not None:
+        raise ApiError(422, "invalid", problem, [{"path": "secret", "message": problem}])
 
 
 def endpoint_json(row: Any, *, with_secret: bool = False) -> dict[str, Any]:
@@ -152,7 +157,7 @@ class Handlers:
         row = {
             "id": endpoint_id,
             "url": body["url"],
-            "secret": body.get("secret") or f"whsec_{secrets.token_urlsafe(32)}",
+            "secret": body.get("secret") or new_secret(),
             "description": body.get("description", ""),
             "enabled": body.get("enabled", True),
             "source": "api",
