@@ -306,6 +306,19 @@ def test_a_plugin_table_that_is_not_a_table_is_still_said_so() -> None:
         settings_from_mapping({"plugins": {"enabel": ["payment"]}})
 
 
+def test_a_table_of_a_plugin_that_is_not_installed_is_answered_with_a_name(
+    sqlite_url: str,
+) -> None:
+    """``[plugins.outgoing_webhook]`` would leave outgoing_webhooks on its defaults."""
+    table = {"outgoing_webhook": {"batch_size": 10}, "visits": {}}
+    with capture_logs() as captured:
+        init_app(settings_for(sqlite_url, enable=("payment",), plugin_tables=table))
+    unused = {c["plugin"]: c for c in captured if c["event"] == "plugin.settings_unused"}
+    assert unused["outgoing_webhook"]["hint"].startswith("did you mean 'outgoing_webhooks'")
+    assert unused["outgoing_webhook"]["reason"] == "no such plugin installed"
+    assert unused["visits"]["reason"] == "plugin not loaded" and unused["visits"]["hint"] is None
+
+
 async def test_the_server_header_names_no_versions(client: Any) -> None:
     for method, path in (("GET", "/healthz"), ("GET", "/nowhere"), ("PUT", "/healthz")):
         response = await client.request(method, path)
