@@ -30,6 +30,7 @@ from statusflow.registry import (
     make_plugin_manager,
     migration_locations,
 )
+from statusflow.serving.access_log import timer_middleware
 from statusflow.serving.config import Settings
 from statusflow.serving.plugin_settings import plugin_settings
 from statusflow.store.database import Database, prepare
@@ -52,6 +53,7 @@ def init_app(
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
+            timer_middleware,  # the access line's duration (statusflow.serving.access_log)
             in_flight.middleware,
             error_middleware,
             rate_limit_middleware(settings),
