@@ -1,9 +1,15 @@
 # statusflow: `make run` serves on SQLite, `make test` runs the suite.
+# `make run PORT=8081 HOST=0.0.0.0 CONFIG=statusflow.toml`: each is optional.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
-BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
+# The stamps change with setup.cfg and pyproject.toml: an edit reinstalls, nothing else does.
+# `make run` installs what the service needs (`pip install -e .`); `make test` the test
+# toolchain on top (the `test` extra).
+SETUP_SUM := $(shell cat setup.cfg pyproject.toml | cksum | cut -d' ' -f1)
+RUN_STAMP := $(VENV)/.run-installed-$(SETUP_SUM)
+STAMP := $(VENV)/.installed-$(SETUP_SUM)
+BENCH_STAMP := $(VENV)/.bench-installed-$(SETUP_SUM)
 BENCH_ARGS ?=
 # The contrib distributions, pip-installed (not editable) as users install them; the stamp
 # changes with their files, so that an edit reinstalls them and nothing else does.
@@ -13,11 +19,23 @@ CONTRIB_FILES := $(shell find $(CONTRIB) -type f -not -path '*/tests/*' -not -pa
 	-not -path '*.egg-info/*' -not -path '*/__pycache__/*' -not -path '*/.pytest_cache/*' | sort)
 CONTRIB_STAMP := $(VENV)/.contrib-installed-$(shell cat $(CONTRIB_FILES) | cksum | cut -d' ' -f1)
 
-.PHONY: install install-bench install-contrib run test lint typecheck typecheck-tree bench bench-quick bench-series clean
+.PHONY: install install-run install-bench install-contrib run test lint typecheck typecheck-tree bench bench-quick bench-series clean
 
-$(STAMP): setup.cfg pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	@echo "==> creating the virtual environment $(VENV)"
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(RUN_STAMP): setup.cfg pyproject.toml | $(BIN)/python
+	@echo "==> installing statusflow and what it needs to run into $(VENV) (pip install -e .)"
+	$(BIN)/python -m pip install -e .
+	rm -f $(VENV)/.run-installed-*
+	touch $(RUN_STAMP)
+
+install-run: $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	@echo "==> installing the test toolchain into $(VENV) (pip install -e '.[test]')"
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
@@ -39,8 +57,9 @@ $(BENCH_STAMP): $(STAMP)
 
 install-bench: $(BENCH_STAMP)
 
-run: install
-	$(BIN)/statusflow serve $(if $(CONFIG),--config $(CONFIG))
+run: install-run
+	@echo "==> statusflow serve (Ctrl-C stops it)"
+	$(BIN)/statusflow serve $(if $(CONFIG),--config $(CONFIG)) $(if $(HOST),--host $(HOST)) $(if $(PORT),--port $(PORT))
 
 test: install install-contrib typecheck-tree
 	$(BIN)/ruff check kernel plugins tests contrib bench

@@ -26,6 +26,7 @@ import structlog
 from statusflow import hooks, hookspecs
 from statusflow.engine import metrics
 from statusflow.errors import StartupError
+from statusflow.serving import setting_errors
 from statusflow.serving.plugin_dirs import DirPlugin, find_dir_plugins
 from statusflow.types import ConditionOperator, EventType, KernelServices, Route, TriggerType
 
@@ -111,9 +112,10 @@ def make_plugin_manager(
     :param extra_plugins: ``(name, plugin)`` pairs registered directly (tests); a name
         must be free (an installed plugin's is not, even while that one is not enabled).
     :param dirs: plugins folders: their modules and packages load like entry points.
-    :raises StartupError: a plugin fails to import, implements an unknown hook, has a
-        bad hook signature, a wrapper, or an ``async def`` where the hook may not be
-        async, or a name is taken twice; the message names the plugin.
+    :raises StartupError: a name in ``disable`` or ``enable`` is no plugin's; a plugin
+        fails to import, implements an unknown hook, has a bad hook signature, a
+        wrapper, or an ``async def`` where the hook may not be async, or a name is taken
+        twice; the message names the plugin.
     """
     from statusflow.engine import conditions, sinks
 
@@ -121,10 +123,14 @@ def make_plugin_manager(
     pm.add_hookspecs(hookspecs)
     pm.register(conditions, name="statusflow.conditions")
     pm.register(sinks, name="statusflow.sinks")
+    disable = tuple(disable)
+    enable = tuple(enable) if enable is not None else None
     allowed = set(enable) if enable is not None else None
     for name in disable:
         pm.set_blocked(name)
     found = _sources(dirs)
+    extra_plugins = list(extra_plugins)
+    _check_named(disable, enable, {ep.name for ep in found} | {n for n, _ in extra_plugins})
     for ep in found:
         if allowed is not None and ep.name not in allowed:
             pm.set_blocked(ep.name)
@@ -137,7 +143,6 @@ def make_plugin_manager(
             pm.register(_load(ep), name=ep.name)
         except Exception as exc:
             raise StartupError(f"plugin {ep.name!r} cannot be loaded: {exc}") from exc
-    extra_plugins = list(extra_plugins)
     _check_extra_names(extra_plugins, found)
     for name, plugin in extra_plugins:
         if not pm.is_blocked(name):
@@ -150,14 +155,26 @@ def make_plugin_manager(
     except pluggy.PluginValidationError as exc:
         name = pm.get_name(exc.plugin) or repr(exc.plugin)
         raise StartupError(f"plugin {name!r}: {exc}") from exc
-    named = set(disable) | (allowed or set())
-    unknown = named - {ep.name for ep in found} - {name for name, _ in extra_plugins}
-    if unknown:  # a typo, or a plugin not installed here: nothing to load or to leave out
-        log.warning("plugins.not_installed", names=sorted(unknown), hint="see `statusflow plugins`")
     if os.environ.get("STATUSFLOW_TRACE_PLUGINS"):
         hooks.trace_calls(pm)
     hooks.runner(pm).check()
     return pm
+
+
+def _check_named(disable: Iterable[str], enable: Iterable[str] | None, known: set[str]) -> None:
+    """Every name in ``[plugins] enable`` and ``disable`` is a plugin found here: a typo
+    would leave a plugin on (or off) without a word.
+
+    :raises StartupError: naming the unknown names, with the installed names close to them.
+    """
+    for key, names in (("enable", enable or ()), ("disable", disable)):
+        unknown = sorted(set(names) - known)
+        if unknown:
+            listed = setting_errors.unknown_names("plugin", unknown, known)
+            raise StartupError(
+                f"[plugins] {key}: {listed}; installed: {', '.join(sorted(known)) or 'none'} "
+                "(see `statusflow plugins`)"
+            )
 
 
 def _check_extra_names(extra: list[tuple[str, object]], found: list[Source]) -> None:

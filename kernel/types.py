@@ -373,6 +373,12 @@ class KernelServices(Protocol):
         """Whether an order with this id exists."""
         ...
 
+    def status_name(self, status_id: str) -> str | None:
+        """The name of the status ``status_id`` (``"Paid"`` for ``"P"``) as this process
+        last read the pipeline, ``None`` for an id it has not seen; for messages and logs
+        (a sink of ``moves_committed`` has the names of the statuses moved between)."""
+        ...
+
     async def find_trigger_by_secret(self, secret: str) -> TriggerView | None:
         """The trigger whose secret this is, or ``None``."""
         ...

@@ -164,9 +164,14 @@ def test_serve_starts_with_the_event_plugin_disabled_or_uninstalled(tmp_path):
     finally:
         assert server.stop() == 0, server.output()
 
+    # uninstalled, it leaves [plugins] enable too (a name no plugin has stops start-up)
+    uninstalled = tmp_path / "uninstalled.toml"
+    uninstalled.write_text(
+        f'database_url = "sqlite:///{db}"\n[plugins]\nenable = ["payment", "parcel_triggers"]\n'
+    )
     runs = [
         (disabled, clean_env(PYTHONPATH=str(site)), "disabled"),
-        (config, clean_env(PYTHONPATH=str(without_events)), "uninstalled"),
+        (uninstalled, clean_env(PYTHONPATH=str(without_events)), "uninstalled"),
     ]
     for config_file, env, name in runs:
         server = Serve(config_file, env, tmp_path / f"{name}.log")

@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from openapi_spec_validator import validate as validate_openapi
+from standardwebhooks import Webhook, WebhookVerificationError
 
 import statusflow.http.moves as feed
 from statusflow import format_timestamp, parse_timestamp, utc_now
@@ -38,7 +39,7 @@ from statusflow.http import init_app
 from statusflow.http.keys import PLUGIN_MANAGER
 from statusflow.plugins import outgoing_webhooks
 from statusflow.plugins.outgoing_webhooks import outbox
-from statusflow.plugins.outgoing_webhooks.signing import signature, verify
+from statusflow.plugins.outgoing_webhooks.signing import new_secret, secret_problem, sign
 from statusflow.plugins.outgoing_webhooks.tables import DELIVERIES, MOVES, metadata
 from statusflow.plugins.outgoing_webhooks.worker import backoff_delay, retry_after_seconds
 from statusflow.store.database import Database, in_transaction, migrate
@@ -48,7 +49,8 @@ from tests.helpers import Api, event
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "outgoing_webhooks.md"
 KERNEL_MOVES = MoveRecord.__table__  # type: ignore[attr-defined]
-SECRET = "test-secret-0123456789abcdef"
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # the Standard Webhooks specification's example
+OTHER_SECRET = "whsec_" + base64.b64encode(b"another secret of 24 bytes").decode()
 FAST = {
     "poll_interval": 0.05,
     "request_timeout": 2.0,
@@ -97,12 +99,7 @@ class Receiver:
             headers=dict(request.headers),
             body=body,
             payload=json.loads(body),
-            valid=verify(
-                self.secret,
-                body,
-                request.headers.get("Statusflow-Timestamp"),
-                request.headers.get("Statusflow-Signature"),
-            ),
+            valid=verified(self.secret, body, dict(request.headers)),
             at=time.monotonic(),
         )
         self.received.append(item)
@@ -122,6 +119,16 @@ class Receiver:
         for p in self.delivered():
             found.setdefault(p["order_id"], []).append((p["from"], p["to"]))
         return found
+
+
+def verified(secret: str, body: bytes, headers: dict[str, str]) -> bool:
+    """What a receiver does: the Standard Webhooks library's own check (signature, and a
+    timestamp within 5 minutes)."""
+    try:
+        Webhook(secret).verify(body, headers)
+    except WebhookVerificationError:
+        return False
+    return True
 
 
 @pytest.fixture
@@ -223,18 +230,15 @@ async def test_deliveries_arrive_signed_and_in_order(make_client, receiver):
         assert item.valid, item.headers
         headers = item.headers
         assert headers["Content-Type"] == "application/json"
-        assert abs(int(headers["Statusflow-Timestamp"]) - now) < 60
-        assert headers["Statusflow-Signature"] == signature(
-            SECRET, int(headers["Statusflow-Timestamp"]), item.body
-        )
-        assert headers["Statusflow-Delivery"] == item.payload["delivery_id"]
+        assert abs(int(headers["webhook-timestamp"]) - now) < 60
+        assert headers["webhook-id"] == item.payload["delivery_id"]
+        assert headers["webhook-signature"].startswith("v1,")
         assert headers["Statusflow-Attempt"] == "1"
-        assert not verify(
-            "another-secret-000000",
-            item.body,
-            headers["Statusflow-Timestamp"],
-            headers["Statusflow-Signature"],
-        )
+        assert Webhook(SECRET).verify(item.body, headers) == item.payload
+        assert not verified(OTHER_SECRET, item.body, headers)
+        assert not verified(SECRET, item.body + b" ", headers)
+        assert not verified(SECRET, item.body, {**headers, "webhook-id": "another"})
+        assert not {"Statusflow-Signature", "Statusflow-Timestamp"} & set(headers)
     paid = next(p for p in receiver.delivered() if p["order_id"] == "o1" and p["to"] == "P")
     assert paid == {
         "type": "order.moved",
@@ -290,6 +294,11 @@ async def test_a_failing_receiver_gets_everything_once_it_recovers(make_client, 
     later = [r for r in receiver.received if r.payload == told.payload and r.at > told.at]
     assert later and later[0].at - told.at >= 0.9
     assert int(later[0].headers["Statusflow-Attempt"]) > int(told.headers["Statusflow-Attempt"])
+    # a retry is the same message (its id is the receiver's idempotency key), signed afresh
+    message_ids = {later[0].headers["webhook-id"], told.headers["webhook-id"]}
+    assert message_ids == {told.payload["delivery_id"]}
+    attempts = Counter(r.headers["webhook-id"] for r in receiver.received)
+    assert set(attempts) == set(ids) and max(attempts.values()) > 1
     await all_delivered(api)
     assert [d for d in await deliveries(api) if d["attempts"] > 1]
 
@@ -433,6 +442,8 @@ async def test_endpoints_api_and_configured_endpoints(
     )
     assert created["id"].startswith("ep_") and created["source"] == "api"
     assert created["secret"].startswith("whsec_") and created["enabled"] is True
+    assert secret_problem(created["secret"]) is None
+    assert len(base64.b64decode(created["secret"].removeprefix("whsec_"), validate=True)) == 32
     other.secret = created["secret"]
     shown = await api.call("GET", f"/api/webhook-endpoints/{created['id']}")
     assert "secret" not in shown and shown["description"] == "crm"
@@ -457,6 +468,9 @@ async def test_endpoints_api_and_configured_endpoints(
         {"url": "http:///x"},
         {"url": "https://?"},
         {"url": other.url, "secret": "short"},
+        {"url": other.url, "secret": "test-secret-0123456789abcdef"},  # not whsec_
+        {"url": other.url, "secret": "whsec_c2hvcnQ="},  # 5 bytes: too short a key
+        {"url": other.url, "secret": "whsec_not-base64-at-all-but-long-enough!!"},
         {"url": other.url, "extra": 1},
         {"url": other.url, "id": "bad id"},
         {"url": other.url, "description": "nul\x00"},
@@ -464,6 +478,10 @@ async def test_endpoints_api_and_configured_endpoints(
     ):
         await api.error("POST", "/api/webhook-endpoints", bad, expect=422)
     await api.error("PATCH", "/api/webhook-endpoints/paused", {"url": "nope"}, expect=422)
+    refused = await api.error(
+        "PATCH", "/api/webhook-endpoints/paused", {"secret": "hunter2-hunter2-hunter2"}, expect=422
+    )
+    assert "whsec_" in refused["message"] and "hunter2" not in str(refused)
     await api.error(
         "PATCH", "/api/webhook-endpoints/paused", {"url": "http://h:70000/"}, expect=422
     )
@@ -485,9 +503,9 @@ async def test_endpoints_api_and_configured_endpoints(
     assert {d["endpoint_id"] for d in await deliveries(api)} == {"store", created["id"]}
 
     patched = await api.call(
-        "PATCH", f"/api/webhook-endpoints/{created['id']}", {"secret": SECRET + "x"}
+        "PATCH", f"/api/webhook-endpoints/{created['id']}", {"secret": OTHER_SECRET}
     )
-    assert patched["secret"] == SECRET + "x"
+    assert patched["secret"] == OTHER_SECRET
     await api.call("DELETE", f"/api/webhook-endpoints/{created['id']}", expect=204)
     await api.error("GET", f"/api/webhook-endpoints/{created['id']}", expect=404)
     assert {d["endpoint_id"] for d in await deliveries(api)} == {"store"}
@@ -651,8 +669,9 @@ async def test_statusflow_tail_prints_the_feed(aiohttp_client, sqlite_url):
     assert process.returncode == 0, err.decode()
     lines = out.decode().splitlines()
     assert len(lines) == 2, lines
-    assert re.match(r"^2  \S+Z  o1  P -> S  manual$", lines[0]), lines
-    assert lines[1].startswith("3  ") and lines[1].endswith("o1  S -> F  manual")
+    # each status with its name (GET /api/statuses)
+    assert re.match(r"^2  \S+Z  o1  P Paid -> S Shipped  manual$", lines[0]), lines
+    assert lines[1].startswith("3  ") and lines[1].endswith("o1  S Shipped -> F Completed  manual")
 
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "statusflow.cli", "tail", "--url", base, "--after", "0", "--once",
@@ -692,43 +711,49 @@ def _doc_block(language: str) -> str:
     return match.group(1)
 
 
-def test_the_documented_verifiers_accept_real_signatures_and_refuse_others():
+def test_signing_is_standard_webhooks_and_the_documented_verifiers_agree():
     body = b'{"type":"order.moved","order_id":"1001","from":"N","to":"P"}'
-    timestamp = int(time.time())
-    header = signature(SECRET, timestamp, body)
-    assert (
-        header
-        == "sha256="
-        + hmac.new(SECRET.encode(), f"{timestamp}.".encode() + body, "sha256").hexdigest()
-    )
+    now = int(time.time())
+    headers = sign(SECRET, "msg_1", now, body)
+    assert headers["webhook-id"] == "msg_1" and headers["webhook-timestamp"] == str(now)
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))  # the key is the decoded bytes
+    digest = hmac.new(key, f"msg_1.{now}.".encode() + body, "sha256").digest()
+    assert headers["webhook-signature"] == "v1," + base64.b64encode(digest).decode()
+    assert sign(SECRET, "msg_1", datetime.fromtimestamp(now, UTC), body.decode()) == headers
+    with pytest.raises(ValueError, match="whsec_") as refused:
+        sign("plain-text-secret-0123456789", "msg_1", now, body)
+    assert "plain-text" not in str(refused.value)
+    assert secret_problem(new_secret()) is None and new_secret() != new_secret()
+    old = now - 3600
     cases = [
-        (str(timestamp), header, True),
-        (str(timestamp), signature(SECRET + "x", timestamp, body), False),
-        (str(timestamp - 3600), signature(SECRET, timestamp - 3600, body), False),  # replay
-        (str(timestamp + 1), header, False),
+        (SECRET, body, headers, True),
+        (OTHER_SECRET, body, headers, False),
+        (SECRET, body + b" ", headers, False),
+        (SECRET, body, {**headers, "webhook-id": "msg_2"}, False),
+        (SECRET, body, {**headers, "webhook-timestamp": str(now + 1)}, False),
+        (SECRET, body, sign(SECRET, "msg_1", old, body), False),  # a replay, too old
+        (SECRET, body, {k: v for k, v in headers.items() if k != "webhook-id"}, False),
     ]
     namespace: dict[str, Any] = {}
     exec(_doc_block("python"), namespace)
-    for ts, sig, expected in cases:
-        assert namespace["verify_statusflow"](SECRET, body, ts, sig) is expected
-        assert verify(SECRET, body, ts, sig) is expected
+    for secret, data, sent, expected in cases:
+        assert verified(secret, data, sent) is expected
+        assert (namespace["verify_statusflow"](secret, data, sent) is not None) is expected
 
     node = subprocess.run(["which", "node"], capture_output=True, text=True).stdout.strip()
     if not node:
         pytest.skip("Node.js is not installed")
     script = _doc_block("js") + (
         "\nconst cases = JSON.parse(process.env.CASES);\n"
-        "const body = Buffer.from(process.env.BODY, 'base64');\n"
-        "console.log(JSON.stringify(cases.map(([ts, sig]) =>"
-        " verifyStatusflow(process.env.SECRET, body, ts, sig))));\n"
+        "console.log(JSON.stringify(cases.map(([secret, body, headers]) =>"
+        " verifyStatusflow(secret, Buffer.from(body, 'base64'), headers))));\n"
     )
-
     result = subprocess.run(
         [node, "-e", script],
         env={
-            "CASES": json.dumps([[ts, sig] for ts, sig, _ in cases]),
-            "BODY": base64.b64encode(body).decode(),
-            "SECRET": SECRET,
+            "CASES": json.dumps(
+                [[secret, base64.b64encode(data).decode(), sent] for secret, data, sent, _ in cases]
+            ),
             "PATH": os.environ.get("PATH", ""),
         },
         capture_output=True,
@@ -737,7 +762,7 @@ def test_the_documented_verifiers_accept_real_signatures_and_refuse_others():
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == [expected for _, _, expected in cases]
+    assert json.loads(result.stdout) == [expected for *_, expected in cases]
 
 
 async def test_bad_settings_stop_start_up(make_client, monkeypatch):
@@ -745,6 +770,7 @@ async def test_bad_settings_stop_start_up(make_client, monkeypatch):
     endpoint = {"id": "store", "url": "http://127.0.0.1:9/hook", "secret": SECRET}
     for table, fragment in (
         ({"endpoints": [{**endpoint, "secret": "short"}]}, "secret"),
+        ({"endpoints": [{**endpoint, "secret": "test-secret-0123456789abcdef"}]}, "whsec_"),
         ({"endpoints": [{**endpoint, "url": "mailto:x"}]}, "url"),
         ({"endpoints": [{**endpoint, "url": "http://127.0.0.1:99999/x"}]}, "Port out of range"),
         ({"endpoints": [endpoint, endpoint]}, "unique"),

@@ -91,7 +91,7 @@ def test_a_bad_table_stops_start_up_naming_plugin_and_key(monkeypatch):
     cases = [
         ({"retries": "three"}, f"{greeter} retries: must be of type integer"),
         ({"retries": -1}, f"{greeter} retries: must be at least 0"),
-        ({"greting": "hi"}, f"{greeter}: unknown key(s) 'greting'"),
+        ({"greting": "hi"}, f"{greeter}: unknown key(s) 'greting' (did you mean 'greeting'?)"),
         ({"tokens": ["a", 5]}, f"{greeter} tokens.1: must be of type string"),
         (
             {"greeting": {"$env": "GREETER_UNSET"}},
@@ -188,7 +188,7 @@ VAULT_CASES: list[tuple[dict[str, Any], str]] = [
     ({"token": OK_TOKEN, "either": FROM_ENV}, "either: matches none of the allowed forms"),
     ({"token": OK_TOKEN, "one": FROM_ENV}, "one: must match exactly one of the allowed forms"),
     ({"token": OK_TOKEN, "not_secret": FROM_ENV}, "not_secret: has a form that is not allowed"),
-    ({"token": OK_TOKEN, "tokn": FROM_ENV}, ": unknown key(s) 'tokn'"),
+    ({"token": OK_TOKEN, "tokn": FROM_ENV}, ": unknown key(s) 'tokn' (did you mean 'token'?)"),
     ({"mode": "live"}, ": missing required key(s) 'token'"),
     ({"token": FROM_ENV, "nested": FROM_ENV}, "nested: must be of type object"),
 ]

@@ -352,8 +352,11 @@ def test_an_uninstalled_plugins_triggers_are_kept_inactive_and_act_again_when_re
     finally:
         assert server.stop() == 0, server.output()
 
-    # uninstalled: listed nowhere; migrating and serving still work
+    # uninstalled: listed nowhere; migrating and serving still work once its name has left
+    # [plugins] enable (a name no installed plugin has stops start-up, as a typo would)
     cli = [str(bare_python), "-m", "statusflow.cli"]
+    named = config.read_text()
+    config.write_text(named.replace('enable = ["payment", "reviews"]', 'enable = ["payment"]'))
     listing_without, listing_with, _ = _run_all(
         [
             ([*cli, "plugins", "--json"], without),
@@ -399,7 +402,9 @@ def test_an_uninstalled_plugins_triggers_are_kept_inactive_and_act_again_when_re
         assert "reviews_0001" in heads
         assert conn.execute("SELECT count(*) FROM reviews_moves").fetchone() == (1,)
 
-    # reinstalled: they act again, and the plugin's table counts on from where it was
+    # reinstalled (and enabled again): they act again, and the plugin's table counts on
+    # from where it was
+    config.write_text(named)
     server = Serve(config, with_plugin, tmp_path / "again.log", python=bare_python)
     try:
         listed = server.call("GET", "/api/triggers")

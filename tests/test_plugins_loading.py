@@ -750,29 +750,44 @@ def test_serve_refuses_a_bad_configuration_quickly(tmp_path, distributions):
     assert not db.exists()
 
 
-def test_a_plugin_named_in_the_configuration_but_not_installed_is_warned_about(tmp_path):
-    """A typo in ``[plugins]`` would otherwise pass unnoticed (nothing to leave out)."""
-    config = _write(
-        tmp_path / "typo.toml",
-        f'database_url = "sqlite:///{tmp_path}/typo.db"\n'
-        '[plugins]\ndisable = ["visits", "paymnt"]\nenable = ["payment", "emial"]\n',
-    )
+def test_a_plugin_named_in_the_configuration_but_not_installed_stops_start_up(tmp_path):
+    """A typo in ``[plugins]`` must not leave a plugin on (or off) without a word."""
+    typos = {
+        "enable": '[plugins]\nenable = ["payment", "emial"]\n',
+        "disable": '[plugins]\ndisable = ["visits", "paymnt"]\n',
+        "far": '[plugins]\ndisable = ["zzzzzz"]\n',
+    }
+    commands = []
+    for name, text in typos.items():
+        config = _write(
+            tmp_path / f"{name}.toml", f'database_url = "sqlite:///{tmp_path}/{name}.db"\n' + text
+        )
+        commands += [(["migrate", "--config", str(config)], _env())]
+        commands += [(["serve", "--config", str(config), "--port", "0"], _env())]
     clean = _write(
         tmp_path / "clean.toml",
         f'database_url = "sqlite:///{tmp_path}/clean.db"\n[plugins]\ndisable = ["visits"]\n',
     )
-    (typo, clean_run) = _run_all(
-        [
-            (["migrate", "--config", str(config)], _env()),
-            (["migrate", "--config", str(clean)], _env()),
-        ],
-        tmp_path,
-    )
-    assert typo[0] == 0, typo[2]
-    warnings = [line for line in typo[2].splitlines() if "plugins.not_installed" in line]
-    assert len(warnings) == 1 and "emial" in warnings[0] and "paymnt" in warnings[0], typo[2]
-    assert "visits" not in warnings[0] and "'payment'" not in warnings[0]
-    assert clean_run[0] == 0 and "plugins.not_installed" not in clean_run[2]
+    commands.append((["migrate", "--config", str(clean)], _env()))
+    *refused, clean_run = _run_all(commands, tmp_path)
+    expected = [
+        "[plugins] enable: unknown plugin(s) 'emial' (did you mean 'email'?)",
+        "[plugins] disable: unknown plugin(s) 'paymnt' (did you mean 'payment'?)",
+        "[plugins] disable: unknown plugin(s) 'zzzzzz'; installed: ",
+    ]
+    for (code, _out, err), needle in zip(
+        refused, [n for n in expected for _ in (1, 2)], strict=True
+    ):
+        assert code == 2, err
+        assert needle in err and "Traceback" not in err, err
+        assert len([line for line in err.splitlines() if "startup.failed" in line]) == 1, err
+        assert "calls" in err.split("installed: ")[1]  # the installed names are listed
+    assert not any((tmp_path / f"{name}.db").exists() for name in typos)  # nothing was done
+    assert clean_run[0] == 0, clean_run[2]
+    # the same from the factory: nothing is loaded
+    with pytest.raises(StartupError, match="did you mean 'payment'"):
+        make_plugin_manager(enable=("paymet",))
+    make_plugin_manager(enable=("ping",), extra_plugins=[("ping", Ping())])  # a given name
 
 
 # --- what a plugin author gets wrong is said clearly -------------------------------------

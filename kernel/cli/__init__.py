@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
-from importlib import metadata
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import orjson
 import structlog
 
 from statusflow.cli import new_plugin, remote
 from statusflow.cli.remote import DEFAULT_URL
+from statusflow.engine.sinks import status_label
 from statusflow.errors import StartupError
+from statusflow.serving.announce import database_label, version
 from statusflow.serving.config import Settings, load_settings, plugin_dirs
 from statusflow.serving.logs import configure_logging
 from statusflow.serving.plugin_catalog import list_plugins
@@ -23,16 +26,9 @@ from statusflow.serving.plugin_catalog import list_plugins
 log = structlog.get_logger("statusflow.cli")
 
 
-def _version() -> str:
-    try:
-        return metadata.version("statusflow")
-    except metadata.PackageNotFoundError:  # running from a bare checkout
-        return "unknown"
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="statusflow", description="Order status automation")
-    parser.add_argument("--version", action="version", version=f"statusflow {_version()}")
+    parser.add_argument("--version", action="version", version=f"statusflow {version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the HTTP service")
     serve.add_argument("--config", help="TOML configuration file (or $STATUSFLOW_CONFIG)")
@@ -99,7 +95,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     asyncio.run(migrate_database(settings))
-    log.info("migrations.applied", database=settings.database_url.split("@")[-1])
+    log.info("migrations.applied", database=database_label(settings.database_url))
     return 0
 
 
@@ -121,14 +117,24 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def _move_line(move: dict[str, object]) -> str:
+def _move_line(move: dict[str, Any], names: Mapping[str, str]) -> str:
+    """``CURSOR  AT  ORDER  N New -> P Paid  CAUSE``."""
     cause = "manual" if move.get("manual") else f"trigger {move.get('trigger_id')}"
     if move.get("event_id") is not None:
         cause += f", event {move['event_id']} ({move.get('event_type')})"
-    return (
-        f"{move['cursor']}  {move['at']}  {move['order_id']}  "
-        f"{move['from']} -> {move['to']}  {cause}"
-    )
+    shown = [status_label(move[end], names.get(move[end])) for end in ("from", "to")]
+    return f"{move['cursor']}  {move['at']}  {move['order_id']}  {shown[0]} -> {shown[1]}  {cause}"
+
+
+async def _status_names(session: Any, base: str) -> dict[str, str]:
+    """The pipeline's names by status id (empty when it cannot be read: ids alone)."""
+    try:
+        async with session.get(base + "/api/statuses") as response:
+            if response.status != 200:
+                return {}
+            return {s["id"]: s.get("name") or s["id"] for s in await response.json()}
+    except Exception:  # the feed's own request says what is wrong with the server
+        return {}
 
 
 async def _follow(args: argparse.Namespace) -> int:
@@ -137,8 +143,10 @@ async def _follow(args: argparse.Namespace) -> int:
     token = args.token or os.environ.get("STATUSFLOW_TOKEN")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     cursor = str(args.after)
-    url = args.url.rstrip("/") + "/api/moves"
+    base = args.url.rstrip("/")
+    url = base + "/api/moves"
     async with aiohttp.ClientSession(headers=headers) as session:
+        names = {} if args.json else await _status_names(session, base)
         while True:
             params = {"after": cursor, "limit": "1000"}
             try:
@@ -154,12 +162,15 @@ async def _follow(args: argparse.Namespace) -> int:
                     return 1
                 await asyncio.sleep(args.interval)
                 continue
-            for move in body["moves"]:
-                line = orjson.dumps(move).decode() if args.json else _move_line(move)
+            moves = body["moves"]
+            if not args.json and any(m[end] not in names for m in moves for end in ("from", "to")):
+                names = await _status_names(session, base) or names  # the pipeline changed
+            for move in moves:
+                line = orjson.dumps(move).decode() if args.json else _move_line(move, names)
                 sys.stdout.write(line + "\n")
             sys.stdout.flush()
             cursor = body["next"]
-            if body["moves"] and len(body["moves"]) == 1000:
+            if moves and len(moves) == 1000:
                 continue
             if args.once:
                 return 0
@@ -180,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return remote.run(args)  # prints what it has to say, logs nothing
     configure_logging()
     try:
+        configure_logging()
         if args.command == "serve":
             return _serve(args)
         if args.command == "migrate":
@@ -189,9 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "new-plugin":
             return new_plugin.run(args)
         return _plugins(args)
-    except StartupError as exc:
+    except StartupError as exc:  # said once, as a log line (the logs' format, if it is valid)
+        with contextlib.suppress(StartupError):
+            configure_logging()
+        if not structlog.is_configured():
+            configure_logging(level="info", json=False)
         log.error("startup.failed", error=str(exc))
-        sys.stderr.write(f"statusflow: {exc}\n")
         return 2
 
 

@@ -78,6 +78,7 @@ class StatusInfo:
     id: str
     sort: int
     final: bool
+    name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,7 @@ class Engine:
         self._definitions_version: str | None = None
         self._triggers: dict[str, Listening] | None = None
         self._statuses: dict[str, StatusInfo] | None = None
+        self._status_names: dict[str, str] = {}  # as last read: kept when caches are dropped
         self._hooks = runner(pm)  # the call plans, made once per plugin manager
         self._inspectors = self._hooks.plan("inspect_event")
         self._preparers = self._hooks.plan("prepare_moves")
@@ -187,12 +189,17 @@ class Engine:
             return cached
         generation = self._generation
         statuses = {
-            id_: StatusInfo(id_, sort, semantics in FINAL_SEMANTICS)
-            for id_, sort, semantics in await sql.statuses()
+            id_: StatusInfo(id_, sort, semantics in FINAL_SEMANTICS, name)
+            for id_, sort, semantics, name in await sql.statuses()
         }
+        self._status_names = {id_: status.name for id_, status in statuses.items()}
         if generation == self._generation:
             self._statuses = statuses
         return statuses
+
+    def status_name(self, status_id: str) -> str | None:
+        """The name of the status ``status_id`` as last read, ``None`` if unknown."""
+        return self._status_names.get(status_id)
 
     async def triggers_by_event(self, sql: StoreSQL) -> dict[str, Listening]:
         """Active triggers by the event type they listen to, oldest first, and their
@@ -443,6 +450,8 @@ class Engine:
 
         Call :meth:`notify` with the returned outcome after the commit.
         """
+        await self._check_definitions(sql)
+        await self.statuses(sql)  # the names the status sinks show
         at = utc_now()
         move = Move(order_id, from_status, to_status, None, None, None, at)
         outcome = Outcome(None, (order_id,), (move,), at)

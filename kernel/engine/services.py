@@ -105,6 +105,9 @@ class Services:
     def dialect(self) -> str:
         return self.engine.db.dialect_name
 
+    def status_name(self, status_id: str) -> str | None:
+        return self.engine.status_name(status_id) if self._engine is not None else None
+
     async def order_exists(self, order_id: str) -> bool:
         async with self.engine.db.read() as sql:
             return await sql.order_exists(order_id)

@@ -44,13 +44,21 @@ def prepare_moves(outcome: Outcome, tx: Transaction) -> None:
         )
 
 
+def status_label(status_id: str, name: str | None) -> str:
+    """``P Paid``: a status's id, then its name (the id alone when the name is unknown
+    or the same)."""
+    return f"{status_id} {name}" if name and name != status_id else status_id
+
+
 @hookimpl
 def moves_committed(outcome: Outcome, kernel: KernelServices) -> None:
-    """Log every committed move as one structlog event."""
+    """Log every committed move as one structlog event (``move='N New -> P Paid'``)."""
     for move in outcome.moves:
         log.info(
             "order.moved",
             order_id=move.order_id,
+            move=f"{status_label(move.from_status, kernel.status_name(move.from_status))}"
+            f" -> {status_label(move.to_status, kernel.status_name(move.to_status))}",
             from_status=move.from_status,
             to_status=move.to_status,
             trigger_id=move.trigger_id,

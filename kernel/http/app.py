@@ -30,6 +30,7 @@ from statusflow.registry import (
     collect_routes,
     make_plugin_manager,
 )
+from statusflow.serving.access_log import timer_middleware
 from statusflow.serving.config import Settings
 from statusflow.serving.plugin_catalog import list_plugins, migration_locations
 from statusflow.serving.plugin_settings import plugin_settings
@@ -54,6 +55,7 @@ def init_app(
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
+            timer_middleware,  # the access line's duration (statusflow.serving.access_log)
             in_flight.middleware,
             error_middleware,
             rate_limit_middleware(settings),
@@ -84,9 +86,14 @@ async def _retention(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await retention.stop()
-async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
-    """``Server: statusflow``: no versions advertised (aiohttp's says its and Python's)."""
-    response.headers["Server"] = "statusflow"
+
+
+SERVER = "statusflow"
+
+
+async def _server_header(_request: web.Request, response: web.StreamResponse) -> None:
+    """``Server: statusflow``: no versions of Python, aiohttp or statusflow to scan for."""
+    response.headers["Server"] = SERVER
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

@@ -132,6 +132,7 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path | None = None) -> S
     :param base: the folder relative paths are read from (``[plugins] dirs``); default:
         the working directory.
     """
+    _check_plugins_keys(raw.get("plugins"))
     errors = sorted(
         jsonschema.Draft202012Validator(CONFIG_SCHEMA).iter_errors(raw),
         key=lambda e: [str(p) for p in e.absolute_path],  # not by message: it has the value
@@ -179,6 +180,26 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path | None = None) -> S
         default_region=region,
         plugin_tables={k: v for k, v in plugins.items() if isinstance(v, dict)},
     )
+
+
+def _check_plugins_keys(plugins: Any) -> None:
+    """``[plugins]`` takes any table (a plugin's settings): a misspelt ``disable`` would
+    otherwise be reported as a plugin's table that is not a table."""
+    if not isinstance(plugins, Mapping):
+        return  # the schema says what is wrong
+    known = CONFIG_SCHEMA["properties"]["plugins"]["properties"]
+    odd = [
+        key
+        for key, value in plugins.items()
+        if key not in known
+        and not isinstance(value, dict)
+        and setting_errors.did_you_mean(key, known)  # else: a plugin's table that is not one
+    ]
+    if odd:
+        raise StartupError(
+            f"configuration error at plugins: {setting_errors.unknown_names('key', odd, known)} "
+            "(a plugin's own settings are a table: [plugins.NAME])"
+        )
 
 
 def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:

@@ -8,6 +8,9 @@ import sys
 
 import structlog
 
+from statusflow.errors import StartupError
+from statusflow.serving.setting_errors import did_you_mean
+
 FIRST_KEYS = ("timestamp", "level", "event")
 
 
@@ -22,15 +25,40 @@ def render_key_values(_logger: object, _name: str, event_dict: structlog.typing.
     return " ".join(parts)
 
 
+LEVELS = ("debug", "info", "warning", "error", "critical")
+FORMATS = ("console", "json")
+
+
+def log_options(level: str | None = None, json: bool | None = None) -> tuple[int, bool]:
+    """The level (a ``logging`` number) and whether to render JSON: the arguments, else
+    ``STATUSFLOW_LOG_LEVEL`` (default ``info``) and ``STATUSFLOW_LOG_FORMAT`` (``console``
+    or ``json``, default ``console``).
+
+    :raises StartupError: a level or format that is not one of those.
+    """
+    level_name = (level or os.environ.get("STATUSFLOW_LOG_LEVEL") or "info").strip().lower()
+    if level_name not in LEVELS:
+        raise StartupError(_unknown("STATUSFLOW_LOG_LEVEL", level_name, LEVELS))
+    if json is None:
+        form = (os.environ.get("STATUSFLOW_LOG_FORMAT") or "console").strip().lower()
+        if form not in FORMATS:
+            raise StartupError(_unknown("STATUSFLOW_LOG_FORMAT", form, FORMATS))
+        json = form == "json"
+    return getattr(logging, level_name.upper()), json
+
+
+def _unknown(variable: str, value: str, known: tuple[str, ...]) -> str:
+    hint = did_you_mean(value, known)
+    return f"{variable} {value!r} is not one of {', '.join(known)}{hint}"
+
+
 def configure_logging(level: str | None = None, json: bool | None = None) -> None:
     """Route structlog (and the standard library's logging) to one key-value stream.
 
-    ``STATUSFLOW_LOG_LEVEL`` (default ``info``) and ``STATUSFLOW_LOG_FORMAT``
-    (``console`` or ``json``, default ``console``) choose level and rendering.
+    :raises StartupError: a bad ``STATUSFLOW_LOG_LEVEL`` or ``STATUSFLOW_LOG_FORMAT``
+        (nothing is changed then: see :func:`log_options`).
     """
-    level_name = (level or os.environ.get("STATUSFLOW_LOG_LEVEL", "info")).upper()
-    numeric = getattr(logging, level_name, logging.INFO)
-    as_json = json if json is not None else os.environ.get("STATUSFLOW_LOG_FORMAT") == "json"
+    numeric, as_json = log_options(level, json)
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if as_json else render_key_values
     )

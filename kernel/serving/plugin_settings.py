@@ -13,6 +13,7 @@ import structlog
 
 from statusflow import hooks
 from statusflow.errors import StartupError
+from statusflow.registry import KERNEL_PLUGINS
 from statusflow.serving import setting_errors
 
 log = structlog.get_logger("statusflow.plugins")
@@ -37,12 +38,20 @@ def plugin_settings(
 ) -> dict[str, dict[str, Any]]:
     """Each loaded plugin's ``[plugins.NAME]`` table, secrets resolved, schema-checked.
 
+    A table of a plugin that is not loaded is left alone with a warning (the names of
+    installed plugins close to it, when it is none of theirs: a typo, most likely).
+
     :raises StartupError: naming the plugin and the key that is wrong.
     """
+    installed = {name for name, _ in pm.list_name_plugin()} - set(KERNEL_PLUGINS)  # + blocked
     resolved: dict[str, dict[str, Any]] = {}
     for name, table in tables.items():
         if pm.get_plugin(name) is None:
-            log.warning("plugin.settings_unused", plugin=name, reason="plugin not loaded")
+            reason, hint = "plugin not loaded", None
+            if name not in installed:
+                reason = "no such plugin installed"
+                hint = setting_errors.did_you_mean(name, installed).strip(" ()") or None
+            log.warning("plugin.settings_unused", plugin=name, reason=reason, hint=hint)
             continue
         resolved[name] = _resolve_env(dict(table), f"[plugins.{name}]")
     for impl in hooks.runner(pm).plan("plugin_settings_schema"):

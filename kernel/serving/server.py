@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import multiprocessing
 import os
 import shutil
@@ -31,6 +32,8 @@ from aiohttp import web
 
 from statusflow.engine import metrics
 from statusflow.errors import StartupError
+from statusflow.serving.access_log import AccessLogger
+from statusflow.serving.announce import announce, database_label
 from statusflow.serving.config import Settings
 from statusflow.serving.logs import configure_logging
 from statusflow.store.database import causes, database_unavailable
@@ -74,7 +77,7 @@ def _is_os_error(exc: BaseException) -> bool:
 
 def _database(settings: Settings) -> str:
     """The database URL without its credentials, for messages."""
-    return settings.database_url.split("@")[-1]
+    return database_label(settings.database_url)
 
 
 SHUTDOWN_TIMEOUT = 30.0
@@ -95,15 +98,6 @@ def serve_one(settings: Settings, reuse_port: bool = False) -> None:
 
     _use_uvloop()
     app = init_app(settings)
-    log.info(
-        "server.starting", host=settings.host, port=settings.port, public_url=settings.base_url
-    )
-    if settings.public_url is None and settings.host in ("0.0.0.0", "::", ""):
-        log.warning(  # nobody outside can call a webhook URL or open a tracking link there
-            "server.public_url_missing",
-            public_url=settings.base_url,
-            hint="set [server] public_url to the address stores and mail clients reach",
-        )
     asyncio.run(_run(app, settings, reuse_port))
 
 
@@ -111,11 +105,13 @@ async def _run(app: web.Application, settings: Settings, reuse_port: bool) -> No
     """Serve until a stop signal; then stop listening, let the requests in flight finish
     (reading their bodies to the end: :mod:`statusflow.http.drain`), and shut down."""
     from statusflow.http.drain import IN_FLIGHT
+    from statusflow.http.keys import PLUGIN_MANAGER
 
     runner = web.AppRunner(
         app,
         handle_signals=False,
-        access_log=None,
+        access_log_class=AccessLogger,  # structlog's http.request lines, not aiohttp's
+        access_log=logging.getLogger("statusflow.access"),
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         keepalive_timeout=KEEPALIVE_TIMEOUT,
     )
@@ -125,6 +121,7 @@ async def _run(app: web.Application, settings: Settings, reuse_port: bool) -> No
         site = web.TCPSite(runner, settings.host, settings.port, reuse_port=reuse_port or None)
         with explained(f"cannot listen on {settings.host}:{settings.port}", _is_os_error):
             await site.start()
+        announce(settings, app[PLUGIN_MANAGER])
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

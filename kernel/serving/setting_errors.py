@@ -8,8 +8,9 @@ constraint and from keys (names are not secrets).
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jsonschema import ValidationError
@@ -25,6 +26,20 @@ def _listed(values: Any) -> str:
     return ", ".join(repr(item) for item in _as_list(values))
 
 
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """`` (did you mean 'port'?)`` when one of ``known`` is close to ``word``, else ``""``."""
+    close = difflib.get_close_matches(word, list(known), n=2, cutoff=0.6)
+    return f" (did you mean {' or '.join(repr(name) for name in close)}?)" if close else ""
+
+
+def unknown_names(what: str, names: Iterable[str], known: Iterable[str]) -> str:
+    """``unknown key(s) 'prot' (did you mean 'port'?)``: each name, with the known names
+    close to it."""
+    choices = sorted(known)
+    listed = ", ".join(f"{name!r}{did_you_mean(name, choices)}" for name in sorted(names))
+    return f"unknown {what}(s) {listed}"
+
+
 def _unknown_keys(error: ValidationError) -> str:
     instance, schema = error.instance, error.schema
     if not isinstance(instance, Mapping) or not isinstance(schema, Mapping):
@@ -36,7 +51,7 @@ def _unknown_keys(error: ValidationError) -> str:
         for key in instance
         if key not in known and not any(re.search(p, str(key)) for p in patterns)
     ]
-    return f"unknown key(s) {_listed(sorted(unknown))}" if unknown else NOT_ALLOWED
+    return unknown_names("key", unknown, map(str, known)) if unknown else NOT_ALLOWED
 
 
 def _missing_keys(error: ValidationError) -> str:

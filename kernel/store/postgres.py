@@ -272,9 +272,9 @@ class PostgresSQL(StoreSQL):
         value = await self.conn.fetchval(self._setting, key)
         return None if value is None else str(value)
 
-    async def statuses(self) -> list[tuple[str, int, str]]:
+    async def statuses(self) -> list[tuple[str, int, str, str]]:
         rows = await self.conn.fetch(self._statuses)
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def triggers(self) -> list[dict[str, Any]]:
         rows = await self.conn.fetch(self._triggers)

@@ -243,7 +243,7 @@ older too (an entry's ``at`` is its event's ``received_at``)."""
 # the event path: run on the bare drivers with positional arguments (``v_column``, in
 # the order of the columns named here); the lookups of lists of ids are the dialects'
 SETTING = select(SETTINGS.c.value).where(SETTINGS.c.key == bindparam("key"))
-PIPELINE_ROWS = select(STATUSES.c.id, STATUSES.c.sort, STATUSES.c.semantics)
+PIPELINE_ROWS = select(STATUSES.c.id, STATUSES.c.sort, STATUSES.c.semantics, STATUSES.c.name)
 TRIGGER_ROWS = select(*(TRIGGERS.c[name] for name in TRIGGER_COLUMNS)).order_by(TRIGGERS.c.id)
 STORED_RESULTS = select(EVENTS.c.id, EVENTS.c.result)
 IDENTIFIED_ORDERS = select(IDENTIFIERS.c.kind, IDENTIFIERS.c.value, IDENTIFIERS.c.order_id)

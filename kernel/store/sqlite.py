@@ -384,7 +384,7 @@ class SQLiteSQL(StoreSQL):
         row = self.conn.execute(self._setting, (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    async def statuses(self) -> list[tuple[str, int, str]]:
+    async def statuses(self) -> list[tuple[str, int, str, str]]:
         return self.conn.execute(self._statuses).fetchall()
 
     async def triggers(self) -> list[dict[str, Any]]:

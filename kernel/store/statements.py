@@ -146,8 +146,8 @@ class StoreSQL(AdminSQL):
         """A ``kernel_settings`` value."""
 
     @abstractmethod
-    async def statuses(self) -> list[tuple[str, int, str]]:
-        """Every status as ``(id, sort, semantics)``."""
+    async def statuses(self) -> list[tuple[str, int, str, str]]:
+        """Every status as ``(id, sort, semantics, name)``."""
 
     @abstractmethod
     async def triggers(self) -> list[dict[str, Any]]:

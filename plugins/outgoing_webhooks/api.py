@@ -35,6 +35,7 @@ from statusflow.plugins.outgoing_webhooks.settings import (
     URL,
     url_problem,
 )
+from statusflow.plugins.outgoing_webhooks.signing import new_secret, secret_problem
 from statusflow.plugins.outgoing_webhooks.tables import DELIVERIES, ENDPOINTS, PENDING, STATES
 
 if TYPE_CHECKING:
@@ -69,11 +70,17 @@ DEFAULT_LIMIT = 100
 
 
 def _check_url(body: Mapping[str, Any]) -> None:
-    """422 for a ``url`` that matches the schema's shape but cannot be delivered to."""
+    """422 for a ``url`` that matches the schema's shape but cannot be delivered to, or a
+    ``secret`` that is not a Standard Webhooks secret."""
     problem = url_problem(body["url"]) if isinstance(body.get("url"), str) else None
     if problem is not None:
         raise ApiError(
             422, "validation_failed", f"url {problem}", [{"path": "/url", "message": problem}]
+        )
+    problem = secret_problem(body["secret"]) if isinstance(body.get("secret"), str) else None
+    if problem is not None:
+        raise ApiError(
+            422, "validation_failed", f"secret {problem}", [{"path": "/secret", "message": problem}]
         )
 
 
@@ -161,7 +168,7 @@ class Handlers:
         row = {
             "id": endpoint_id,
             "url": body["url"],
-            "secret": body.get("secret") or f"whsec_{secrets.token_urlsafe(32)}",
+            "secret": body.get("secret") or new_secret(),
             "description": body.get("description", ""),
             "enabled": body.get("enabled", True),
             "source": "api",

@@ -8,9 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from statusflow.plugins.outgoing_webhooks.signing import secret_problem
+
 ENDPOINT_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"}
 URL = {"type": "string", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://[^\\s]+$", "maxLength": 2000}
-SECRET = {"type": "string", "minLength": 16, "maxLength": 500}
+SECRET = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 500,
+    "description": "a Standard Webhooks secret: whsec_ and the base64 of 24 to 64 random bytes",
+}
 DESCRIPTION = {"type": "string", "maxLength": 500}
 
 
@@ -119,6 +126,9 @@ class Settings:
         values = {k: table[k] for k in cls.__dataclass_fields__ if k in table and k != "endpoints"}
         settings = cls(endpoints=endpoints, **values)
         problems = [p for e in endpoints if (p := url_problem(e.url)) is not None]
+        problems += [
+            f"endpoint {e.id!r}: {p}" for e in endpoints if (p := secret_problem(e.secret))
+        ]
         ids = [e.id for e in endpoints]
         duplicates = sorted({i for i in ids if ids.count(i) > 1})
         if duplicates:

@@ -1,59 +1,81 @@
-"""The signature of a delivery, and how a receiver checks it.
+"""Signatures by the Standard Webhooks specification, made by its own library
+(``standardwebhooks``), so that a receiver checks them with the library of its language.
 
-The sender signs ``timestamp + "." + body`` with HMAC-SHA256 and the endpoint's secret:
+Each request carries three headers:
 
-- ``timestamp``: the ``Statusflow-Timestamp`` header, Unix seconds as ASCII digits;
-- ``"."``: one byte, 0x2E;
-- ``body``: the request body, byte for byte as received (UTF-8 JSON; do not parse and
-  re-serialise it before checking);
-- key: the endpoint's secret, UTF-8 encoded;
-- ``Statusflow-Signature: sha256=<the digest as 64 lowercase hex digits>``.
+- ``webhook-id``: the message id, the same at every attempt of one message (a delivery
+  of outgoing webhooks, a run of the ``webhook.call`` action): receivers deduplicate on it;
+- ``webhook-timestamp``: Unix seconds of this attempt, as ASCII digits;
+- ``webhook-signature``: ``v1,`` and the base64 of HMAC-SHA256 over
+  ``id + "." + timestamp + "." + body``, keyed with the secret's bytes.
 
-Every attempt is signed afresh with the time of the attempt; the body (and the
-``Statusflow-Delivery`` id in it) stays the same across attempts.
+A secret is ``whsec_`` and the base64 of 24 to 64 random bytes (:func:`new_secret` makes
+one of 32); the key is the decoded bytes, not the text.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
+import base64
+import binascii
+import secrets
+from datetime import UTC, datetime
 
-SIGNATURE_HEADER = "Statusflow-Signature"
-TIMESTAMP_HEADER = "Statusflow-Timestamp"
-DELIVERY_HEADER = "Statusflow-Delivery"
+from standardwebhooks import Webhook
+
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 ATTEMPT_HEADER = "Statusflow-Attempt"
-SCHEME = "sha256="
-DEFAULT_TOLERANCE = 300
+"""Not part of the specification nor of what is signed: which attempt this is (1, 2, ...)."""
+PREFIX = "whsec_"
+MIN_KEY_BYTES, MAX_KEY_BYTES = 24, 64
+SECRET_RULE = (
+    f"must be {PREFIX} followed by the base64 of {MIN_KEY_BYTES} to {MAX_KEY_BYTES} "
+    "random bytes (a Standard Webhooks secret; leave it out and one is made up)"
+)
 
 
-def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """The ``Statusflow-Signature`` header's value for ``body`` sent at ``timestamp``."""
-    message = str(timestamp).encode("ascii") + b"." + body
-    return SCHEME + hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+def new_secret() -> str:
+    """A fresh secret: ``whsec_`` and the base64 of 32 random bytes."""
+    return PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
-def verify(
-    secret: str,
-    body: bytes,
-    timestamp_header: str | None,
-    signature_header: str | None,
-    *,
-    tolerance: float = DEFAULT_TOLERANCE,
-    now: float | None = None,
-) -> bool:
-    """What a receiver does: the signature matches and the timestamp is recent.
+def secret_problem(secret: str) -> str | None:
+    """Why ``secret`` is not a Standard Webhooks secret this plugin signs with, or
+    ``None``. The message never shows the secret."""
+    key = _key(secret)
+    if key is None or not MIN_KEY_BYTES <= len(key) <= MAX_KEY_BYTES:
+        return f"secret {SECRET_RULE}"
+    return None
 
-    :param tolerance: seconds the timestamp may differ from ``now``; a replayed request
-        older than this is refused (receivers also drop delivery ids already seen).
+
+def _key(secret: str) -> bytes | None:
+    if not secret.startswith(PREFIX):
+        return None
+    text = secret[len(PREFIX) :]
+    try:  # strict: the library skips characters that are not base64, and so would a typo
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def sign(secret: str, msg_id: str, timestamp: datetime | int, body: bytes | str) -> dict[str, str]:
+    """The three Standard Webhooks headers of the message ``msg_id`` with ``body``, sent
+    at ``timestamp`` (an aware datetime or Unix seconds; each attempt has its own).
+
+    :raises ValueError: ``secret`` is not a Standard Webhooks secret (:func:`secret_problem`).
     """
-    if not timestamp_header or not signature_header:
-        return False
-    if not (timestamp_header.isascii() and timestamp_header.isdigit()):
-        return False
-    timestamp = int(timestamp_header)
-    current = time.time() if now is None else now
-    if abs(current - timestamp) > tolerance:
-        return False
-    expected = signature(secret, timestamp, body).encode()
-    return hmac.compare_digest(expected, signature_header.strip().encode("utf-8", "replace"))
+    problem = secret_problem(secret)
+    if problem is not None:
+        raise ValueError(problem)
+    moment = (
+        datetime.fromtimestamp(timestamp, UTC)
+        if isinstance(timestamp, int)
+        else timestamp.astimezone(UTC)
+    )
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    return {
+        ID_HEADER: msg_id,
+        TIMESTAMP_HEADER: str(int(moment.timestamp())),
+        SIGNATURE_HEADER: Webhook(secret).sign(msg_id, moment, text),
+    }

@@ -30,13 +30,7 @@ import structlog
 from statusflow import KernelServices, parse_timestamp
 from statusflow.plugins.outgoing_webhooks import outbox
 from statusflow.plugins.outgoing_webhooks.settings import Settings
-from statusflow.plugins.outgoing_webhooks.signing import (
-    ATTEMPT_HEADER,
-    DELIVERY_HEADER,
-    SIGNATURE_HEADER,
-    TIMESTAMP_HEADER,
-    signature,
-)
+from statusflow.plugins.outgoing_webhooks.signing import ATTEMPT_HEADER, sign
 
 log = structlog.get_logger("statusflow.outgoing_webhooks")
 
@@ -288,12 +282,13 @@ class Worker:
     async def _send(self, delivery: outbox.Claimed) -> tuple[int | None, str | None, float | None]:
         """POST the delivery; ``(HTTP status, error or None, Retry-After seconds)``."""
         assert self._session is not None
-        timestamp = int(time.time())
+        try:  # the delivery's id is the message id: the same at every attempt
+            signed = sign(delivery.secret, delivery.id, int(time.time()), delivery.body)
+        except ValueError as exc:  # a secret stored before it was checked: never sendable
+            return None, str(exc), None
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: signature(delivery.secret, timestamp, delivery.body),
-            TIMESTAMP_HEADER: str(timestamp),
-            DELIVERY_HEADER: delivery.id,
+            **signed,
             ATTEMPT_HEADER: str(delivery.attempts),
         }
         self.sent += 1
