@@ -81,7 +81,8 @@ def _eraser(body: dict[str, Any], region: str) -> privacy.Eraser:
     phone = email = None
     if "phone" not in body and "email" not in body:
         message = "give the phone, the email or both of the person to erase"
-        raise ApiError(422, "validation_failed", f"an erasure: {message}", [{"path": "", "message": message}])
+        problem = [{"path": "", "message": message}]
+        raise ApiError(422, "validation_failed", f"an erasure: {message}", problem)
     try:
         if "phone" in body:
             phone = normalize_phone(body["phone"], region)

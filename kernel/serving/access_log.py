@@ -27,7 +27,6 @@ from aiohttp.web import BaseRequest, StreamResponse
 
 from statusflow.http.auth import KEY_NAME  # where auth leaves the calling key's name
 
-
 SECRET_PREFIXES = ("/hooks/", "/t/")
 """Paths whose next segments are a secret: a webhook trigger's URL, a tracking token."""
 SECRET_PARTS = frozenset({"secret", "token"})
