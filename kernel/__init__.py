@@ -8,13 +8,22 @@ from typing import TYPE_CHECKING, Any
 
 from pluggy import HookimplMarker
 
+from statusflow.engine.durations import parse_duration
 from statusflow.errors import ApiError, StartupError
 from statusflow.timestamps import format_timestamp, parse_timestamp, utc_now
 from statusflow.types import (
     CONTACT_KEYS,
+    DONE,
     JSON,
     MATCHED,
     MISSING,
+    ActionContext,
+    ActionFailed,
+    ActionFunction,
+    ActionResult,
+    ActionType,
+    ActionView,
+    CheckFunction,
     ConditionFunction,
     ConditionOperator,
     DescribeFunction,
@@ -58,10 +67,18 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "CONTACT_KEYS",
+    "DONE",
     "JSON",
     "MATCHED",
     "MISSING",
+    "ActionContext",
+    "ActionFailed",
+    "ActionFunction",
+    "ActionResult",
+    "ActionType",
+    "ActionView",
     "ApiError",
+    "CheckFunction",
     "ConditionFunction",
     "ConditionOperator",
     "DescribeFunction",
@@ -84,6 +101,7 @@ __all__ = [
     "hookimpl",
     "json_response",
     "match_always",
+    "parse_duration",
     "parse_timestamp",
     "read_json_body",
     "read_json_object",

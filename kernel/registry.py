@@ -27,7 +27,14 @@ from statusflow import hooks, hookspecs
 from statusflow.engine import metrics
 from statusflow.errors import StartupError
 from statusflow.serving.plugin_dirs import DirPlugin, find_dir_plugins
-from statusflow.types import ConditionOperator, EventType, KernelServices, Route, TriggerType
+from statusflow.types import (
+    ActionType,
+    ConditionOperator,
+    EventType,
+    KernelServices,
+    Route,
+    TriggerType,
+)
 
 ENTRY_POINT_GROUP = "statusflow"
 KERNEL_PLUGINS = ("statusflow.conditions", "statusflow.sinks")
@@ -46,6 +53,9 @@ class PluginInfo:
     enabled: bool
     path: str | None = None
     """The file or folder of a plugin from a plugins folder (it has no distribution)."""
+    action_types: tuple[str, ...] = ()
+    """Its action types (the contract's JSON listing shows only the trigger types: see
+    ``GET /api/action-types``)."""
 
     def as_json(self) -> dict[str, Any]:
         """As ``GET /api/plugins`` and ``statusflow plugins --json`` show it (``path``
@@ -69,6 +79,7 @@ class Registry:
     event_types: dict[str, EventType] = field(default_factory=dict)
     trigger_types: dict[str, TriggerType] = field(default_factory=dict)
     operators: dict[str, ConditionOperator] = field(default_factory=dict)
+    action_types: dict[str, ActionType] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
     triggers_by_event: dict[str, tuple[str, ...]] = field(default_factory=dict)
     inactive_trigger_types: dict[str, str] = field(default_factory=dict)
@@ -230,12 +241,13 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tu
 
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:
-    """Gather event types, trigger types and operators; refuse duplicates loudly."""
+    """Gather event, trigger and action types and operators; refuse duplicates loudly."""
     reg = Registry()
     for kind, hook_name, target in (
         ("event_type", "register_event_types", reg.event_types),
         ("trigger_type", "register_trigger_types", reg.trigger_types),
         ("operator", "register_condition_operators", reg.operators),
+        ("action_type", "register_action_types", reg.action_types),
     ):
         for plugin, item in _collect(pm, hook_name):
             code = item.type if kind != "operator" else item.name
@@ -256,6 +268,10 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     ]
     schemas += [
         ("operator", code, "value schema", op.value_schema) for code, op in reg.operators.items()
+    ]
+    schemas += [
+        ("action_type", code, "settings schema", t.settings_schema)
+        for code, t in reg.action_types.items()
     ]
     for kind, code, what, schema in schemas:
         try:
@@ -334,19 +350,22 @@ def list_plugins(
         enabled = ep.name not in disabled and (allowed is None or ep.name in allowed)
         dist, version = _dist_of(ep)
         path = str(ep.path) if isinstance(ep, DirPlugin) else None
-        infos.append(PluginInfo(ep.name, dist, version, _trigger_types_of(ep), enabled, path))
+        triggers, actions = _types_of(ep)
+        infos.append(PluginInfo(ep.name, dist, version, triggers, enabled, path, actions))
     return infos
 
 
-def _trigger_types_of(ep: Source) -> tuple[str, ...]:
+def _types_of(ep: Source) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The trigger types and the action types a plugin registers."""
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     try:
         pm.register(_load(ep), name=ep.name)
-        return tuple(item.type for _, item in _collect(pm, "register_trigger_types"))
+        triggers = tuple(item.type for _, item in _collect(pm, "register_trigger_types"))
+        return triggers, tuple(item.type for _, item in _collect(pm, "register_action_types"))
     except Exception as exc:
         log.warning("plugin.introspection_failed", plugin=ep.name, error=str(exc))
-        return ()
+        return (), ()
 
 
 def migration_locations(pm: pluggy.PluginManager, dirs: Iterable[str] = ()) -> list[str]:

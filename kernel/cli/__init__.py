@@ -113,7 +113,7 @@ def _plugins(args: argparse.Namespace) -> int:
     width = max((len(info.name) for info in infos), default=14)
     for info in infos:
         state = "enabled " if info.enabled else "disabled"
-        types = ", ".join(info.trigger_types) or "-"
+        types = ", ".join((*info.trigger_types, *info.action_types)) or "-"
         origin = info.path or f"{info.distribution} {info.version}"
         line = f"{info.name:<{width}} {state} {origin}  {types}"
         sys.stdout.write(line + "\n")

@@ -6,6 +6,7 @@ import pluggy
 from aiohttp import web
 
 from statusflow.engine.pipeline import Engine
+from statusflow.engine.scheduler import Clock, Scheduler
 from statusflow.engine.services import Services
 from statusflow.registry import PluginInfo, Registry
 from statusflow.serving.config import Settings
@@ -22,3 +23,6 @@ PLUGIN_ROUTES = web.AppKey("plugin_routes", list[tuple[str, Route]])
 PLUGIN_INFOS = web.AppKey("plugin_infos", list[PluginInfo])
 MIGRATION_LOCATIONS = web.AppKey("migration_locations", list[str])
 """The plugins' migration folders, found once at start-up (disabled plugins' included)."""
+CLOCK = web.AppKey("clock", Clock)
+"""The scheduler's time (a test's :class:`~statusflow.engine.scheduler.ManualClock`)."""
+SCHEDULER = web.AppKey("scheduler", Scheduler)

@@ -7,10 +7,10 @@ from typing import Any
 from aiohttp import web
 
 from statusflow.engine.intake import EVENT_SCHEMA
-from statusflow.http import events, meta, moves, ops, orders, statuses, triggers
+from statusflow.http import actions, events, meta, moves, ops, orders, statuses, triggers
 from statusflow.http.keys import PLUGIN_ROUTES, SETTINGS
 from statusflow.http.limits import expect_handler
-from statusflow.http.schemas import NEW_ORDER, NEW_TRIGGER, STATUS, STATUS_LIST
+from statusflow.http.schemas import NEW_ACTION, NEW_ORDER, NEW_TRIGGER, STATUS, STATUS_LIST
 from statusflow.types import Route
 
 JSON_OBJECT = {"type": "object"}
@@ -55,6 +55,81 @@ DRY_RUN = {
     "required": False,
     "schema": {"enum": ["true", "false"]},
 }
+
+
+def actions_routes() -> tuple[Route, ...]:
+    """The routes of actions and their runs (contract section 8)."""
+    array = {"type": "array"}
+    apply = {
+        "name": "apply_to_existing",
+        "in": "query",
+        "required": False,
+        "schema": {"enum": ["true", "false"]},
+    }
+    status = {"name": "status", "in": "query", "required": False, "schema": {"type": "string"}}
+    return (
+        Route(
+            "GET",
+            "/api/action-types",
+            actions.list_action_types,
+            _op("Action types of enabled plugins", 200, array, 401),
+        ),
+        Route(
+            "POST",
+            "/api/actions",
+            actions.create_action,
+            {
+                **_op("Create an action", 201, JSON_OBJECT, 400, 401, 413, 422, body=NEW_ACTION),
+                "parameters": [apply],
+            },
+        ),
+        Route(
+            "GET",
+            "/api/actions",
+            actions.list_actions,
+            {**_op("Actions, by status then position", 200, array, 401), "parameters": [status]},
+        ),
+        Route(
+            "GET",
+            "/api/actions/{id}",
+            actions.get_action,
+            _op("An action", 200, JSON_OBJECT, 401, 404),
+        ),
+        Route(
+            "PATCH",
+            "/api/actions/{id}",
+            actions.patch_action,
+            _op(
+                "Merge-patch an action", 200, JSON_OBJECT, 400, 401, 404, 413, 422, body=JSON_OBJECT
+            ),
+        ),
+        Route(
+            "DELETE",
+            "/api/actions/{id}",
+            actions.delete_action,
+            _op("Delete an action (its pending runs are canceled)", 204, None, 401, 404),
+        ),
+        Route(
+            "GET",
+            "/api/orders/{id}/runs",
+            actions.order_runs,
+            _op("An order's action runs", 200, array, 401, 404),
+        ),
+        Route("GET", "/api/runs/{id}", actions.get_run, _op("A run", 200, JSON_OBJECT, 401, 404)),
+        Route(
+            "POST",
+            "/api/runs/{id}/cancel",
+            actions.cancel_run,
+            _op("Cancel a pending run", 200, JSON_OBJECT, 401, 404, 409),
+        ),
+        Route(
+            "POST",
+            "/api/runs/{id}/run-now",
+            actions.run_now,
+            _op("Make a pending run due now", 200, JSON_OBJECT, 401, 404, 409),
+        ),
+    )
+
 
 KERNEL_ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", meta.healthz, _op("Liveness", 200, JSON_OBJECT)),
@@ -175,6 +250,7 @@ KERNEL_ROUTES: tuple[Route, ...] = (
         events.get_event,
         _op("A processed event with its trace", 200, JSON_OBJECT, 401, 404),
     ),
+    *actions_routes(),
     Route(
         "GET",
         "/api/moves",

@@ -47,13 +47,15 @@ async def put_statuses(request: web.Request) -> web.Response:
         if dropped:
             used_by_orders = await sql.statuses_with_orders(dropped)
             targets = await sql.triggers_to(dropped)
-            if used_by_orders or targets:
+            with_actions = await sql.statuses_with_actions(dropped)
+            if used_by_orders or targets or with_actions:
                 raise conflict(
                     "the new pipeline drops statuses that are still in use",
                     {
                         "statuses_with_orders": used_by_orders,
                         "trigger_targets": sorted({status for _, status in targets}),
                         "trigger_ids": sorted(trigger_id for trigger_id, _ in targets),
+                        "statuses_with_actions": with_actions,
                     },
                 )
         await sql.replace_statuses(body)
