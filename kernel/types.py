@@ -252,7 +252,7 @@ class Move:
     """The type of the trigger that caused it (e.g. ``"payment.received"``), ``None``
     for a manual move."""
     action_id: int | None = None
-    """The action whose run made it (a ``status.change``), ``None`` otherwise; with
+    """The action whose run made it (``ActionContext.move_to``), ``None`` otherwise; with
     ``trigger_id`` also ``None``, a move is manual only when this is ``None`` too."""
 
     def as_json(self) -> dict[str, JSON]:
@@ -456,6 +456,9 @@ class ActionContext(Protocol):
     """The order as ``GET /api/orders/{id}`` shows it, read when the run started."""
     due_at: str
     """When the run was due, in the stored form."""
+    now: str
+    """When this attempt started, in the stored form (the scheduler's clock: use it,
+    rather than ``utc_now()``, for times the run computes, such as a deadline)."""
     kernel: KernelServices
     """The kernel's services (``plugin_config``, ``public_url``, ``read`` ...)."""
 

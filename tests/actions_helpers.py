@@ -96,7 +96,7 @@ class ProbeActions:
         register(ActionType("test.wait", "Waits", self.wait))
 
 
-PLUGINS = ("payment", "order_actions")
+PLUGINS = ("payment", "order_actions", "responsible")
 
 
 async def start(
@@ -106,11 +106,15 @@ async def start(
     clock: ManualClock | None = None,
     probe: ProbeActions | None = None,
     plugins: tuple[str, ...] = PLUGINS,
+    tables: dict[str, Any] | None = None,
     **actions: Any,
 ) -> ActionsApi:
-    """An app on ``database_url`` with a manual clock (and the test action types)."""
+    """An app on ``database_url`` with a manual clock (and the test action types);
+    ``actions`` are ``[actions]`` settings, ``tables`` top-level tables (``smtp``)."""
     clock = clock or ManualClock()
-    settings = settings_for(database_url, enable=plugins, actions=ActionSettings(**actions))
+    settings = settings_for(
+        database_url, enable=plugins, actions=ActionSettings(**actions), tables=tables or {}
+    )
     extra = [("probe", probe)] if probe is not None else []
     client = await aiohttp_client(init_app(settings, extra_plugins=extra, clock=clock))
     return ActionsApi(client, clock)

@@ -454,3 +454,67 @@ async def test_a_move_between_statuses_without_actions_writes_nothing_for_runs(
     assert await api.status_of("o1") == "P" and calls == []
     await api.patch_order("o1", {"status": "S"})  # entering S: one insert
     assert calls == ["insert_runs"]
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+def test_actions_and_smtp_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    from statusflow.errors import StartupError
+    from statusflow.serving.config import settings_from_mapping
+
+    defaults = settings_from_mapping({}).actions
+    assert (defaults.max_moves_per_order_per_day, defaults.max_attempts) == (100, 5)
+    chosen = settings_from_mapping({"actions": {"max_attempts": 2, "concurrency": 3}}).actions
+    assert (chosen.max_attempts, chosen.concurrency) == (2, 3)
+    with pytest.raises(StartupError, match=r"actions\.lease_seconds"):
+        settings_from_mapping({"actions": {"lease_seconds": 10, "run_timeout_seconds": 10}})
+    with pytest.raises(StartupError, match="actions"):
+        settings_from_mapping({"actions": {"max_attempts": 0}})
+    with pytest.raises(StartupError, match="smtp"):
+        settings_from_mapping({"smtp": {"port": 25}})
+    monkeypatch.setenv("SMTP_PASSWORD_FOR_TEST", "s3cret")
+    smtp = {"host": "mail", "from": "a@b.c", "password": {"$env": "SMTP_PASSWORD_FOR_TEST"}}
+    assert settings_from_mapping({"smtp": smtp}).tables["smtp"]["password"] == "s3cret"
+    monkeypatch.delenv("SMTP_PASSWORD_FOR_TEST")
+    with pytest.raises(StartupError, match="SMTP_PASSWORD_FOR_TEST"):
+        settings_from_mapping({"smtp": smtp})
+
+
+async def test_metrics_show_runs(api: ActionsApi) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async def metrics() -> dict[str, float]:
+        response = await api.client.get("/metrics")
+        text = await response.text()
+        return {
+            sample.name: sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    action = await api.create_action("N", **CANCEL_UNPAID)
+    await api.create_order("o1")
+    shown = await metrics()
+    assert shown["statusflow_action_runs_scheduled"] == 1
+    assert shown["statusflow_action_runs_due"] == 0
+    assert shown["statusflow_action_runs_oldest_due_seconds"] == 0
+    api.clock.advance(timedelta(days=4))
+    await api.wait_run("o1", action["id"])
+    shown = await metrics()
+    assert shown["statusflow_action_runs_scheduled"] == 0
+    assert "statusflow_action_runs_total" in shown  # ended runs, by state
+
+
+async def test_responsible_change_emits_no_event(api: ActionsApi) -> None:
+    action = await api.create_action("N", "responsible.change", settings={"responsible_id": "u7"})
+    await api.create_trigger("S", type="responsible.changed")  # a PATCH would fire it
+    await api.create_order("o1", responsible_id="u3")
+    await api.create_order("o2", responsible_id="u7")
+    done = await api.wait_run("o1", action["id"])
+    assert done["reason"] == "responsible_id changed from 'u3' to 'u7'"
+    skipped = await api.wait_run("o2", action["id"], ("skipped",))
+    assert skipped["reason"] == "responsible_id is already 'u7'"
+    order = await api.order("o1")
+    assert order["responsible_id"] == "u7" and order["status"] == "N"  # no trigger fired
+    assert [e["kind"] for e in await api.timeline("o1")] == ["created", "action"]

@@ -453,7 +453,7 @@ async def test_trigger_types_plugins_and_webhook_events_refused(api: Api) -> Non
 
 
 SINK_PLUGINS = {"outgoing_webhooks"}  # built-in plugins without trigger types
-ACTION_PLUGINS = {"order_actions"}  # built-in action type families (no trigger types)
+ACTION_PLUGINS = {"order_actions", "tasks", "webhook_call", "email_send"}  # action types only
 
 
 def check_plugin_list(plugins: list[dict[str, Any]]) -> None:

@@ -7,7 +7,7 @@ condition failed, or ``run`` said so), done (with the changes ``run`` asked the 
 
 :func:`finish` writes what a batch of attempts came to, in one transaction: the runs'
 ends (only where the lease is still the claimer's), their ``action`` timeline entries,
-the changes to orders (a ``status.change`` is a move like any other: recorded, in the
+the changes to orders (a move a run asks for is a move like any other: recorded, in the
 timeline, handed to the ``prepare_moves`` sinks, cancelling and scheduling runs, with
 no trigger fired), and the release of the runs that wait for them (``after_previous``).
 """
@@ -89,12 +89,14 @@ class RunContext:
         action: ActionView,
         order: Mapping[str, JSON],
         kernel: KernelServices,
+        now: str,
     ) -> None:
         self.run_id: int = run["id"]
         self.attempt: int = run["attempts"]
         self.action = action
         self.order = order
         self.due_at: str = run["due_at"] or run["entered_at"]
+        self.now = now
         self.kernel = kernel
         self.moves_to: str | None = None
         self.patch: dict[str, Any] = {}
@@ -198,7 +200,7 @@ async def attempt(
         failed = failed_condition(action.conditions, order["status"], order["doc"] or {}, event)
         if failed is not None:
             return ended("skipped", failed)
-    context = RunContext(run, action.view, order_view(order), kernel)
+    context = RunContext(run, action.view, order_view(order), kernel, format_timestamp(now()))
     try:
         async with asyncio.timeout(settings.run_timeout_seconds):
             answer = await action.action_type.run(context)

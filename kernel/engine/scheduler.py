@@ -172,6 +172,40 @@ class Scheduler:
         else:
             self.hint(payload)
 
+    def register_gauges(self) -> None:
+        """The scheduler's gauges at ``/metrics`` (computed at scrape time)."""
+        gauges = self.kernel.register_gauge
+        gauges(
+            "statusflow_action_runs_scheduled",
+            "Action runs pending or running (all instances)",
+            self._scheduled,
+        )
+        gauges(
+            "statusflow_action_runs_due",
+            "Action runs whose time has come and that no instance carries out yet",
+            self._due,
+        )
+        gauges(
+            "statusflow_action_runs_oldest_due_seconds",
+            "How long the oldest due run has waited (0: none waits)",
+            self._oldest_due,
+        )
+
+    async def _scheduled(self) -> int:
+        async with self.db.read() as sql:
+            return await sql.scheduled_run_count()
+
+    async def _due(self) -> int:
+        async with self.db.read() as sql:
+            return await sql.due_run_count(format_timestamp(self.clock.now()))
+
+    async def _oldest_due(self) -> float:
+        async with self.db.read() as sql:
+            next_at = await sql.next_run_at()
+        if next_at is None:
+            return 0.0
+        return max((self.clock.now() - parse_timestamp(next_at)).total_seconds(), 0.0)
+
     # the loop -------------------------------------------------------------------------
 
     async def _run(self) -> None:
@@ -234,9 +268,8 @@ class Scheduler:
         for run in runs:
             self._observe_start(run)
             event = events.get(run["event_id"]) if run["event_id"] is not None else None
-            task = asyncio.create_task(
-                self._carry_out(run, token, orders.get(run["order_id"]), event)
-            )
+            order = orders.get(run["order_id"])
+            task = asyncio.create_task(self._carry_out(run, token, order, event, index))
             self._inflight.add(task)
             task.add_done_callback(self._done)
         return len(runs)
@@ -268,8 +301,8 @@ class Scheduler:
         token: str,
         order: Mapping[str, Any] | None,
         event: dict[str, Any] | None,
+        index: ActionIndex,
     ) -> None:
-        index = await self._index()
         result = await attempt(
             run,
             token,

@@ -26,6 +26,7 @@ from statusflow.http.schemas import NEW_ACTION
 from statusflow.registry import Registry
 from statusflow.store.queries import ACTION_FIELDS as EDITABLE
 from statusflow.store.runs import PENDING
+from statusflow.store.schema import RUN_STATES
 from statusflow.store.statements import GroupWrites, StoreSQL
 from statusflow.timestamps import utc_now
 
@@ -266,6 +267,18 @@ async def order_runs(request: web.Request) -> web.Response:
         if not await sql.order_exists(order_id):
             raise not_found(f"order {order_id!r} not found", {"order_id": order_id})
         rows = await sql.runs_of_order(order_id)
+    return json_response([run_json(row) for row in rows])
+
+
+async def list_runs(request: web.Request) -> web.Response:
+    state = request.query.get("state")
+    if state is not None and state not in RUN_STATES:
+        raise invalid(f"state must be one of {', '.join(RUN_STATES)}", {"state": state})
+    raw = request.query.get("limit", "100")
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= 1000):
+        raise invalid("limit must be an integer from 1 to 1000", {"limit": raw})
+    async with request.app[DATABASE].read() as sql:
+        rows = await sql.listed_runs(request.query.get("order_id"), state, int(raw))
     return json_response([run_json(row) for row in rows])
 
 

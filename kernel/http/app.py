@@ -100,6 +100,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             engine, settings.actions, app[SERVICES], order_json, app[CLOCK]
         )
         engine.runs_written = scheduler.hint
+        scheduler.register_gauges()
         if settings.actions.run:
             scheduler.start()
         try:

@@ -11,6 +11,7 @@ from statusflow.http import actions, events, meta, moves, ops, orders, statuses,
 from statusflow.http.keys import PLUGIN_ROUTES, SETTINGS
 from statusflow.http.limits import expect_handler
 from statusflow.http.schemas import NEW_ACTION, NEW_ORDER, NEW_TRIGGER, STATUS, STATUS_LIST
+from statusflow.store.schema import RUN_STATES
 from statusflow.types import Route
 
 JSON_OBJECT = {"type": "object"}
@@ -114,6 +115,22 @@ def actions_routes() -> tuple[Route, ...]:
             "/api/orders/{id}/runs",
             actions.order_runs,
             _op("An order's action runs", 200, array, 401, 404),
+        ),
+        Route(
+            "GET",
+            "/api/runs",
+            actions.list_runs,
+            {
+                **_op("Runs, newest first", 200, array, 401, 422),
+                "parameters": [
+                    {"name": name, "in": "query", "required": False, "schema": schema}
+                    for name, schema in (
+                        ("order_id", {"type": "string"}),
+                        ("state", {"enum": list(RUN_STATES)}),
+                        ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                    )
+                ],
+            },
         ),
         Route("GET", "/api/runs/{id}", actions.get_run, _op("A run", 200, JSON_OBJECT, 401, 404)),
         Route(

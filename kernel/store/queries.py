@@ -235,8 +235,11 @@ UPDATE_ACTION = (
 )
 DELETE_ACTION = delete(ACTIONS).where(ACTIONS.c.id == bindparam("id"))
 RUN_BY_ID = select(RUNS).where(RUNS.c.id == bindparam("id"))
+LISTED_RUNS = select(RUNS).order_by(RUNS.c.id.desc()).limit(bindparam("limit"))
 RUNS_OF_ORDER = select(RUNS).where(RUNS.c.order_id == bindparam("order_id")).order_by(RUNS.c.id)
 NEXT_RUN = select(func.min(RUNS.c.next_at))
+SCHEDULED_RUN_COUNT = select(func.count()).select_from(RUNS).where(RUNS.c.next_at.is_not(None))
+"""Runs waiting for their time (pending, or running under a lease)."""
 DUE_RUN_COUNT = select(func.count()).select_from(RUNS).where(RUNS.c.next_at <= bindparam("now"))
 """Runs whose time has come (pending and due, or running with an expired lease)."""
 _DUE = (

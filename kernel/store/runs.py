@@ -79,6 +79,15 @@ class RunsSQL(AdminSQL):
     async def run_row(self, run_id: int) -> Row | None:
         return await self._first(q.RUN_BY_ID, {"id": run_id})
 
+    async def listed_runs(self, order_id: str | None, state: str | None, limit: int) -> list[Row]:
+        """Runs, newest first, of one order and in one state when given."""
+        statement = q.LISTED_RUNS
+        if order_id is not None:
+            statement = statement.where(q.RUNS.c.order_id == order_id)
+        if state is not None:
+            statement = statement.where(q.RUNS.c.state == state)
+        return await self.rows(statement, {"limit": limit})
+
     async def runs_of_order(self, order_id: str) -> list[Row]:
         return await self.rows(q.RUNS_OF_ORDER, {"order_id": order_id})
 
@@ -120,7 +129,12 @@ class RunsSQL(AdminSQL):
         return None if not found or found[0] is None else str(found[0])
 
     async def due_run_count(self, now: str) -> int:
+        """Runs whose time has come at ``now`` (due, or their lease expired)."""
         return await self._count(q.DUE_RUN_COUNT, {"now": now})
+
+    async def scheduled_run_count(self) -> int:
+        """Runs pending or running (waiting for their time or their lease's end)."""
+        return await self._count(q.SCHEDULED_RUN_COUNT, {})
 
     async def claim_runs(self, now: str, limit: int, token: str, lease_until: str) -> list[Row]:
         """Lease up to ``limit`` runs due at ``now``: ``running``, their attempt counted,
