@@ -274,3 +274,24 @@ async def test_email_send_templates_run_in_a_sandbox(
     assert failed["attempts"] == 1  # a template the sandbox refuses is not retried
     assert "cannot be rendered" in failed["reason"] and "unsafe" in failed["reason"]
     assert mailbox.messages == []
+
+
+async def test_an_action_move_reaches_outgoing_webhooks_as_an_action_move(
+    aiohttp_client: Any, database_url: str, receiver: tuple[Receiver, str]
+) -> None:
+    found, url = receiver
+    found.statuses.clear()
+    api = await start(aiohttp_client, database_url, plugins=("order_actions", "outgoing_webhooks"))
+    await api.call(
+        "POST", "/api/webhook-endpoints", {"id": "store", "url": url, "secret": SECRET}, expect=201
+    )
+    action = await api.create_action("N", "status.change", settings={"status": "P"})
+    await api.create_order("o1")
+    await api.wait_run("o1", action["id"])
+
+    async def delivered() -> list[Any]:
+        return [__import__("json").loads(body) for _, body in found.requests]
+
+    [payload] = await until(delivered, "the move's delivery")
+    assert (payload["from"], payload["to"]) == ("N", "P")
+    assert payload["action_id"] == action["id"] and payload["manual"] is False

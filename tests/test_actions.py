@@ -518,3 +518,19 @@ async def test_responsible_change_emits_no_event(api: ActionsApi) -> None:
     order = await api.order("o1")
     assert order["responsible_id"] == "u7" and order["status"] == "N"  # no trigger fired
     assert [e["kind"] for e in await api.timeline("o1")] == ["created", "action"]
+
+
+@pytest.mark.postgres
+async def test_a_run_written_by_another_instance_wakes_this_one(
+    aiohttp_client: Any, database_url: str
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's (SQLite's writers tell their own scheduler)")
+    writer = await start(aiohttp_client, database_url, run=False)  # schedules, never runs
+    runner = await start(aiohttp_client, database_url)
+    scheduler = runner.client.app[SCHEDULER]
+    action = await writer.create_action("N", "field.set", settings={"field": "a", "value": 1})
+    await writer.create_order("o1")
+    await runner.wait_run("o1", action["id"])
+    assert scheduler.notified >= 1  # woken by NOTIFY, not by its once-a-minute look
+    assert writer.client.app[SCHEDULER].ended == 0

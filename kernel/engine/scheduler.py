@@ -134,6 +134,8 @@ class Scheduler:
         self._listener = self.db.runs_listener(self._notified)
         self.ended = 0
         """Runs this scheduler ended (tests and logs)."""
+        self.notified = 0
+        """Notifications of runs written by other instances (PostgreSQL), received."""
 
     # lifecycle ----------------------------------------------------------------------
 
@@ -170,6 +172,7 @@ class Scheduler:
         if payload is None:  # (re)connected: notifications may have been missed
             self._wake.set()
         else:
+            self.notified += 1
             self.hint(payload)
 
     def register_gauges(self) -> None:
