@@ -10,6 +10,7 @@ entering the status, or the end of the run before); other changes apply when the
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -230,13 +231,13 @@ async def patch_action(request: web.Request) -> web.Response:
             reason = f"action {row['id']} was moved to status {after['status']!r}"
             await cancel_pending(sql, row["id"], reason, index, at, writes)
         elif "delay" in changed:
-            delay = parse_duration(after["delay"]) if after["delay"] else parse_duration("PT0S")
+            delay = parse_duration(after["delay"]) if after["delay"] else timedelta(0)
             for run in await sql.pending_runs_of(row["id"]):
                 if run["attempts"] == 0 and run["counts_from"] is not None:
-                    await sql.reschedule(run["id"], due(run["counts_from"], delay))
-                    writes.earliest_run = min(
-                        writes.earliest_run or "~", due(run["counts_from"], delay)
-                    )
+                    when = due(run["counts_from"], delay)
+                    await sql.reschedule(run["id"], when)
+                    if writes.earliest_run is None or when < writes.earliest_run:
+                        writes.earliest_run = when  # the scheduler wakes for it
         await writes.write_to(sql)
         row = await _load_action(sql, request)
     engine.ran(writes)
