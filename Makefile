@@ -19,7 +19,7 @@ CONTRIB_FILES := $(shell find $(CONTRIB) -type f -not -path '*/tests/*' -not -pa
 	-not -path '*.egg-info/*' -not -path '*/__pycache__/*' -not -path '*/.pytest_cache/*' | sort)
 CONTRIB_STAMP := $(VENV)/.contrib-installed-$(shell cat $(CONTRIB_FILES) | cksum | cut -d' ' -f1)
 
-.PHONY: install install-run install-bench install-contrib run test lint typecheck typecheck-tree bench bench-quick bench-series clean
+.PHONY: install install-run install-bench install-contrib run test lint typecheck typecheck-tree bench bench-quick bench-series bench-actions clean
 
 $(BIN)/python:
 	@echo "==> creating the virtual environment $(VENV)"
@@ -90,6 +90,10 @@ bench-quick: install-bench
 
 bench-series: install-bench
 	$(BIN)/python -m bench.run --series $(BENCH_ARGS)
+
+# What actions cost (issue 14): the move path with and without actions, the drain of due runs.
+bench-actions: install-bench
+	$(BIN)/python -m bench.actions $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -8,14 +8,23 @@ from typing import TYPE_CHECKING, Any
 
 from pluggy import HookimplMarker
 
+from statusflow.engine.durations import parse_duration
 from statusflow.errors import ApiError, StartupError
 from statusflow.timestamps import format_timestamp, parse_timestamp, utc_now
 from statusflow.types import (
     API_SCOPES,
     CONTACT_KEYS,
+    DONE,
     JSON,
     MATCHED,
     MISSING,
+    ActionContext,
+    ActionFailed,
+    ActionFunction,
+    ActionResult,
+    ActionType,
+    ActionView,
+    CheckFunction,
     ConditionFunction,
     ConditionOperator,
     DescribeFunction,
@@ -66,10 +75,18 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "API_SCOPES",
     "CONTACT_KEYS",
+    "DONE",
     "JSON",
     "MATCHED",
     "MISSING",
+    "ActionContext",
+    "ActionFailed",
+    "ActionFunction",
+    "ActionResult",
+    "ActionType",
+    "ActionView",
     "ApiError",
+    "CheckFunction",
     "ConditionFunction",
     "ConditionOperator",
     "DescribeFunction",
@@ -93,6 +110,7 @@ __all__ = [
     "hookimpl",
     "json_response",
     "match_always",
+    "parse_duration",
     "parse_timestamp",
     "read_json_body",
     "read_json_object",

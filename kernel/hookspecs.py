@@ -7,7 +7,7 @@ are the hooks below, found through an entry point in the group ``statusflow``::
     statusflow =
         calls = statusflow.plugins.calls
 
-Three kinds of hooks:
+Four kinds of hooks:
 
 * **event sources** declare event and trigger types, inspect incoming events against
   stored state, and contribute HTTP routes;
@@ -15,7 +15,9 @@ Three kinds of hooks:
   ``match`` function checks its settings, and condition operators check its
   ``conditions`` (the contract's ``eq`` ... ``exists`` are built in the same way);
 * **status sinks** are told about moves: inside the event's transaction
-  (``prepare_moves``) and after it committed (``moves_committed``).
+  (``prepare_moves``) and after it committed (``moves_committed``);
+* **action types** say what may happen when an order enters a status
+  (``register_action_types``): the kernel schedules, runs and retries them.
 
 Hooks are called the pluggy way (:mod:`statusflow.hooks`): an implementation takes any
 subset of its hook's arguments, by name (``def startup(): ...`` implements
@@ -43,6 +45,7 @@ from pluggy import HookspecMarker
 
 from statusflow.types import (
     JSON,
+    ActionType,
     ConditionOperator,
     Event,
     EventType,
@@ -235,6 +238,25 @@ def moves_committed(outcome: Outcome, kernel: KernelServices) -> None:
     """
 
 
+# --- action types -------------------------------------------------------------------------
+
+
+@hookspec
+def register_action_types(register: Callable[[ActionType], None]) -> None:
+    """Declare the action types this plugin offers, once at start-up.
+
+    Each :class:`~kernel.ActionType` has a JSON Schema of its settings and an async
+    ``run(ctx)``, called by the kernel's scheduler when a run of an action of the type
+    is due (its conditions held, the order still in the status). ``run`` answers
+    ``None`` or an :class:`~kernel.ActionResult` (done, or skipped with a reason), or
+    raises :class:`~kernel.ActionFailed` (retried with backoff unless ``retry`` is
+    false). An action type registered by two plugins stops start-up.
+
+    :param register: call it once per action type.
+    :return: nothing.
+    """
+
+
 __all__ = [
     "ASYNC_HOOKS",
     "events_from_order_change",
@@ -244,6 +266,7 @@ __all__ = [
     "moves_committed",
     "plugin_settings_schema",
     "prepare_moves",
+    "register_action_types",
     "register_condition_operators",
     "register_event_types",
     "register_routes",

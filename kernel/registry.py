@@ -28,7 +28,14 @@ from statusflow.engine import metrics
 from statusflow.errors import StartupError
 from statusflow.serving import setting_errors
 from statusflow.serving.plugin_dirs import DirPlugin, find_dir_plugins
-from statusflow.types import ConditionOperator, EventType, KernelServices, Route, TriggerType
+from statusflow.types import (
+    ActionType,
+    ConditionOperator,
+    EventType,
+    KernelServices,
+    Route,
+    TriggerType,
+)
 
 ENTRY_POINT_GROUP = "statusflow"
 KERNEL_PLUGINS = ("statusflow.conditions", "statusflow.sinks")
@@ -43,6 +50,7 @@ class Registry:
     event_types: dict[str, EventType] = field(default_factory=dict)
     trigger_types: dict[str, TriggerType] = field(default_factory=dict)
     operators: dict[str, ConditionOperator] = field(default_factory=dict)
+    action_types: dict[str, ActionType] = field(default_factory=dict)
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
     triggers_by_event: dict[str, tuple[str, ...]] = field(default_factory=dict)
     inactive_trigger_types: dict[str, str] = field(default_factory=dict)
@@ -220,12 +228,13 @@ def _collect(pm: pluggy.PluginManager, hook_name: str, **kwargs: Any) -> list[tu
 
 
 def build_registry(pm: pluggy.PluginManager) -> Registry:
-    """Gather event types, trigger types and operators; refuse duplicates loudly."""
+    """Gather event, trigger and action types and operators; refuse duplicates loudly."""
     reg = Registry()
     for kind, hook_name, target in (
         ("event_type", "register_event_types", reg.event_types),
         ("trigger_type", "register_trigger_types", reg.trigger_types),
         ("operator", "register_condition_operators", reg.operators),
+        ("action_type", "register_action_types", reg.action_types),
     ):
         for plugin, item in _collect(pm, hook_name):
             code = item.type if kind != "operator" else item.name
@@ -246,6 +255,10 @@ def build_registry(pm: pluggy.PluginManager) -> Registry:
     ]
     schemas += [
         ("operator", code, "value schema", op.value_schema) for code, op in reg.operators.items()
+    ]
+    schemas += [
+        ("action_type", code, "settings schema", t.settings_schema)
+        for code, t in reg.action_types.items()
     ]
     for kind, code, what, schema in schemas:
         try:

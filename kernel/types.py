@@ -256,6 +256,9 @@ class Move:
     trigger_type: str | None = None
     """The type of the trigger that caused it (e.g. ``"payment.received"``), ``None``
     for a manual move."""
+    action_id: int | None = None
+    """The action whose run made it (``ActionContext.move_to``), ``None`` otherwise; with
+    ``trigger_id`` also ``None``, a move is manual only when this is ``None`` too."""
 
     def as_json(self) -> dict[str, JSON]:
         """The move as the API shows it: ``{"order_id", "from", "to", "trigger_id"}``."""
@@ -327,6 +330,11 @@ class KernelServices(Protocol):
 
     def plugin_config(self, name: str) -> Mapping[str, JSON]:
         """The ``[plugins.NAME]`` table of the configuration (empty if absent)."""
+        ...
+
+    def config_table(self, name: str) -> Mapping[str, JSON]:
+        """A top-level table of the configuration kept for plugins, checked by the
+        kernel, ``$env`` secrets resolved: ``"smtp"`` (empty if absent)."""
         ...
 
     def register_gauge(self, name: str, documentation: str, callback: Callable[[], Any]) -> None:
@@ -405,6 +413,126 @@ class KernelServices(Protocol):
     def dialect(self) -> str:
         """The database's SQLAlchemy dialect name: ``"sqlite"`` or ``"postgresql"``."""
         ...
+
+
+# --- actions: what happens when an order enters a status --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ActionView:
+    """A stored action, as its type's ``run`` sees it (``ActionContext.action``)."""
+
+    id: int
+    """Its numeric id."""
+    type: str
+    """Its action type code, e.g. ``"status.change"``."""
+    status: str
+    """The status whose entering schedules it."""
+    name: str
+    """Its name as given by the user (``""`` when none was)."""
+    settings: Mapping[str, JSON]
+    """Its settings, valid against its type's ``settings_schema``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What an action type's ``run`` answers when it did not fail: done, or skipped
+    with a reason (``None`` stands for :data:`DONE`). To fail, raise
+    :class:`ActionFailed` (or any exception: it is retried)."""
+
+    skipped: bool = False
+    """Whether the run did nothing on purpose (the run's state is then ``skipped``)."""
+    reason: str = ""
+    """Why, or what was done, in words a store owner understands; shown as the run's
+    ``reason`` and in the order's timeline."""
+
+
+DONE = ActionResult()
+"""The :class:`ActionResult` of a run that did its work: ``ActionResult()``."""
+
+
+class ActionFailed(Exception):
+    """Raised by an action type's ``run``: this attempt failed. The run is tried again
+    with backoff (up to ``[actions] max_attempts``), unless ``retry`` is false, when it
+    is ``failed`` at once (a template that cannot render, an address refused)."""
+
+    retry: bool
+    """Whether another attempt may succeed (a timeout, an HTTP 503): ``True`` by default."""
+
+    def __init__(self, message: str, *, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+class ActionContext(Protocol):
+    """What a run of an action hands its type's ``run``. Changes to the order are not
+    made at once: they commit together with the run's end, in one transaction, so that
+    a retried run never makes them twice."""
+
+    run_id: int
+    """The run's id: an idempotency key for whatever the run sends outside (a
+    webhook's message id, an email's ``Message-ID``)."""
+    attempt: int
+    """1 for the first attempt, then 2, 3 ... up to ``[actions] max_attempts``."""
+    action: ActionView
+    """The action this run is of."""
+    order: Mapping[str, JSON]
+    """The order as ``GET /api/orders/{id}`` shows it, read when the run started."""
+    due_at: str
+    """When the run was due, in the stored form."""
+    now: str
+    """When this attempt started, in the stored form (the scheduler's clock: use it,
+    rather than ``utc_now()``, for times the run computes, such as a deadline)."""
+    kernel: KernelServices
+    """The kernel's services (``plugin_config``, ``public_url``, ``read`` ...)."""
+
+    def move_to(self, status: str) -> None:
+        """Move the order to ``status`` when the run ends: a move like any other
+        (recorded, in the timeline, told to the sinks, scheduling the new status's
+        actions) that fires no triggers."""
+        ...
+
+    def update_order(self, patch: Mapping[str, JSON]) -> None:
+        """Merge-patch (RFC 7396) the order's ``responsible_id``, ``amount``,
+        ``currency`` or ``fields`` when the run ends (no event is emitted).
+
+        :raises ValueError: the patch names another field.
+        """
+        ...
+
+    def insert(self, table: Any, row: Mapping[str, JSON]) -> None:
+        """Insert ``row`` into a table of the plugin's own (see ``migration_locations``)
+        when the run ends, in the same transaction."""
+        ...
+
+
+ActionFunction = Callable[[ActionContext], Awaitable["ActionResult | None"]]
+"""``async def run(ctx) -> ActionResult | None``: what a run of an action does."""
+
+CheckFunction = Callable[[Mapping[str, JSON], frozenset[str]], None]
+"""``check(settings, statuses)``: refuse settings that the schema cannot (a status
+that does not exist, a template that does not compile) by raising :class:`ValueError`,
+whose message becomes the 422's; ``statuses`` are the pipeline's status ids."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionType:
+    """An action type that a plugin offers, given to ``register_action_types``."""
+
+    type: str
+    """The code, e.g. ``"email.send"``; unique across plugins."""
+    title: str
+    """A short human title, e.g. ``"Send an email"``."""
+    run: ActionFunction
+    """What a run does (see :data:`ActionFunction` and :class:`ActionContext`)."""
+    settings_schema: Mapping[str, JSON] = field(
+        default_factory=lambda: {"type": "object", "additionalProperties": False}
+    )
+    """JSON Schema (draft 2020-12) of its actions' ``settings``, an object; an action
+    whose settings break it is refused with a 422. The default allows no settings."""
+    check: CheckFunction | None = None
+    """Optional; more checks of the settings when an action is saved (see
+    :data:`CheckFunction`)."""
 
 
 RouteHandler = Callable[[Any], Awaitable[Any]]

@@ -4,7 +4,8 @@ The tree in the first code block of the page must name every module of ``kernel/
 ``plugins/`` (migration revisions, the skeleton's templates and packages' empty
 ``__init__.py`` aside), and name nothing
 that is not there; the kernel proper (the top of ``kernel/``: hook specs, types, errors,
-the registry, the folder loader and the hook runner) stays about 1,600 lines.
+the registry, the folder loader and the hook runner) stays about 1,700 lines (it grew
+by the action types, a fourth kind of hook).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
 KERNEL_PROPER = ("__init__", "hookspecs", "types", "errors", "registry", "hooks")
-KERNEL_PROPER_MAX_LINES = 1_500
+KERNEL_PROPER_MAX_LINES = 1_700
 
 
 def _tree() -> list[str]:

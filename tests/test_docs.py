@@ -217,3 +217,14 @@ def test_the_reviews_worked_example_quotes_its_files_as_they_are():
     assert "contrib/statusflow-reviews/README.md" in WRITING_PLUGINS.read_text().replace(
         "../", ""
     ), "docs/writing-plugins.md points at the worked example"
+
+
+def test_the_action_type_section_quotes_its_file_as_it_is():
+    text = WRITING_PLUGINS.read_text()
+    section = text.split("## 9. An action type", 1)[1].split("\n## ", 1)[0]
+    match = re.search(
+        r"^From \[`([^`]+)`\]\(\.\./\1\):\n\n```python\n(.*?)^```$", section, re.S | re.M
+    )
+    assert match, "the section quotes a real action type"
+    _quoted_in_order(match.group(2), ROOT / match.group(1), "writing-plugins.md, section 9")
+    assert "def register_action_types(" in match.group(2)

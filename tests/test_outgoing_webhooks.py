@@ -250,6 +250,7 @@ async def test_deliveries_arrive_signed_and_in_order(make_client, receiver):
         "trigger_id": trigger_id,
         "event_id": "pay-o1",
         "event_type": "payment.received",
+        "action_id": None,
         "manual": False,
         "at": paid["at"],
     }

@@ -455,13 +455,14 @@ async def test_trigger_types_plugins_and_webhook_events_refused(api: Api) -> Non
 
 
 SINK_PLUGINS = {"outgoing_webhooks"}  # built-in plugins without trigger types
+ACTION_PLUGINS = {"order_actions", "tasks", "webhook_call", "email_send"}  # action types only
 
 
 def check_plugin_list(plugins: list[dict[str, Any]]) -> None:
     """The 11 built-in trigger plugins and the sinks, enabled, each with its trigger types."""
     by_name = {entry["name"]: entry for entry in plugins}
     assert len(by_name) == len(plugins), plugins
-    built_in = PLUGINS | SINK_PLUGINS
+    built_in = PLUGINS | SINK_PLUGINS | ACTION_PLUGINS
     assert {n for n, e in by_name.items() if e["distribution"] == "statusflow"} == built_in
     for name in built_in:
         entry = by_name[name]

@@ -1,5 +1,5 @@
-"""The ``statusflow`` command: ``serve``, ``migrate``, ``plugins``, ``tail``, ``new-plugin``,
-and ``orders``, ``triggers``, ``events`` for a running server (:mod:`.remote`)."""
+"""The ``statusflow`` command: ``serve``, ``migrate``, ``plugins``, ``tail``, ``runs``,
+``new-plugin``, and ``orders``, ``triggers``, ``events`` for a running server (:mod:`.remote`)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,15 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--json", action="store_true", help="print one JSON object per move")
     tail.add_argument("--interval", type=float, default=1.0, help="seconds between polls")
     tail.add_argument("--once", action="store_true", help="print what is there, then exit")
+    runs = commands.add_parser("runs", help="list action runs (GET /api/runs)")
+    runs.add_argument(
+        "--url", default=DEFAULT_URL, help=f"the server's base URL (default {DEFAULT_URL})"
+    )
+    runs.add_argument("--token", help="API token (or $STATUSFLOW_TOKEN)")
+    runs.add_argument("--order", help="only this order's runs")
+    runs.add_argument("--state", help="only runs in this state (pending, running, done, ...)")
+    runs.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    runs.add_argument("--json", action="store_true", help="print one JSON object per run")
     new_plugin.add_parser(commands)
     remote.add_parsers(commands)
     return parser
@@ -110,7 +119,7 @@ def _plugins(args: argparse.Namespace) -> int:
     width = max((len(info.name) for info in infos), default=14)
     for info in infos:
         state = "enabled " if info.enabled else "disabled"
-        types = ", ".join(info.trigger_types) or "-"
+        types = ", ".join((*info.trigger_types, *info.action_types)) or "-"
         origin = info.path or f"{info.distribution} {info.version}"
         line = f"{info.name:<{width}} {state} {origin}  {types}"
         sys.stdout.write(line + "\n")
@@ -177,6 +186,45 @@ async def _follow(args: argparse.Namespace) -> int:
             await asyncio.sleep(args.interval)
 
 
+def _run_line(run: dict[str, object]) -> str:
+    when = run.get("finished_at") or run.get("due_at") or "(after the run before it)"
+    reason = f"  {run['reason']}" if run.get("reason") else ""
+    return (
+        f"{run['id']}  {run['order_id']}  action {run['action_id']}  {run['status']}  "
+        f"{run['state']}  {when}  attempts {run['attempts']}{reason}"
+    )
+
+
+async def _list_runs(args: argparse.Namespace) -> int:
+    import aiohttp
+
+    token = args.token or os.environ.get("STATUSFLOW_TOKEN")
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    params = {"limit": str(args.limit)}
+    if args.order:
+        params["order_id"] = args.order
+    if args.state:
+        params["state"] = args.state
+    url = args.url.rstrip("/") + "/api/runs"
+    try:
+        async with (
+            aiohttp.ClientSession(headers=headers) as session,
+            session.get(url, params=params) as response,
+        ):
+            body = await response.json(content_type=None)
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        sys.stderr.write(f"statusflow runs: {url}: {exc}\n")
+        return 1
+    if status != 200:
+        message = (body or {}).get("error", {}).get("message", status)
+        sys.stderr.write(f"statusflow runs: {status}: {message}\n")
+        return 1
+    for run in body:
+        sys.stdout.write((orjson.dumps(run).decode() if args.json else _run_line(run)) + "\n")
+    return 0
+
+
 def _tail(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_follow(args))
@@ -189,7 +237,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in remote.COMMANDS:
         return remote.run(args)  # prints what it has to say, logs nothing
-    configure_logging()
     try:
         configure_logging()
         if args.command == "serve":
@@ -198,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _migrate(args)
         if args.command == "tail":
             return _tail(args)
+        if args.command == "runs":
+            return asyncio.run(_list_runs(args))
         if args.command == "new-plugin":
             return new_plugin.run(args)
         return _plugins(args)

@@ -49,7 +49,7 @@ EVENTS = Counter(
 )
 MOVES = Counter(
     "statusflow_moves",
-    "Committed moves, by target status and cause (trigger or manual)",
+    "Committed moves, by target status and cause (trigger, manual or action)",
     ["to", "cause"],
 )
 LATENCY = Histogram(
@@ -61,6 +61,16 @@ PLUGIN_ERRORS = Counter(
     "statusflow_plugin_errors",
     "Plugin failures isolated by the kernel, by plugin and hook",
     ["plugin", "hook"],
+)
+RUNS = Counter(
+    "statusflow_action_runs",
+    "Action runs ended in this process, by state (done, skipped, canceled, failed)",
+    ["state"],
+)
+RUN_LATENESS = Histogram(
+    "statusflow_action_run_lateness_seconds",
+    "How late runs started after they were due (started_at - due_at), first attempts",
+    buckets=(0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 86400.0),
 )
 RATE_LIMITED = Counter(
     "statusflow_rate_limited",
@@ -99,9 +109,14 @@ def count_rejected(bodies: Sequence[Any], known_types: Mapping[str, Any]) -> Non
         _child(_events, EVENTS, (event_type, "rejected")).inc()
 
 
-def count_manual_move(to_status: str) -> None:
-    """Count a move made through ``PATCH /api/orders``."""
-    _child(_moves, MOVES, (to_status, "manual")).inc()
+def count_manual_move(to_status: str, by_action: bool = False) -> None:
+    """Count a move made through ``PATCH /api/orders`` (or by an action's run)."""
+    _child(_moves, MOVES, (to_status, "action" if by_action else "manual")).inc()
+
+
+def count_run(state: str) -> None:
+    """Count a run that ended (``done``, ``skipped``, ``canceled``, ``failed``)."""
+    RUNS.labels(state).inc()
 
 
 def plugin_error(plugin: str, hook: str) -> None:

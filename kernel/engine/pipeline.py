@@ -34,6 +34,7 @@ import pluggy
 import structlog
 
 from statusflow.engine import metrics
+from statusflow.engine.actions import ActionIndex, RunPlanner, add_run
 from statusflow.engine.decide import (
     INSPECT_ERRORS,
     CompiledTrigger,
@@ -146,6 +147,10 @@ class Engine:
         self._triggers: dict[str, Listening] | None = None
         self._statuses: dict[str, StatusInfo] | None = None
         self._status_names: dict[str, str] = {}  # as last read: kept when caches are dropped
+        self._actions: ActionIndex | None = None
+        self.runs_written: Callable[[str], None] | None = None
+        """Told the soonest ``next_at`` of the runs a transaction wrote, after its commit
+        (the scheduler wakes early for it)."""
         self._hooks = runner(pm)  # the call plans, made once per plugin manager
         self._inspectors = self._hooks.plan("inspect_event")
         self._preparers = self._hooks.plan("prepare_moves")
@@ -161,13 +166,14 @@ class Engine:
     # caches -----------------------------------------------------------------------
 
     def invalidate(self) -> None:
-        """Forget cached triggers and statuses."""
+        """Forget cached triggers, statuses and actions."""
         self._generation += 1
         self._triggers = None
         self._statuses = None
+        self._actions = None
 
     async def definitions_changed(self, sql: StoreSQL) -> None:
-        """Record, in the caller's transaction, that triggers or statuses changed.
+        """Record, in the caller's transaction, that triggers, actions or statuses changed.
 
         Every instance on the database compares this version at the start of each
         group and rebuilds its caches when it differs, so a change made on one instance
@@ -220,6 +226,27 @@ class Engine:
         if generation == self._generation:
             self._triggers = result
         return result
+
+    async def actions(self, sql: StoreSQL) -> ActionIndex:
+        """Every action, compiled, and each status's enabled ones (cached)."""
+        cached = self._actions
+        if cached is not None:
+            return cached
+        generation = self._generation
+        index = ActionIndex.build(await sql.action_rows(), self.registry)
+        if generation == self._generation:
+            self._actions = index
+        return index
+
+    async def planner(self, sql: StoreSQL) -> RunPlanner:
+        """The run planner of the current actions (checks the definitions version)."""
+        await self._check_definitions(sql)
+        return RunPlanner(await self.actions(sql))
+
+    def ran(self, writes: GroupWrites) -> None:
+        """After a commit: tell the scheduler about the runs written."""
+        if writes.earliest_run is not None and self.runs_written is not None:
+            self.runs_written(writes.earliest_run)
 
     # events -------------------------------------------------------------------------
 
@@ -298,6 +325,7 @@ class Engine:
                     writes = GroupWrites()
                     answers = await self._evaluate(sql, requests, writes)
                     await writes.write_to(sql)
+                self.ran(writes)
                 return answers
             except StorageConflict as exc:
                 # A concurrent duplicate event id, or a deadlock, on PostgreSQL: the
@@ -314,6 +342,7 @@ class Engine:
         await self._check_definitions(sql)
         statuses = await self.statuses(sql)
         triggers = await self.triggers_by_event(sql)
+        planner = RunPlanner(await self.actions(sql))
         items = [item for request in requests for item in request.events]
         snapshot = await load_snapshot(
             sql,
@@ -333,7 +362,7 @@ class Engine:
             processed = Processed()
             for item in request.events:
                 result, outcome = await self._decide(
-                    item, request, snapshot, statuses, triggers, state, done, writes
+                    item, request, snapshot, statuses, triggers, state, done, writes, planner
                 )
                 processed.results.append(result)
                 if outcome is not None:
@@ -351,6 +380,7 @@ class Engine:
         state: DatabaseStateStore,
         done: dict[str, Mapping[str, Any]],
         writes: GroupWrites | None,
+        planner: RunPlanner,
     ) -> tuple[dict[str, Any], Outcome | None]:
         """One event: its result, and (in a real run) the outcome for the sinks."""
         event = item.event
@@ -401,12 +431,28 @@ class Engine:
         result = public_result(stored, False)
         if writes is None:
             result.update(trace=expand(trace), dry_run=True)
+            if moves:  # the runs the moves would schedule, and when
+                result["runs"] = _planned_runs(planner, moves, snapshot, event.id)
             return result, None
         outcome = Outcome(event, tuple(order_ids), tuple(moves), at)
-        sink_errors = self._prepare(outcome, writes)
+        sink_errors = self.prepare(outcome, writes)
         if sink_errors:
             stored["errors"] = sink_errors
-        writes.add_moves(moves)
+        epochs = {m.order_id: snapshot.orders[m.order_id].epoch + 1 for m in moves}
+        writes.add_moves(moves, epochs)
+        for m in moves:
+            if planner.has_actions(m.from_status) or planner.has_actions(m.to_status):
+                cause = f"trigger {m.trigger_id}, event {event.id!r}"
+                planner.move(
+                    writes,
+                    m.order_id,
+                    m.from_status,
+                    m.to_status,
+                    epochs[m.order_id],
+                    at,
+                    cause,
+                    event.id,
+                )
         writes.add_event(event, stored, at)
         return result, outcome
 
@@ -426,7 +472,7 @@ class Engine:
                     f"plugin {impl.plugin_name!r} failed to inspect the event: {exc!r}"
                 )
 
-    def _prepare(self, outcome: Outcome, writes: GroupWrites) -> list[str]:
+    def prepare(self, outcome: Outcome, writes: GroupWrites) -> list[str]:
         """Call every ``prepare_moves``; a failing sink's rows are dropped, and noted."""
         errors = []
         kwargs = {"outcome": outcome, "tx": writes, "kernel": self.services}
@@ -444,11 +490,12 @@ class Engine:
     # manual moves ---------------------------------------------------------------------
 
     async def record_manual_move(
-        self, sql: StoreSQL, order_id: str, from_status: str, to_status: str
-    ) -> Outcome:
-        """Record a move made through ``PATCH /api/orders`` in the caller's transaction.
+        self, sql: StoreSQL, order_id: str, from_status: str, to_status: str, epoch: int
+    ) -> tuple[Outcome, GroupWrites]:
+        """Record a move made through ``PATCH /api/orders`` in the caller's transaction
+        (the order locked, at ``status_epoch`` ``epoch``): its runs too.
 
-        Call :meth:`notify` with the returned outcome after the commit.
+        After the commit, call :meth:`committed` with what this answers.
         """
         await self._check_definitions(sql)
         await self.statuses(sql)  # the names the status sinks show
@@ -456,16 +503,47 @@ class Engine:
         move = Move(order_id, from_status, to_status, None, None, None, at)
         outcome = Outcome(None, (order_id,), (move,), at)
         writes = GroupWrites()
-        writes.add_moves([move])
-        self._prepare(outcome, writes)
+        writes.add_moves([move], {order_id: epoch + 1})
+        planner = await self.planner(sql)
+        planner.move(writes, order_id, from_status, to_status, epoch + 1, at, "a manual move")
+        self.prepare(outcome, writes)
         await writes.write_to(sql)
-        return outcome
+        return outcome, writes
+
+    async def record_new_order(
+        self, sql: StoreSQL, order_id: str, status: str, at: str
+    ) -> GroupWrites:
+        """Schedule the runs of an order created in ``status``, in the caller's transaction."""
+        writes = GroupWrites()
+        planner = await self.planner(sql)
+        if planner.has_actions(status):
+            planner.enter(writes, order_id, status, 0, at)
+            await writes.write_to(sql)
+        return writes
+
+    async def schedule_existing(self, sql: StoreSQL, action_id: int, writes: GroupWrites) -> None:
+        """A new action applies to the orders already in its status: one run each, its
+        delay counted from when the order entered the status (it waits for no run
+        before it); written in the caller's transaction."""
+        planner = await self.planner(sql)
+        action = planner.index.by_id.get(action_id)
+        if action is None or action.action_type is None or not action.enabled:
+            return
+        for row in await sql.orders_entered(action.view.status):
+            add_run(writes, action, row["id"], int(row["status_epoch"]), row["entered_at"])
+        await writes.write_to(sql)
+
+    async def committed(self, outcome: Outcome | None, writes: GroupWrites) -> None:
+        """After a manual move's (or a new order's) commit: tell the sinks and the scheduler."""
+        self.ran(writes)
+        if outcome is not None:
+            await self.notify(outcome)
 
     async def notify(self, outcome: Outcome) -> None:
         """Tell the status sinks about a committed outcome; their failures are only logged."""
-        if outcome.event is None:  # a manual move (event moves are counted by process)
+        if outcome.event is None:  # a manual or an action's move (process counts the others)
             for move in outcome.moves:
-                metrics.count_manual_move(move.to_status)
+                metrics.count_manual_move(move.to_status, move.action_id is not None)
         kwargs = {"outcome": outcome, "kernel": self.services}
         await self._hooks.acall("moves_committed", kwargs, _sink_failed)
 
@@ -474,6 +552,22 @@ def _sink_failed(plugin: str, exc: Exception) -> None:
     """A ``moves_committed`` sink's failure: logged and counted, never undoing the commit."""
     log.error("plugin.sink_failed", plugin=plugin, hook="moves_committed", exc_info=exc)
     metrics.plugin_error(plugin, "moves_committed")
+
+
+def _planned_runs(
+    planner: RunPlanner, moves: Sequence[Move], snapshot: Snapshot, event_id: str
+) -> list[dict[str, Any]]:
+    """A dry run's answer: the runs its moves would schedule (``due_at`` ``None`` for one
+    that waits for the run before it)."""
+    scratch = GroupWrites()
+    for m in moves:
+        epoch = snapshot.orders[m.order_id].epoch + 1
+        planner.move(scratch, m.order_id, m.from_status, m.to_status, epoch, m.at, "", event_id)
+    return [
+        {"order_id": row[1], "action_id": row[0], "status": row[2], "due_at": row[7]}
+        for row in scratch.runs
+        if row[4] == "pending"
+    ]
 
 
 def _unknown_order(

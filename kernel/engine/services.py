@@ -59,6 +59,9 @@ class Services:
     def plugin_config(self, name: str) -> Mapping[str, Any]:
         return self._plugin_settings.get(name, {})
 
+    def config_table(self, name: str) -> Mapping[str, Any]:
+        return self.settings.tables.get(name, {})
+
     def sign(self, payload: Mapping[str, Any]) -> str:
         body = _b64(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
         return f"{body}.{self._signature(body)}"

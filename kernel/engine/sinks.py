@@ -30,18 +30,16 @@ def prepare_moves(outcome: Outcome, tx: Transaction) -> None:
                 entry["occurred_at"] = event.occurred_at
             tx.add_timeline(order_id, "event", entry, outcome.at)
     for move in outcome.moves:
-        tx.add_timeline(
-            move.order_id,
-            "status_changed",
-            {
-                "from": move.from_status,
-                "to": move.to_status,
-                "trigger_id": move.trigger_id,
-                "event_id": move.event_id,
-                "manual": move.trigger_id is None,
-            },
-            move.at,
-        )
+        entry = {
+            "from": move.from_status,
+            "to": move.to_status,
+            "trigger_id": move.trigger_id,
+            "event_id": move.event_id,
+            "manual": move.trigger_id is None and move.action_id is None,
+        }
+        if move.action_id is not None:
+            entry["action_id"] = move.action_id
+        tx.add_timeline(move.order_id, "status_changed", entry, move.at)
 
 
 def status_label(status_id: str, name: str | None) -> str:
@@ -64,4 +62,5 @@ def moves_committed(outcome: Outcome, kernel: KernelServices) -> None:
             trigger_id=move.trigger_id,
             event_id=move.event_id,
             event_type=move.event_type,
+            action_id=move.action_id,
         )

@@ -7,22 +7,26 @@ from collections.abc import AsyncIterator, Iterable
 from aiohttp import web
 
 from statusflow.engine.pipeline import Engine
+from statusflow.engine.scheduler import Clock, Scheduler
 from statusflow.engine.services import Services
 from statusflow.http.auth import auth_middleware
 from statusflow.http.drain import IN_FLIGHT, InFlight
 from statusflow.http.keys import (
     ACCEPTED_KEYS,
+    CLOCK,
     DATABASE,
     ENGINE,
     MIGRATION_LOCATIONS,
     PLUGIN_INFOS,
     PLUGIN_MANAGER,
     REGISTRY,
+    SCHEDULER,
     SERVICES,
     SETTINGS,
 )
 from statusflow.http.limits import body_timeout_middleware, rate_limit_middleware
 from statusflow.http.middlewares import error_middleware
+from statusflow.http.orders import order_json
 from statusflow.http.routes import setup_routes
 from statusflow.registry import (
     build_registry,
@@ -39,11 +43,14 @@ from statusflow.store.database import Database, prepare
 
 
 def init_app(
-    settings: Settings, extra_plugins: Iterable[tuple[str, object]] = ()
+    settings: Settings,
+    extra_plugins: Iterable[tuple[str, object]] = (),
+    clock: Clock | None = None,
 ) -> web.Application:
     """Build the application: plugins load and routes mount now, the database at start.
 
     :param extra_plugins: ``(name, plugin)`` pairs registered besides entry points (tests).
+    :param clock: the scheduler's time (tests move a ``ManualClock`` by days).
     :raises StartupError: the plugins or the configuration do not allow starting.
     """
     pm = make_plugin_manager(
@@ -65,6 +72,7 @@ def init_app(
     )
     app[SETTINGS] = settings
     app[ACCEPTED_KEYS] = settings.accepted_keys()
+    app[CLOCK] = clock or Clock()
     app[IN_FLIGHT] = in_flight
     app[PLUGIN_MANAGER] = pm
     app[REGISTRY] = registry
@@ -114,9 +122,17 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         app[DATABASE] = db
         app[ENGINE] = engine
         await call_lifecycle(app[PLUGIN_MANAGER], "startup", app[SERVICES])
+        scheduler = app[SCHEDULER] = Scheduler(
+            engine, settings.actions, app[SERVICES], order_json, app[CLOCK]
+        )
+        engine.runs_written = scheduler.hint
+        scheduler.register_gauges()
+        if settings.actions.run:
+            scheduler.start()
         try:
             yield
         finally:
+            await scheduler.stop()  # before the plugins whose action types it runs
             await call_lifecycle(app[PLUGIN_MANAGER], "shutdown", app[SERVICES])
             await engine.close()
     finally:

@@ -6,6 +6,7 @@ import pluggy
 from aiohttp import web
 
 from statusflow.engine.pipeline import Engine
+from statusflow.engine.scheduler import Clock, Scheduler
 from statusflow.engine.services import Services
 from statusflow.registry import Registry
 from statusflow.serving.api_keys import ApiKey
@@ -28,3 +29,6 @@ ACCEPTED_KEYS = web.AppKey("accepted_keys", tuple[ApiKey, ...])
 """The plain tokens and the named keys (empty: auth is off)."""
 ROUTE_SCOPES = web.AppKey("route_scopes", dict[web.AbstractRoute, str])
 """The scope each mounted ``/api/*`` route needs."""
+CLOCK = web.AppKey("clock", Clock)
+"""The scheduler's time (a test's :class:`~statusflow.engine.scheduler.ManualClock`)."""
+SCHEDULER = web.AppKey("scheduler", Scheduler)

@@ -32,7 +32,7 @@ from statusflow.http.paging import (
 from statusflow.http.schemas import NEW_ORDER, ORDER_AFTER_PATCH
 from statusflow.http.statuses import unknown_status
 from statusflow.store.lists import OrderSearch, order_key, orders_page, timeline_page
-from statusflow.store.statements import ConstraintViolated, StoreSQL
+from statusflow.store.statements import ConstraintViolated, GroupWrites, StoreSQL
 from statusflow.timestamps import utc_now
 from statusflow.types import Outcome
 
@@ -102,9 +102,11 @@ async def create_order(request: web.Request) -> web.Response:
             await sql.insert_order(body["id"], status, doc, now)
             await sql.add_identifiers(identifiers)
             await sql.add_timeline(body["id"], now, "created", {"status": status})
+            writes = await request.app[ENGINE].record_new_order(sql, body["id"], status, now)
             row = await _load(sql, body["id"])
     except ConstraintViolated:
         raise _exists(body["id"]) from None
+    await request.app[ENGINE].committed(None, writes)
     return json_response(order_json(row), 201)
 
 
@@ -124,7 +126,7 @@ async def patch_order(request: web.Request) -> web.Response:
     order_id = request.match_info["id"]
     app = request.app
     engine = app[ENGINE]
-    outcome: Outcome | None = None
+    recorded: tuple[Outcome, GroupWrites] | None = None
     async with app[DATABASE].write() as sql:
         row = await _load(sql, order_id, lock=True)
         before = order_json(row)
@@ -144,11 +146,12 @@ async def patch_order(request: web.Request) -> web.Response:
             await sql.replace_identifiers(order_id, identifiers)
         await sql.save_order(order_id, after["status"], doc, now)
         if moved:
-            outcome = await engine.record_manual_move(
-                sql, order_id, before["status"], after["status"]
+            epoch = int(row.get("status_epoch") or 0)
+            recorded = await engine.record_manual_move(
+                sql, order_id, before["status"], after["status"], epoch
             )
-    if outcome is not None:
-        await engine.notify(outcome)
+    if recorded is not None:
+        await engine.committed(*recorded)
     changes = runner(app[PLUGIN_MANAGER]).call(
         "events_from_order_change", {"before": before, "after": after}, _order_change_failed
     )

@@ -9,6 +9,7 @@ from aiohttp import web
 from statusflow.engine.validation import did_you_mean
 from statusflow.errors import invalid
 from statusflow.http import (
+    actions,
     audit,
     docs_page,
     events,
@@ -25,6 +26,8 @@ from statusflow.http.keys import PLUGIN_ROUTES, ROUTE_SCOPES, SETTINGS
 from statusflow.http.limits import expect_handler
 from statusflow.http.openapi import query_names, ref
 from statusflow.http.paging import PAGE_PARAMETERS, page_schema
+from statusflow.http.schemas import NEW_ACTION
+from statusflow.store.schema import RUN_STATES
 from statusflow.types import Route, RouteHandler
 
 
@@ -75,11 +78,128 @@ def _list_of(name: str) -> dict[str, Any]:
     return {"type": "array", "items": ref(name)}
 
 
+OBJECT = {"type": "object"}
+
 DRY_RUN = {
     "name": "dry_run",
     "description": "evaluate and answer with the trace, storing nothing",
     "schema": {"type": "boolean", "default": False},
 }
+
+
+def actions_routes() -> tuple[Route, ...]:
+    """The routes of actions and their runs (contract section 8)."""
+    array = {"type": "array", "items": OBJECT}
+    apply = {
+        "name": "apply_to_existing",
+        "description": "also schedule runs for the orders already in the status",
+        "schema": {"type": "boolean", "default": False},
+    }
+    runs_query = (
+        {"name": "order_id", "schema": {"type": "string"}},
+        {"name": "state", "schema": {"enum": list(RUN_STATES)}},
+        {"name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+    )
+    return (
+        Route(
+            "GET",
+            "/api/action-types",
+            actions.list_action_types,
+            _op("list_action_types", "actions", "Action types of enabled plugins", 200, array),
+        ),
+        Route(
+            "POST",
+            "/api/actions",
+            actions.create_action,
+            _op(
+                "create_action",
+                "actions",
+                "Create an action",
+                201,
+                OBJECT,
+                400,
+                413,
+                422,
+                body=NEW_ACTION,
+            ),
+            query=(apply,),
+        ),
+        Route(
+            "GET",
+            "/api/actions",
+            actions.list_actions,
+            _op("list_actions", "actions", "Actions, by status then position", 200, array),
+            query=("status",),
+        ),
+        Route(
+            "GET",
+            "/api/actions/{id}",
+            actions.get_action,
+            _op("get_action", "actions", "An action", 200, OBJECT, 404),
+        ),
+        Route(
+            "PATCH",
+            "/api/actions/{id}",
+            actions.patch_action,
+            _op(
+                "patch_action",
+                "actions",
+                "Merge-patch an action",
+                200,
+                OBJECT,
+                400,
+                404,
+                413,
+                422,
+                body=OBJECT,
+            ),
+        ),
+        Route(
+            "DELETE",
+            "/api/actions/{id}",
+            actions.delete_action,
+            _op(
+                "delete_action",
+                "actions",
+                "Delete an action (its pending runs are canceled)",
+                204,
+                None,
+                404,
+            ),
+        ),
+        Route(
+            "GET",
+            "/api/orders/{id}/runs",
+            actions.order_runs,
+            _op("list_order_runs", "actions", "An order's action runs", 200, array, 404),
+        ),
+        Route(
+            "GET",
+            "/api/runs",
+            actions.list_runs,
+            _op("list_runs", "actions", "Runs, newest first", 200, array, 422),
+            query=runs_query,
+        ),
+        Route(
+            "GET",
+            "/api/runs/{id}",
+            actions.get_run,
+            _op("get_run", "actions", "A run", 200, OBJECT, 404),
+        ),
+        Route(
+            "POST",
+            "/api/runs/{id}/cancel",
+            actions.cancel_run,
+            _op("cancel_run", "actions", "Cancel a pending run", 200, OBJECT, 404, 409),
+        ),
+        Route(
+            "POST",
+            "/api/runs/{id}/run-now",
+            actions.run_now,
+            _op("run_now", "actions", "Make a pending run due now", 200, OBJECT, 404, 409),
+        ),
+    )
+
 
 KERNEL_ROUTES: tuple[Route, ...] = (
     Route("GET", "/healthz", meta.healthz, _op("healthz", "meta", "Liveness", 200, ref("Health"))),
@@ -333,6 +453,7 @@ KERNEL_ROUTES: tuple[Route, ...] = (
             404,
         ),
     ),
+    *actions_routes(),
     Route(
         "GET",
         "/api/moves",

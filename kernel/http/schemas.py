@@ -281,3 +281,21 @@ HEALTH: dict[str, Any] = {
     "required": ["status"],
     "properties": {"status": {"type": "string", "enum": ["ok"]}},
 }
+CONDITIONS: dict[str, Any] = TRIGGER_PROPERTIES["conditions"]
+
+NEW_ACTION: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["status", "type"],
+    "properties": {
+        "status": {"type": "string", "minLength": 1, "maxLength": 64},
+        "type": {"type": "string", "minLength": 1, "maxLength": 100},
+        "name": {"type": "string", "maxLength": 200},
+        "settings": {"type": "object"},
+        "conditions": CONDITIONS,
+        "delay": {"type": ["string", "null"], "maxLength": 64},
+        "after_previous": {"type": "boolean"},
+        "enabled": {"type": "boolean"},
+        "position": {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1},
+    },
+}

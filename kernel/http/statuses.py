@@ -51,9 +51,12 @@ def _duplicates(values: list[Any]) -> list[Any]:
     return sorted((v for v, n in counts.items() if n > 1), key=str)
 
 
-def _uses(used_by_orders: list[str], targets: list[tuple[int, str]]) -> list[str]:
+def _uses(
+    used_by_orders: list[str], targets: list[tuple[int, str]], with_actions: list[str]
+) -> list[str]:
     """What keeps dropped statuses in use, in words."""
     uses = [f"{status!r} is the status of orders" for status in used_by_orders]
+    uses += [f"{status!r} has actions" for status in with_actions]
     for status in sorted({status for _, status in targets}):
         ids = sorted(trigger_id for trigger_id, target in targets if target == status)
         uses.append(f"{status!r} is the target of trigger(s) {', '.join(map(str, ids))}")
@@ -81,10 +84,11 @@ async def put_statuses(request: web.Request) -> web.Response:
         if dropped:
             used_by_orders = await sql.statuses_with_orders(dropped)
             targets = await sql.triggers_to(dropped)
-            if used_by_orders or targets:
+            with_actions = await sql.statuses_with_actions(dropped)
+            if used_by_orders or targets or with_actions:
                 raise conflict(
                     "the new pipeline drops statuses that are still in use: "
-                    + "; ".join(_uses(used_by_orders, targets)),
+                    + "; ".join(_uses(used_by_orders, targets, with_actions)),
                     code="status_in_use",
                 )
         await sql.replace_statuses(body)

@@ -16,8 +16,15 @@ import phonenumbers
 from statusflow.errors import StartupError
 from statusflow.serving import setting_errors
 from statusflow.serving.api_keys import KEY_SCHEMA, ApiKey, credentials, keys_from_config
+from statusflow.serving.plugin_settings import resolve_env
 
 DEFAULT_DATABASE_URL = "sqlite:///statusflow.db"
+ENV_REFERENCE = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["$env"],
+    "properties": {"$env": {"type": "string", "minLength": 1}},
+}
 
 CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -67,8 +74,59 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "additionalProperties": False,
             "properties": {"default_region": {"type": "string", "pattern": "^[A-Za-z]{2}$"}},
         },
+        "actions": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "max_moves_per_order_per_day": {"type": "integer", "minimum": 1},
+                "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100},
+                "retry_initial_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "retry_max_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "lease_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "run_timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+                "concurrency": {"type": "integer", "minimum": 1, "maximum": 1000},
+                "run": {"type": "boolean"},
+            },
+        },
+        "smtp": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["host", "from"],
+            "properties": {
+                "host": {"type": "string", "minLength": 1},
+                "port": {"type": "integer", "minimum": 1, "maximum": 65535},
+                "username": {"type": "string"},
+                "password": {"anyOf": [{"type": "string"}, ENV_REFERENCE]},
+                "from": {"type": "string", "minLength": 3},
+                "starttls": {"type": "boolean"},
+                "tls": {"type": "boolean"},
+                "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+            },
+        },
     },
 }
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    """``[actions]``: how runs are retried, leased and bounded."""
+
+    max_moves_per_order_per_day: int = 100
+    """Moves that actions may make of one order in 24 hours; a run past it fails."""
+    max_attempts: int = 5
+    """Attempts of a run before it is ``failed`` with its last error."""
+    retry_initial_seconds: float = 30.0
+    """The first retry comes after about this long; each later one twice as long."""
+    retry_max_seconds: float = 3600.0
+    """Retries are at most this far apart."""
+    lease_seconds: float = 300.0
+    """A run claimed by an instance that died is claimed again this long after."""
+    run_timeout_seconds: float = 120.0
+    """An attempt that takes longer fails (and is retried)."""
+    concurrency: int = 32
+    """Runs this instance carries out at once."""
+    run: bool = True
+    """Whether this instance runs due runs (every instance schedules them)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +156,9 @@ class Settings:
     """Plugins folders (``[plugins] dirs``, ``--plugins-dir``), as absolute paths."""
     default_region: str = "US"
     plugin_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    actions: ActionSettings = field(default_factory=ActionSettings)
+    tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Top-level tables the kernel keeps for plugins (``smtp``), ``$env`` resolved."""
 
     @property
     def base_url(self) -> str:
@@ -159,6 +220,16 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path | None = None) -> S
     keys = keys_from_config(auth.get("keys", ()))
     tokens = tuple(auth.get("tokens", ()))
     credentials(tokens, keys)  # two keys sharing a token stop start-up
+    actions = ActionSettings(**raw.get("actions", {}))
+    if actions.lease_seconds <= actions.run_timeout_seconds:
+        raise StartupError(
+            f"configuration error at actions.lease_seconds: {actions.lease_seconds} must be "
+            f"longer than run_timeout_seconds ({actions.run_timeout_seconds}), or a slow run "
+            "could be claimed again while it still runs"
+        )
+    tables = {}
+    if "smtp" in raw:
+        tables["smtp"] = resolve_env(dict(raw["smtp"]), "[smtp]")
     return Settings(
         database_url=raw.get("database_url", DEFAULT_DATABASE_URL),
         host=server.get("host", "127.0.0.1"),
@@ -179,6 +250,8 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path | None = None) -> S
         plugin_dirs=plugin_dirs(plugins.get("dirs", ()), base),
         default_region=region,
         plugin_tables={k: v for k, v in plugins.items() if isinstance(v, dict)},
+        actions=actions,
+        tables=tables,
     )
 
 

@@ -33,6 +33,9 @@ class PluginInfo:
     enabled: bool
     path: str | None = None
     """The file or folder of a plugin from a plugins folder (it has no distribution)."""
+    action_types: tuple[str, ...] = ()
+    """Its action types (the contract's JSON listing shows only the trigger types: see
+    ``GET /api/action-types``)."""
 
     def as_json(self) -> dict[str, Any]:
         """As ``GET /api/plugins`` and ``statusflow plugins --json`` show it (``path``
@@ -66,19 +69,22 @@ def list_plugins(
         enabled = ep.name not in disabled and (allowed is None or ep.name in allowed)
         dist, version = _dist_of(ep)
         path = str(ep.path) if isinstance(ep, DirPlugin) else None
-        infos.append(PluginInfo(ep.name, dist, version, _trigger_types_of(ep), enabled, path))
+        triggers, actions = _types_of(ep)
+        infos.append(PluginInfo(ep.name, dist, version, triggers, enabled, path, actions))
     return infos
 
 
-def _trigger_types_of(ep: Source) -> tuple[str, ...]:
+def _types_of(ep: Source) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The trigger types and the action types a plugin registers."""
     pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
     pm.add_hookspecs(hookspecs)
     try:
         pm.register(_load(ep), name=ep.name)
-        return tuple(item.type for _, item in _collect(pm, "register_trigger_types"))
+        triggers = tuple(item.type for _, item in _collect(pm, "register_trigger_types"))
+        return triggers, tuple(item.type for _, item in _collect(pm, "register_action_types"))
     except Exception as exc:
         log.warning("plugin.introspection_failed", plugin=ep.name, error=str(exc))
-        return ()
+        return (), ()
 
 
 def migration_locations(pm: pluggy.PluginManager, dirs: Iterable[str] = ()) -> list[str]:

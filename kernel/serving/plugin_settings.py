@@ -19,7 +19,7 @@ from statusflow.serving import setting_errors
 log = structlog.get_logger("statusflow.plugins")
 
 
-def _resolve_env(value: Any, where: str) -> Any:
+def resolve_env(value: Any, where: str) -> Any:
     """Replace every ``{"$env": "VAR"}`` in ``value`` by the environment variable."""
     if isinstance(value, dict):
         if set(value) == {"$env"}:
@@ -27,9 +27,9 @@ def _resolve_env(value: Any, where: str) -> Any:
             if not isinstance(name, str) or name not in os.environ:
                 raise StartupError(f"{where}: environment variable {name!r} is not set")
             return os.environ[name]
-        return {k: _resolve_env(v, f"{where}.{k}") for k, v in value.items()}
+        return {k: resolve_env(v, f"{where}.{k}") for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolve_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [resolve_env(v, f"{where}[{i}]") for i, v in enumerate(value)]
     return value
 
 
@@ -53,7 +53,7 @@ def plugin_settings(
                 hint = setting_errors.did_you_mean(name, installed).strip(" ()") or None
             log.warning("plugin.settings_unused", plugin=name, reason=reason, hint=hint)
             continue
-        resolved[name] = _resolve_env(dict(table), f"[plugins.{name}]")
+        resolved[name] = resolve_env(dict(table), f"[plugins.{name}]")
     for impl in hooks.runner(pm).plan("plugin_settings_schema"):
         try:
             schema = cast("Mapping[str, Any] | None", impl.call({}))

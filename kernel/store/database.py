@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from statusflow.errors import StartupError
-from statusflow.store.postgres import PostgresConnections
+from statusflow.store.postgres import RUNS_CHANNEL, Listener, PostgresConnections
 from statusflow.store.queries import ALEMBIC_VERSION, SETTING, SETTINGS
 from statusflow.store.schema import DEFAULT_PIPELINE, Status
 from statusflow.store.sqlite import (
@@ -345,6 +345,14 @@ class Database:
     def read(self) -> AbstractAsyncContextManager[StoreSQL]:
         """A read transaction (one snapshot), rolled back when the block ends."""
         return self._connections.read()
+
+    def runs_listener(self, callback: Callable[[str | None], None]) -> Listener | None:
+        """(PostgreSQL) a :class:`~statusflow.store.postgres.Listener` of the runs other
+        instances write (the soonest ``next_at`` of each transaction's); ``None`` on
+        SQLite, whose writers all run in processes that tell their own scheduler."""
+        if isinstance(self._connections, PostgresConnections):
+            return Listener(self._connections.dsn, RUNS_CHANNEL, callback)
+        return None
 
     async def dispose(self) -> None:
         """Close every connection."""

@@ -8,13 +8,16 @@ plugins' ``kernel.write()``), kept idle between transactions, and a pool for rea
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+import functools
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import orjson
+import structlog
 from sqlalchemy import ARRAY, JSON, Column, String, Table, and_, any_, bindparam, func
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.engine import URL
@@ -24,6 +27,8 @@ from statusflow.store import queries as q
 from statusflow.store.compiled import positional_sql
 from statusflow.store.errors import CommitOutcomeUnknown, StorageConflict
 from statusflow.store.statements import OrderRow, StoreSQL, dumps, trigger_row
+
+log = structlog.get_logger("statusflow.storage")
 
 POSTGRES_READERS = 10
 """PostgreSQL read connections at most (dry runs, the admin API, plugins)."""
@@ -163,6 +168,66 @@ class PostgresConnections:
             self._readers = None
 
 
+def _set(event: asyncio.Event, *_args: Any) -> None:
+    event.set()
+
+
+class Listener:
+    """``LISTEN`` on a channel on a connection of its own, connected again when it is
+    lost; each notification's payload goes to ``callback``, and ``callback(None)`` says
+    the listener (re)connected (notifications may have been missed meanwhile)."""
+
+    def __init__(self, dsn: str, channel: str, callback: Callable[[str | None], None]) -> None:
+        self._dsn = dsn
+        self._channel = channel
+        self._callback = callback
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"statusflow-listen-{self._channel}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._callback(payload)
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            conn = None
+            try:
+                conn = await asyncpg.connect(self._dsn)
+                lost = asyncio.Event()
+                conn.add_termination_listener(functools.partial(_set, lost))
+                await conn.add_listener(self._channel, self._notified)
+                delay = 0.5
+                self._callback(None)
+                waits = [
+                    asyncio.ensure_future(lost.wait()),
+                    asyncio.ensure_future(self._stopping.wait()),
+                ]
+                try:
+                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for waiting in waits:
+                        waiting.cancel()
+            except (*_CONNECTION_LOST, asyncpg.PostgresError) as exc:
+                log.warning("listen.failed", channel=self._channel, error=str(exc))
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(*_CONNECTION_LOST, asyncpg.PostgresError):
+                        await conn.close(timeout=5)
+            if not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                delay = min(delay * 2, 30.0)
+
+
 DIALECT = PGDialect_asyncpg(json_serializer=dumps, json_deserializer=orjson.loads)
 _IDS = bindparam("ids", type_=ARRAY(String))
 
@@ -208,6 +273,37 @@ def _unnest_update(table: Table, columns: tuple[str, ...], key: str) -> str:
     )
 
 
+RUNS_CHANNEL = "statusflow_runs"
+"""The PostgreSQL ``LISTEN``/``NOTIFY`` channel of runs written: its payload is the
+earliest ``next_at`` of the runs a transaction wrote."""
+
+
+def _insert_and_notify(table: Table, columns: tuple[str, ...]) -> str:
+    """:func:`_unnest_insert`, then ``pg_notify`` of the smallest ``next_at`` when it is
+    before the last parameter (one round trip)."""
+    insert = _unnest_insert(table, columns) + f" RETURNING {_quote('next_at')}"
+    horizon = f"${len(columns) + 1}::VARCHAR"
+    return (
+        f"WITH written AS ({insert}) SELECT pg_notify('{RUNS_CHANNEL}', min(next_at)) "
+        f"FROM written HAVING min(next_at) < {horizon}"
+    )
+
+
+def _cancel_left_runs() -> str:
+    """Cancel orders' pending runs of the statuses they left: arrays of order ids,
+    statuses, reasons and times; answers ``(run id, action id, order id, reason, at)``."""
+    runs = _quote(q.RUNS.name)
+    names = ("order_id", "status", "reason", "at")
+    arrays = ", ".join(f"${i}::VARCHAR[]" for i in range(1, len(names) + 1))
+    source = f"unnest({arrays}) AS u({', '.join(names)})"
+    return (
+        f"UPDATE {runs} SET state = 'canceled', reason = u.reason, finished_at = u.at, "
+        f"next_at = NULL FROM {source} WHERE {runs}.order_id = u.order_id "
+        f"AND {runs}.status = u.status AND {runs}.state = 'pending' "
+        f"RETURNING {runs}.id, {runs}.action_id, {runs}.order_id, u.reason, u.at"
+    )
+
+
 _WANTED = (
     func.unnest(bindparam("kinds", type_=ARRAY(String)), bindparam("values", type_=ARRAY(String)))
     .table_valued("kind", "value")
@@ -225,9 +321,12 @@ class PostgresSQL(StoreSQL):
 
     dialect = DIALECT
     insert_event = _unnest_insert(q.EVENTS, q.EVENT_COLUMNS)
-    update_order = _unnest_update(q.ORDERS, ("status", "updated_at"), "id")
+    update_order = _unnest_update(q.ORDERS, ("status", "updated_at", "status_epoch"), "id")
     insert_move = _unnest_insert(q.MOVES, q.MOVE_COLUMNS)
     insert_timeline = _unnest_insert(q.TIMELINE, q.TIMELINE_COLUMNS)
+    insert_run = _unnest_insert(q.RUNS, q.RUN_COLUMNS)
+    _insert_runs_notify = _insert_and_notify(q.RUNS, q.RUN_COLUMNS)
+    _cancel_left = _cancel_left_runs()
     _setting = _sql(q.SETTING, ("key",))
     _statuses = _sql(q.PIPELINE_ROWS)
     _triggers = _sql(q.TRIGGER_ROWS)
@@ -295,7 +394,7 @@ class PostgresSQL(StoreSQL):
     async def orders(self, order_ids: Sequence[str], lock: bool) -> list[OrderRow]:
         sql = self._orders_locked if lock else self._orders
         rows = await self.conn.fetch(sql, list(order_ids))
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     async def mark_exists(self, namespace: str, key: str) -> bool:
         return await self.conn.fetchval(self._mark, namespace, key) is not None
@@ -309,3 +408,16 @@ class PostgresSQL(StoreSQL):
 
     async def write_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         await self.conn.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
+
+    async def cancel_left(
+        self, rows: Sequence[tuple[str, str, str, str]]
+    ) -> list[tuple[int, int, str, str, str]]:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        found = await self.conn.fetch(self._cancel_left, *columns)
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in found]
+
+    async def insert_runs(self, rows: Sequence[tuple[Any, ...]], horizon: str) -> None:
+        """The runs, and a ``NOTIFY`` of the earliest one when it is due before
+        ``horizon`` (other instances' schedulers wake for it), in one statement."""
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        await self.conn.execute(self._insert_runs_notify, *columns, horizon)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    null,
     or_,
     select,
     table,
@@ -32,6 +33,8 @@ from sqlalchemy.sql.dml import Insert
 from sqlalchemy.sql.elements import BindParameter
 
 from statusflow.store.schema import (
+    Action,
+    ActionRun,
     AuditEntry,
     EventRecord,
     KernelSetting,
@@ -54,6 +57,8 @@ TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
 SETTINGS = KernelSetting.__table__  # type: ignore[attr-defined]
 MARKS = PluginMark.__table__  # type: ignore[attr-defined]
 AUDIT = AuditEntry.__table__  # type: ignore[attr-defined]
+ACTIONS = Action.__table__  # type: ignore[attr-defined]
+RUNS = ActionRun.__table__  # type: ignore[attr-defined]
 ALEMBIC_VERSION = table("alembic_version", column("version_num"))
 
 TRIGGER_FIELDS = ("type", "status", "name", "allow_backwards", "enabled", "settings", "conditions")
@@ -79,8 +84,40 @@ MOVE_COLUMNS = (
     "event_id",
     "event_type",
     "at",
+    "action_id",
 )
 TIMELINE_COLUMNS = ("order_id", "at", "kind", "data")
+ACTION_FIELDS = (
+    "status",
+    "type",
+    "name",
+    "settings",
+    "conditions",
+    "delay",
+    "after_previous",
+    "enabled",
+    "position",
+)
+"""An action's columns that the API edits."""
+RUN_COLUMNS = (
+    "action_id",
+    "order_id",
+    "status",
+    "epoch",
+    "state",
+    "entered_at",
+    "counts_from",
+    "due_at",
+    "next_at",
+    "after_action_id",
+    "event_id",
+    "attempts",
+    "finished_at",
+    "reason",
+)
+"""A new run's columns, in the order of the rows the engine makes."""
+CANCEL_COLUMNS = ("order_id", "status", "reason", "at")
+"""What cancels an order's pending runs of a status it left."""
 
 
 def _values(*names: str) -> dict[str, object]:
@@ -247,15 +284,148 @@ PIPELINE_ROWS = select(STATUSES.c.id, STATUSES.c.sort, STATUSES.c.semantics, STA
 TRIGGER_ROWS = select(*(TRIGGERS.c[name] for name in TRIGGER_COLUMNS)).order_by(TRIGGERS.c.id)
 STORED_RESULTS = select(EVENTS.c.id, EVENTS.c.result)
 IDENTIFIED_ORDERS = select(IDENTIFIERS.c.kind, IDENTIFIERS.c.value, IDENTIFIERS.c.order_id)
-ORDER_STATES = select(ORDERS.c.id, ORDERS.c.status, ORDERS.c.doc)
+ORDER_STATES = select(ORDERS.c.id, ORDERS.c.status, ORDERS.c.doc, ORDERS.c.status_epoch)
 MARK = select(MARKS.c.id).where(
     MARKS.c.namespace == bindparam("namespace"), MARKS.c.key == bindparam("key")
 )
 INSERT_EVENT = insert(EVENTS).inline().values(_values(*EVENT_COLUMNS))
 MOVE_ORDER = (
-    update(ORDERS).where(ORDERS.c.id == bindparam("w_id")).values(_values("status", "updated_at"))
+    update(ORDERS)
+    .where(ORDERS.c.id == bindparam("w_id"))
+    .values(_values("status", "updated_at", "status_epoch"))
 )
 INSERT_MOVE = insert(MOVES).inline().values(_values(*MOVE_COLUMNS))
+INSERT_RUN = insert(RUNS).inline().values(_values(*RUN_COLUMNS))
+CANCEL_LEFT = (  # (SQLite; PostgreSQL's takes arrays) an order's pending runs of a status
+    update(RUNS)
+    .where(
+        RUNS.c.order_id == bindparam("w_order_id"),
+        RUNS.c.status == bindparam("w_status"),
+        RUNS.c.state == bindparam("w_state"),
+    )
+    .values(
+        state=bindparam("v_state"),
+        reason=bindparam("v_reason"),
+        finished_at=bindparam("v_finished_at"),
+        next_at=null(),
+    )
+    .returning(RUNS.c.id, RUNS.c.action_id, RUNS.c.order_id)
+)
+ACTION_ROWS = select(ACTIONS).order_by(ACTIONS.c.id)
+
+# actions and runs: the admin API's and the scheduler's
+ACTION_BY_ID = select(ACTIONS).where(ACTIONS.c.id == bindparam("id"))
+ACTIONS_IN_ORDER = (
+    select(ACTIONS)
+    .join(STATUSES, STATUSES.c.id == ACTIONS.c.status, isouter=True)
+    .order_by(STATUSES.c.sort, ACTIONS.c.position, ACTIONS.c.id)
+)
+ACTIONS_OF_STATUS = ACTIONS_IN_ORDER.where(ACTIONS.c.status == bindparam("status"))
+LAST_POSITION = select(func.max(ACTIONS.c.position)).where(ACTIONS.c.status == bindparam("status"))
+ACTIONS_AT = select(ACTIONS.c.id).where(ACTIONS.c.status == bindparam("status"))
+INSERT_ACTION = (
+    insert(ACTIONS).values(_values(*ACTION_FIELDS, "created_at")).returning(ACTIONS.c.id)
+)
+UPDATE_ACTION = (
+    update(ACTIONS).where(ACTIONS.c.id == bindparam("w_id")).values(_values(*ACTION_FIELDS))
+)
+DELETE_ACTION = delete(ACTIONS).where(ACTIONS.c.id == bindparam("id"))
+RUN_BY_ID = select(RUNS).where(RUNS.c.id == bindparam("id"))
+LISTED_RUNS = select(RUNS).order_by(RUNS.c.id.desc()).limit(bindparam("limit"))
+RUNS_OF_ORDER = select(RUNS).where(RUNS.c.order_id == bindparam("order_id")).order_by(RUNS.c.id)
+NEXT_RUN = select(func.min(RUNS.c.next_at))
+SCHEDULED_RUN_COUNT = select(func.count()).select_from(RUNS).where(RUNS.c.next_at.is_not(None))
+"""Runs waiting for their time (pending, or running under a lease)."""
+DUE_RUN_COUNT = select(func.count()).select_from(RUNS).where(RUNS.c.next_at <= bindparam("now"))
+"""Runs whose time has come (pending and due, or running with an expired lease)."""
+_DUE = (
+    select(RUNS.c.id)
+    .where(RUNS.c.next_at <= bindparam("now"))
+    .order_by(RUNS.c.next_at, RUNS.c.id)
+    .limit(bindparam("limit"))
+)
+_CLAIM_VALUES = {
+    "state": bindparam("v_state"),
+    "attempts": RUNS.c.attempts + 1,
+    "lease_token": bindparam("v_token"),
+    "next_at": bindparam("v_lease_until"),
+    "started_at": func.coalesce(RUNS.c.started_at, bindparam("v_started_at")),
+}
+CLAIM_RUNS = {
+    "sqlite": update(RUNS)
+    .where(RUNS.c.id.in_(_DUE.scalar_subquery()))
+    .values(_CLAIM_VALUES)
+    .returning(*RUNS.c),
+    "postgresql": update(RUNS)
+    .where(RUNS.c.id.in_(_DUE.with_for_update(skip_locked=True).scalar_subquery()))
+    .values(_CLAIM_VALUES)
+    .returning(*RUNS.c),
+}
+"""By dialect name: lease up to ``limit`` due runs (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so that concurrent instances never claim the same run)."""
+END_RUN = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("w_id"), RUNS.c.lease_token == bindparam("w_token"))
+    .values({**_values("state", "finished_at", "reason", "next_at"), "lease_token": null()})
+)
+"""A claimed run ends (or waits for a retry), if its lease is still this claim's."""
+CANCEL_RUN = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("w_id"), RUNS.c.state == bindparam("w_state"))
+    .values({**_values("state", "finished_at", "reason"), "next_at": null(), "lease_token": null()})
+)
+RUN_NOW = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("w_id"), RUNS.c.state == bindparam("w_state"))
+    .values(_values("due_at", "next_at", "counts_from"))
+)
+PENDING_OF_ACTION = select(RUNS).where(
+    RUNS.c.action_id == bindparam("action_id"), RUNS.c.state == bindparam("state")
+)
+RESCHEDULE_RUN = (
+    update(RUNS)
+    .where(RUNS.c.id == bindparam("w_id"), RUNS.c.state == bindparam("w_state"))
+    .values(_values("due_at", "next_at"))
+)
+WAITING_AFTER = select(RUNS.c.id, RUNS.c.action_id).where(
+    RUNS.c.order_id == bindparam("order_id"),
+    RUNS.c.epoch == bindparam("epoch"),
+    RUNS.c.after_action_id == bindparam("after_action_id"),
+    RUNS.c.state == bindparam("state"),
+    RUNS.c.due_at.is_(None),
+)
+"""The runs waiting for the run of ``after_action_id`` (``after_previous``)."""
+LEASES = (
+    select(RUNS.c.id, RUNS.c.lease_token)
+    .where(RUNS.c.id.in_(bindparam("ids", expanding=True)), RUNS.c.state == bindparam("state"))
+    .order_by(RUNS.c.id)
+)
+LEASES_LOCKED = LEASES.with_for_update()
+ORDERS_BY_IDS = select(ORDERS).where(ORDERS.c.id.in_(bindparam("ids", expanding=True)))
+ORDERS_BY_IDS_LOCKED = ORDERS_BY_IDS.order_by(ORDERS.c.id).with_for_update()
+ACTION_MOVES_SINCE = (
+    select(func.count())
+    .select_from(MOVES)
+    .where(
+        MOVES.c.order_id == bindparam("order_id"),
+        MOVES.c.action_id.is_not(None),
+        MOVES.c.at >= bindparam("since"),
+    )
+)
+ORDERS_ENTERED = select(
+    ORDERS.c.id,
+    ORDERS.c.status_epoch,
+    func.coalesce(
+        select(func.max(MOVES.c.at))
+        .where(MOVES.c.order_id == ORDERS.c.id, MOVES.c.to_status == ORDERS.c.status)
+        .scalar_subquery(),
+        ORDERS.c.created_at,
+    ).label("entered_at"),
+).where(ORDERS.c.status == bindparam("status"))
+EVENT_DATA = select(EVENTS.c.data).where(EVENTS.c.id == bindparam("id"))
+SAVE_ORDER_DOC = (
+    update(ORDERS).where(ORDERS.c.id == bindparam("w_id")).values(_values("doc", "updated_at"))
+)
 
 # the kernel's settings and migrations
 MIGRATION_HEADS = select(ALEMBIC_VERSION.c.version_num)
@@ -287,4 +457,4 @@ CLAIM = {name: _claim(name) for name in ("sqlite", "postgresql")}
 def prepared(dialect: str) -> list[Executable]:
     """Every statement of this module that runs on ``dialect``, to compile up front."""
     found = [v for v in globals().values() if isinstance(v, Executable)]
-    return [*found, UPSERT_SETTING[dialect], CLAIM[dialect]]
+    return [*found, UPSERT_SETTING[dialect], CLAIM[dialect], CLAIM_RUNS[dialect]]

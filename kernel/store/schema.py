@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint, false
+from sqlalchemy import JSON, Column, Index, Integer, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -40,6 +40,11 @@ class Order(SQLModel, table=True):
     doc: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: str = Field(max_length=40)
     updated_at: str = Field(max_length=40)
+    status_epoch: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    """Counts the order's moves: a run scheduled at one epoch acts only while the order
+    is still at it (still in the status it entered then)."""
 
 
 class OrderIdentifier(SQLModel, table=True):
@@ -111,6 +116,8 @@ class MoveRecord(SQLModel, table=True):
     event_id: str | None = Field(default=None, max_length=200)
     event_type: str | None = Field(default=None, max_length=100)
     at: str = Field(max_length=40)
+    action_id: int | None = Field(default=None, index=True)
+    """The action whose run made the move (``None``: a trigger's or a manual move)."""
 
 
 class TimelineEntry(SQLModel, table=True):
@@ -147,6 +154,62 @@ class KernelSetting(SQLModel, table=True):
     value: str = Field(max_length=1000)
 
 
+class Action(SQLModel, table=True):
+    """An action attached to a status: what happens when an order enters it."""
+
+    __tablename__ = "actions"
+    # ids are kept by runs, moves and timelines: never reuse a deleted one
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(index=True, max_length=64)
+    type: str = Field(max_length=100)
+    name: str = Field(default="", max_length=200)
+    settings: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    conditions: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    delay: str | None = Field(default=None, max_length=64)
+    after_previous: bool = False
+    enabled: bool = True
+    position: int = 0
+    created_at: str = Field(max_length=40)
+
+
+class ActionRun(SQLModel, table=True):
+    """A run of an action for an order that entered its status: a durable job.
+
+    ``next_at`` is when the scheduler must look at it next (its due time or its retry
+    while ``pending``, its lease's end while ``running``, none once it ended or while it
+    waits for the run before it); ``epoch`` is the order's ``status_epoch`` when it was
+    scheduled."""
+
+    __tablename__ = "action_runs"
+    __table_args__ = (
+        Index("ix_action_runs_order_id_state", "order_id", "state"),
+        Index("ix_action_runs_action_id_state", "action_id", "state"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int
+    order_id: str = Field(max_length=200)
+    status: str = Field(max_length=64)
+    epoch: int
+    state: str = Field(max_length=16)
+    entered_at: str = Field(max_length=40)
+    counts_from: str | None = Field(default=None, max_length=40)
+    due_at: str | None = Field(default=None, max_length=40)
+    next_at: str | None = Field(default=None, index=True, max_length=40)
+    after_action_id: int | None = None
+    event_id: str | None = Field(default=None, max_length=200)
+    attempts: int = 0
+    started_at: str | None = Field(default=None, max_length=40)
+    finished_at: str | None = Field(default=None, max_length=40)
+    reason: str | None = Field(default=None, max_length=1000)
+    lease_token: str | None = Field(default=None, max_length=40)
+
+
 class AuditEntry(SQLModel, table=True):
     """One change to the definitions (triggers, statuses, plugins' endpoints, ...) or
     one privacy operation, with the key that made it; ids are never reused."""
@@ -166,6 +229,9 @@ class AuditEntry(SQLModel, table=True):
     before: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
     after: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
 
+
+RUN_STATES = ("pending", "running", "done", "skipped", "canceled", "failed")
+ENDED_STATES = frozenset({"done", "skipped", "canceled", "failed"})
 
 DEFAULT_PIPELINE = (
     ("N", "New", 100, "process"),

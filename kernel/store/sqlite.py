@@ -348,9 +348,14 @@ class SQLiteSQL(StoreSQL):
 
     dialect = DIALECT
     insert_event = _sql(q.INSERT_EVENT, q.value_params(q.EVENT_COLUMNS))
-    update_order = _sql(q.MOVE_ORDER, ("v_status", "v_updated_at", "w_id"))
+    update_order = _sql(q.MOVE_ORDER, ("v_status", "v_updated_at", "v_status_epoch", "w_id"))
     insert_move = _sql(q.INSERT_MOVE, q.value_params(q.MOVE_COLUMNS))
     insert_timeline = _sql(q.INSERT_TIMELINE, q.value_params(q.TIMELINE_COLUMNS))
+    insert_run = _sql(q.INSERT_RUN, q.value_params(q.RUN_COLUMNS))
+    _cancel_left = _sql(
+        q.CANCEL_LEFT,
+        ("v_state", "v_finished_at", "v_reason", "w_order_id", "w_status", "w_state"),
+    )
     _setting = _sql(q.SETTING, ("key",))
     _statuses = _sql(q.PIPELINE_ROWS)
     _triggers = _sql(q.TRIGGER_ROWS)
@@ -425,3 +430,13 @@ class SQLiteSQL(StoreSQL):
 
     async def executemany(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         self.conn.executemany(sql, rows)
+
+    async def cancel_left(
+        self, rows: Sequence[tuple[str, str, str, str]]
+    ) -> list[tuple[int, int, str, str, str]]:
+        canceled: list[tuple[int, int, str, str, str]] = []
+        for order_id, status, reason, at in rows:
+            arguments = ("canceled", at, reason, order_id, status, "pending")
+            for run_id, action_id, _ in self.conn.execute(self._cancel_left, arguments):
+                canceled.append((run_id, action_id, order_id, reason, at))
+        return canceled

@@ -32,6 +32,7 @@ import sqlite3
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -41,7 +42,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import Executable
 
 from statusflow.store import queries
-from statusflow.store.admin import AdminSQL, Params, Row
+from statusflow.store.admin import Params, Row
 from statusflow.store.compiled import Compiled, StatementCache
 from statusflow.store.errors import (
     CommitOutcomeUnknown,
@@ -49,13 +50,19 @@ from statusflow.store.errors import (
     StorageConflict,
 )
 from statusflow.store.results import Result, row_class
-from statusflow.timestamps import utc_now
+from statusflow.store.runs import RunsSQL
+from statusflow.timestamps import format_timestamp, utc_now
 from statusflow.types import Event, Move
 
 DEFINITIONS_VERSION = "definitions_version"
 
-OrderRow = tuple[str, str, str]
-"""``(id, status, doc as JSON text)``."""
+OrderRow = tuple[str, str, str, int]
+"""``(id, status, doc as JSON text, status_epoch)``."""
+
+WAKE_HORIZON = 60.0
+"""Seconds: runs written that fall due sooner than this wake the other instances'
+schedulers (``NOTIFY`` on PostgreSQL); each scheduler looks for due runs at least this
+often anyway."""
 
 
 DRIVER_ERRORS: tuple[type[Exception], ...] = (
@@ -75,7 +82,7 @@ def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-class StoreSQL(AdminSQL):
+class StoreSQL(RunsSQL):
     """The statements of one transaction (see the module docstring)."""
 
     dialect: Dialect
@@ -85,6 +92,7 @@ class StoreSQL(AdminSQL):
     update_order: str
     insert_move: str
     insert_timeline: str
+    insert_run: str
     _inserts: dict[tuple[Table, tuple[str, ...]], Compiled]
     """Plugins' rows' inserts, by table and columns."""
 
@@ -184,6 +192,18 @@ class StoreSQL(AdminSQL):
         """Run one of the kernel's writes for ``rows`` (by default once per row)."""
         await self.executemany(sql, rows)
 
+    @abstractmethod
+    async def cancel_left(
+        self, rows: Sequence[tuple[str, str, str, str]]
+    ) -> list[tuple[int, int, str, str, str]]:
+        """Cancel the pending runs of the statuses orders left: ``(order id, status,
+        reason, at)`` rows; the ``(run id, action id, order id, reason, at)`` canceled."""
+
+    async def insert_runs(self, rows: Sequence[tuple[Any, ...]], horizon: str) -> None:
+        """Insert new runs (:data:`queries.RUN_COLUMNS` order); on PostgreSQL also tell
+        the other instances when one falls due before ``horizon``."""
+        await self.write_rows(self.insert_run, rows)
+
     def plugin_insert(self, table: Table, row: Mapping[str, Any]) -> Compiled:
         """The insert of a plugin's row into ``table`` (``Transaction.insert``), compiled
         once per set of columns."""
@@ -224,12 +244,14 @@ class OrderState:
     ``doc`` is decoded from the stored JSON text the first time a condition reads it.
     """
 
-    __slots__ = ("_doc", "id", "status")
+    __slots__ = ("_doc", "epoch", "id", "status")
 
-    def __init__(self, id: str, status: str, doc: str | Mapping[str, Any]) -> None:
+    def __init__(self, id: str, status: str, doc: str | Mapping[str, Any], epoch: int = 0) -> None:
         self.id = id
         self.status = status
         self._doc = doc
+        self.epoch = epoch
+        """The order's ``status_epoch`` as stored when the group began."""
 
     @property
     def doc(self) -> Mapping[str, Any]:
@@ -279,8 +301,8 @@ async def load_snapshot(
         wanted.update(found)
     orders: dict[str, OrderState] = {}
     if wanted:
-        for order_id, status, doc in await sql.orders(sorted(wanted), lock):
-            orders[order_id] = OrderState(order_id, status, doc)
+        for order_id, status, doc, epoch in await sql.orders(sorted(wanted), lock):
+            orders[order_id] = OrderState(order_id, status, doc, epoch)
     return Snapshot(stored, orders, by_identifier)
 
 
@@ -310,16 +332,48 @@ class DatabaseStateStore:
         return await self._sql.claim(namespace, key, utc_now())
 
 
+RUN_STATE = 4
+"""Where a run row (:data:`queries.RUN_COLUMNS`) holds its state, then ``next_at``,
+``finished_at`` and ``reason``."""
+RUN_NEXT_AT, RUN_FINISHED_AT, RUN_REASON = 8, 12, 13
+
+
+def run_entry(
+    run_id: int | None, action_id: int, action_type: str | None, state: str, reason: str | None
+) -> dict[str, Any]:
+    """The data of an ``action`` timeline entry: a run ended."""
+    entry: dict[str, Any] = {"action_id": action_id, "run_id": run_id, "state": state}
+    if action_type is not None:
+        entry["action_type"] = action_type
+    entry["reason"] = reason or ""
+    return entry
+
+
 @dataclass
 class GroupWrites:
-    """Rows a group will write: :class:`kernel.Transaction` for the sinks, too."""
+    """Rows a group will write: :class:`kernel.Transaction` for the sinks, too.
+
+    Runs: new ones (:meth:`add_run`), and the cancellation of an order's pending runs of
+    a status it left (:meth:`cancel_runs`): those stored before the group in one
+    statement (whose canceled runs get their timeline entries), those written by the
+    group itself at once, in memory."""
 
     events: list[dict[str, Any]] = field(default_factory=list)
-    order_updates: dict[str, tuple[str, str, str]] = field(default_factory=dict)
-    """``(status, updated_at, order id)`` by order id: the last move of each order."""
+    order_updates: dict[str, tuple[str, str, int, str]] = field(default_factory=dict)
+    """``(status, updated_at, status_epoch, order id)`` by order id: each order's last move."""
     moves: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     plugin_rows: dict[Any, list[dict[str, Any]]] = field(default_factory=dict)
+    runs: list[list[Any]] = field(default_factory=list)
+    """New runs, in :data:`queries.RUN_COLUMNS` order."""
+    cancels: list[tuple[str, str, str, str]] = field(default_factory=list)
+    """``(order id, status, reason, at)``: stored pending runs to cancel."""
+    action_types: dict[int, str] = field(default_factory=dict)
+    """The type of each action whose runs may be canceled here (for the timeline)."""
+    earliest_run: str | None = None
+    """The soonest ``next_at`` of the new runs."""
+    _stored_left: set[str] = field(default_factory=set)
+    _written: dict[str, list[list[Any]]] = field(default_factory=dict)
 
     def insert(self, table: Any, row: Mapping[str, Any]) -> None:
         self.plugin_rows.setdefault(table, []).append(dict(row))
@@ -358,9 +412,10 @@ class GroupWrites:
             }
         )
 
-    def add_moves(self, moves: Iterable[Move]) -> None:
+    def add_moves(self, moves: Iterable[Move], epochs: Mapping[str, int]) -> None:
+        """Record moves; ``epochs`` gives each moved order's new ``status_epoch``."""
         for m in moves:
-            self.order_updates[m.order_id] = (m.to_status, m.at, m.order_id)
+            self.order_updates[m.order_id] = (m.to_status, m.at, epochs[m.order_id], m.order_id)
             self.moves.append(
                 {
                     "order_id": m.order_id,
@@ -370,24 +425,59 @@ class GroupWrites:
                     "event_id": m.event_id,
                     "event_type": m.event_type,
                     "at": m.at,
+                    "action_id": m.action_id,
                 }
             )
 
+    def add_run(self, row: list[Any]) -> None:
+        """A new run (a row in :data:`queries.RUN_COLUMNS` order)."""
+        self.runs.append(row)
+        self._written.setdefault(row[1], []).append(row)
+        next_at = row[RUN_NEXT_AT]
+        if next_at is not None and (self.earliest_run is None or next_at < self.earliest_run):
+            self.earliest_run = next_at
+
+    def cancel_runs(
+        self, order_id: str, status: str, reason: str, at: str, types: Mapping[int, str]
+    ) -> None:
+        """Cancel the order's pending runs of ``status``, which it leaves."""
+        self.action_types.update(types)
+        for row in self._written.get(order_id, ()):
+            if row[2] == status and row[RUN_STATE] == "pending":
+                row[RUN_STATE], row[RUN_NEXT_AT] = "canceled", None
+                row[RUN_FINISHED_AT], row[RUN_REASON] = at, reason
+                entry = run_entry(None, row[0], types.get(row[0]), "canceled", reason)
+                self.add_timeline(order_id, "action", entry, at)
+        if order_id not in self._stored_left:  # the runs stored before: of its first status
+            self._stored_left.add(order_id)
+            self.cancels.append((order_id, status, reason, at))
+
     async def write_to(self, sql: StoreSQL) -> None:
         """Write everything in ``sql``'s transaction (moves in commit order): an event
-        group's rows, or a manual move's."""
+        group's rows, or a manual move's, or a run's end."""
         for statement, rows in (
             (sql.insert_event, [event_row(row) for row in self.events]),
             (sql.update_order, list(self.order_updates.values())),
             (sql.insert_move, [move_row(row) for row in self.moves]),  # seq: commit order
-            (sql.insert_timeline, [timeline_row(row) for row in self.timeline]),
         ):
             if rows:
                 await sql.write_rows(statement, rows)
+        if self.cancels:
+            for run_id, action_id, order_id, reason, at in await sql.cancel_left(self.cancels):
+                entry = run_entry(
+                    run_id, action_id, self.action_types.get(action_id), "canceled", reason
+                )
+                self.add_timeline(order_id, "action", entry, at)
+        if self.timeline:
+            await sql.write_rows(sql.insert_timeline, [timeline_row(row) for row in self.timeline])
+        if self.runs:
+            horizon = format_timestamp(datetime.now(UTC) + timedelta(seconds=WAKE_HORIZON))
+            await sql.insert_runs([tuple(row) for row in self.runs], horizon)
         for statement, rows in _plugin_batches(sql, self.plugin_rows.items()):
             await sql.executemany(statement, rows)
         self.events, self.order_updates, self.moves, self.timeline = [], {}, [], []
-        self.plugin_rows = {}
+        self.plugin_rows, self.runs, self.cancels = {}, [], []
+        self._stored_left, self._written = set(), {}
 
 
 def _plugin_batches(
@@ -435,6 +525,7 @@ def move_row(row: Mapping[str, Any]) -> tuple[Any, ...]:
         row["event_id"],
         row["event_type"],
         row["at"],
+        row["action_id"],
     )
 
 

@@ -15,6 +15,25 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+
+def __getattr__(name: str) -> Any:
+    """``ManualClock`` (the action scheduler's clock that tests move by hand), imported
+    when first asked for: the engine is not loaded with the pytest plugin."""
+    if name == "ManualClock":
+        from statusflow.engine.scheduler import ManualClock
+
+        return ManualClock
+    raise AttributeError(f"module 'statusflow.testing' has no attribute {name!r}")
+
+
+__all__ = [
+    "ManualClock",
+    "postgres_admin_url",
+    "postgres_reachable",
+    "settings_for",
+    "temporary_postgres_database",
+]
+
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 

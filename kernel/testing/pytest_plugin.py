@@ -224,6 +224,8 @@ async def statusflow_app(
     :param database: ``"sqlite"`` or ``"postgres"``; default: ``statusflow_database``.
     :param database_url: start on this database instead of a fresh one (e.g. another
         client's ``database_url``, to restart with other plugins).
+    :param clock: the action scheduler's time: a ``statusflow.testing.ManualClock``,
+        moved forward with ``clock.advance(timedelta(days=3))`` instead of waiting.
     :raises statusflow.errors.StartupError: as ``statusflow serve`` would refuse to start.
     """
     from statusflow.http import init_app
@@ -240,6 +242,7 @@ async def statusflow_app(
         config: Mapping[str, Any] | str | None = None,
         database: str | None = None,
         database_url: str | None = None,
+        clock: Any = None,
     ) -> StatusflowClient:
         raw = _config_mapping(config)
         raw.setdefault("server", {}).setdefault("public_url", DEFAULT_PUBLIC_URL)
@@ -263,7 +266,7 @@ async def statusflow_app(
             else:
                 raise ValueError(f"database must be one of {DATABASES}, not {kind!r}")
         settings = replace(settings, database_url=database_url)
-        app = init_app(settings, extra_plugins=extra)
+        app = init_app(settings, extra_plugins=extra, clock=clock)
         client = await aiohttp_client(app)
         token = settings.tokens[0] if settings.tokens else None
         started = StatusflowClient(client, database_url, token)

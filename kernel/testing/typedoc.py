@@ -74,6 +74,22 @@ SECTIONS: Sections = (
         ("Outcome", "Move", "Transaction"),
     ),
     (
+        "Actions",
+        "What an action type registers (`register_action_types`), and what its `run` "
+        "receives and answers.",
+        (
+            "ActionType",
+            "ActionFunction",
+            "CheckFunction",
+            "ActionContext",
+            "ActionView",
+            "ActionResult",
+            "DONE",
+            "ActionFailed",
+            "parse_duration",
+        ),
+    ),
+    (
         "Kernel services and routes",
         "What the kernel offers plugins (`register_routes`, `startup`, `shutdown`, "
         "`inspect_event`).",
@@ -136,6 +152,7 @@ class Catalog:
         "statusflow.types",
         "statusflow.errors",
         "statusflow.timestamps",
+        "statusflow.engine.durations",
         "statusflow.http.jsonio",
         "statusflow.http.auth",
         "statusflow",

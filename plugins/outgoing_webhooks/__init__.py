@@ -93,6 +93,7 @@ class OutgoingWebhooks:
                     "event_id": move.event_id,
                     "event_type": move.event_type,
                     "at": move.at,
+                    "action_id": move.action_id,
                 },
             )
 

@@ -62,7 +62,7 @@ def now() -> datetime:
 
 def payload(delivery_id: str, endpoint_id: str, move: Any) -> bytes:
     """The body of a delivery: fixed when the delivery is made, the same at every attempt."""
-    manual = move.trigger_id is None and move.event_id is None
+    manual = move.trigger_id is None and move.event_id is None and move.action_id is None
     return orjson.dumps(
         {
             "type": PAYLOAD_TYPE,
@@ -74,6 +74,7 @@ def payload(delivery_id: str, endpoint_id: str, move: Any) -> bytes:
             "trigger_id": move.trigger_id,
             "event_id": move.event_id,
             "event_type": move.event_type,
+            "action_id": move.action_id,
             "manual": manual,
             "at": move.at,
         }

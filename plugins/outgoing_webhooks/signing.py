@@ -25,6 +25,7 @@ from standardwebhooks import Webhook
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 SIGNATURE_HEADER = "webhook-signature"
+SIGNED_HEADERS = (ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)
 ATTEMPT_HEADER = "Statusflow-Attempt"
 """Not part of the specification nor of what is signed: which attempt this is (1, 2, ...)."""
 PREFIX = "whsec_"

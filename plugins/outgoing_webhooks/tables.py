@@ -46,6 +46,7 @@ MOVES = sa.Table(
     sa.Column("event_id", sa.String(200), nullable=True),
     sa.Column("event_type", sa.String(100), nullable=True),
     sa.Column("at", sa.String(40), nullable=False),
+    sa.Column("action_id", sa.Integer, nullable=True),
     sqlite_autoincrement=True,  # ids order moves: never reuse one (SQLite would)
 )
 

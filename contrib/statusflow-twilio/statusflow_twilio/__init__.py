@@ -1,4 +1,7 @@
-"""statusflow-twilio: Twilio voice calls move statusflow orders.
+"""statusflow-twilio: Twilio voice calls move statusflow orders; orders text customers.
+
+The action type ``sms.send`` (:mod:`statusflow_twilio.sms`) sends a text message through
+Twilio's Messages API when an order enters a status.
 
 Set ``{public_url}/sources/twilio/calls`` as the *call status changes* URL of a Twilio
 phone number (``StatusCallback``, HTTP POST). Each callback is checked against its
@@ -48,6 +51,9 @@ from statusflow import (
     hookimpl,
     json_response,
 )
+from statusflow_twilio.sms import (  # the plugin's action type, sms.send
+    register_action_types as register_action_types,
+)
 
 NAME = "twilio"
 PATH = "/sources/twilio/calls"
@@ -63,6 +69,26 @@ SETTINGS_SCHEMA: dict[str, JSON] = {
             "type": "string",
             "minLength": 1,
             "description": "the Twilio account's Auth Token, which signs the callbacks",
+        },
+        "account_sid": {
+            "type": "string",
+            "pattern": "^AC[0-9a-fA-F]{32}$",
+            "description": "the account that sends text messages (sms.send)",
+        },
+        "from_number": {
+            "type": "string",
+            "pattern": "^\\+[1-9][0-9]{4,14}$",
+            "description": "the Twilio number text messages come from",
+        },
+        "messaging_service_sid": {
+            "type": "string",
+            "pattern": "^MG[0-9a-fA-F]{32}$",
+            "description": "or the Messaging Service that picks the number",
+        },
+        "api_base_url": {
+            "type": "string",
+            "pattern": "^https?://",
+            "description": "Twilio's API (default https://api.twilio.com)",
         },
     },
 }
