@@ -189,7 +189,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command in remote.COMMANDS:
         return remote.run(args)  # prints what it has to say, logs nothing
-    configure_logging()
     try:
         configure_logging()
         if args.command == "serve":

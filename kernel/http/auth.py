@@ -19,10 +19,10 @@ from aiohttp import web
 from statusflow.errors import ApiError, StartupError
 from statusflow.http.keys import ACCEPTED_KEYS, ROUTE_SCOPES
 from statusflow.http.middlewares import Handler, error_response, needs_token
+from statusflow.serving.access_log import KEY_NAME
 from statusflow.serving.api_keys import find
 from statusflow.types import API_SCOPES, Route
 
-KEY_NAME = web.RequestKey("statusflow.key_name", str)
 """The request's item holding the calling key's name, or ``None`` (see the module
 docstring): ``request.get(KEY_NAME)``."""
 

@@ -25,13 +25,14 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.web import BaseRequest, StreamResponse
 
-from statusflow.http.auth import KEY_NAME  # where auth leaves the calling key's name
-
 SECRET_PREFIXES = ("/hooks/", "/t/")
 """Paths whose next segments are a secret: a webhook trigger's URL, a tracking token."""
 SECRET_PARTS = frozenset({"secret", "token"})
 """Names of the route variables that hold a secret, in plugins' routes too."""
 HIDDEN = "***"
+
+KEY_NAME = web.RequestKey("statusflow.key_name", str)
+"""Where the auth middleware leaves the name of the key that made the request."""
 
 log = structlog.get_logger("statusflow.access")
 _started: ContextVar[float | None] = ContextVar("statusflow_request_started", default=None)
