@@ -169,8 +169,8 @@ def query_parameter(name: str, schema: Mapping[str, Any], description: str) -> d
 
 LIMIT = query_parameter(
     "limit",
-    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-    "items per page",
+    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+    f"items per page ({DEFAULT_LIMIT} when left out; a timeline without it is whole)",
 )
 CURSOR = query_parameter(
     "cursor",
