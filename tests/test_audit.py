@@ -196,5 +196,5 @@ async def test_the_audit_log_pages_newest_first_and_filters_by_kind(make_client)
         {"kind": "k" * 61},
     ):
         error = await api.error("GET", "/api/audit", expect=422, params=params)
-        assert error["code"] == "invalid"
+        assert error["code"] == "bad_query_parameter"
         assert next(iter(params)) in error["message"]

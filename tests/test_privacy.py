@@ -76,7 +76,7 @@ async def test_deleting_an_order_removes_it_its_timeline_and_its_own_events(make
 
     await api.call("DELETE", "/api/orders/o1", expect=204)
 
-    assert (await api.error("GET", "/api/orders/o1", expect=404))["code"] == "not_found"
+    assert (await api.error("GET", "/api/orders/o1", expect=404))["code"] == "order_not_found"
     await api.call("GET", "/api/orders/o1/timeline", expect=404)
     await api.get_event("only-o1", expect=404)
     kept = await api.get_event("shared")

@@ -51,7 +51,7 @@ async def test_an_unknown_order_is_stored_with_no_moves_when_asked(statusflow_ap
     }
     # without the keyword, as at POST /api/events: a 404 that stores nothing
     answer = await relay(sf, event, store=False, expect=404)
-    assert answer["error"]["code"] == "not_found"
+    assert answer["error"]["code"] == "order_not_found"
     await sf.post_event(event, expect=404)
     assert await sf.event_count() == 0
 

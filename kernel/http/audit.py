@@ -51,7 +51,9 @@ PARAMETERS = [
 
 
 def _bad(name: str, message: str) -> ApiError:
-    return ApiError(422, "invalid", f"{name}: {message}", [{"path": name, "message": message}])
+    return ApiError(
+        422, "bad_query_parameter", f"{name}: {message}", [{"path": f"?{name}", "message": message}]
+    )
 
 
 def encode_cursor(below: int) -> str:

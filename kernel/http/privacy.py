@@ -81,21 +81,22 @@ def _eraser(body: dict[str, Any], region: str) -> privacy.Eraser:
     phone = email = None
     if "phone" not in body and "email" not in body:
         message = "give the phone, the email or both of the person to erase"
-        raise ApiError(422, "invalid", f"an erasure: {message}", [{"path": "", "message": message}])
+        problem = [{"path": "", "message": message}]
+        raise ApiError(422, "validation_failed", f"an erasure: {message}", problem)
     try:
         if "phone" in body:
             phone = normalize_phone(body["phone"], region)
     except ValueError:
         message = "is not a phone number (written with + and its country code, or of the region)"
         details = [{"path": "phone", "message": message}]
-        raise ApiError(422, "invalid", f"phone {message}", details) from None
+        raise ApiError(422, "validation_failed", f"phone {message}", details) from None
     try:
         if "email" in body:
             email = normalize_email(body["email"])
     except ValueError:
         message = "is not an email address"
         details = [{"path": "email", "message": message}]
-        raise ApiError(422, "invalid", f"email {message}", details) from None
+        raise ApiError(422, "validation_failed", f"email {message}", details) from None
     return privacy.Eraser(phone, email, region)
 
 
