@@ -142,7 +142,7 @@ def _crash_and_take_over(tmp_path: Path, database_url: str, receiver: Receiver) 
         assert run["attempts"] == 2 and run["action_id"] == action["id"]
         assert run["started_at"] == running["started_at"]  # its lateness counts from then
         assert run["reason"] == "HTTP 200"
-        ids = {headers["Statusflow-Delivery"] for headers, _ in receiver.requests}
+        ids = {headers["webhook-id"] for headers, _ in receiver.requests}
         assert ids == {str(run["id"])}  # the same idempotency key both times
         assert [body["run_id"] for _, body in receiver.requests] == [run["id"], run["id"]]
         timeline = second.call("GET", "/api/orders/o1/timeline")

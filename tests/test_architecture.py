@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
 KERNEL_PROPER = ("__init__", "hookspecs", "types", "errors", "registry", "hooks")
-KERNEL_PROPER_MAX_LINES = 1_700
+KERNEL_PROPER_MAX_LINES = 1_650
 
 
 def _tree() -> list[str]:
