@@ -148,7 +148,8 @@ def make_handler(kernel: KernelServices) -> Callable[[web.Request], Any]:
             planned = plan_batch(batch, ignore_machine_opens=ignore_machine_opens, now=now)
         except Malformed as exc:
             log.warning("sendgrid.malformed", reason=str(exc))
-            details = None if exc.index is None else {"index": exc.index}
+            path = "" if exc.index is None else f"/{exc.index}"
+            details = [{"path": path, "message": str(exc)}]  # the kernel's one error shape
             raise ApiError(400, "malformed_event", str(exc), details) from None
         answers: list[JSON] = []
         for event in planned:

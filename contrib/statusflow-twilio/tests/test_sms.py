@@ -119,7 +119,7 @@ async def test_sms_send_settings_are_checked(statusflow_app, twilio):
             {"status": "N", "type": "sms.send", "settings": settings},
             expect=422,
         )
-        assert answer["error"]["code"] == "invalid"
+        assert answer["error"]["code"] == "validation_failed"
 
 
 async def test_without_an_account_a_run_fails_with_the_reason(statusflow_app):
