@@ -79,6 +79,13 @@ class Services:
             return None
         return payload if isinstance(payload, dict) else None
 
+    def derive_key(self, purpose: str) -> bytes:
+        """A 32-byte key for ``purpose`` (``"ui-session"``), derived from the signing key:
+        every instance on one database derives the same one."""
+        if not self._key:
+            raise RuntimeError("the service has not started")
+        return hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
+
     def _signature(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 

@@ -40,6 +40,7 @@ from statusflow.serving.plugin_catalog import list_plugins, migration_locations
 from statusflow.serving.plugin_settings import plugin_settings
 from statusflow.serving.retention import Retention
 from statusflow.store.database import Database, prepare
+from statusflow.ui.mount import mount_ui
 
 
 def init_app(
@@ -79,6 +80,8 @@ def init_app(
     app[SERVICES] = services
     app[PLUGIN_INFOS] = list_plugins(settings.disable, settings.enable, settings.plugin_dirs)
     setup_routes(app, collect_routes(pm, services))
+    if settings.ui_enabled:
+        mount_ui(app)
     app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.append(_database)
     if settings.events_days is not None:

@@ -88,6 +88,14 @@ CONFIG_SCHEMA: dict[str, Any] = {
                 "run": {"type": "boolean"},
             },
         },
+        "ui": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "enabled": {"type": "boolean"},
+                "session_hours": {"type": "number", "exclusiveMinimum": 0, "maximum": 8760},
+            },
+        },
         "smtp": {
             "type": "object",
             "additionalProperties": False,
@@ -157,6 +165,10 @@ class Settings:
     default_region: str = "US"
     plugin_tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     actions: ActionSettings = field(default_factory=ActionSettings)
+    ui_enabled: bool = True
+    """``[ui] enabled``: whether ``/ui/`` serves the board (``GET /`` redirects there)."""
+    ui_session_hours: float = 12.0
+    """``[ui] session_hours``: how long a board sign-in lasts."""
     tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Top-level tables the kernel keeps for plugins (``smtp``), ``$env`` resolved."""
 
@@ -251,6 +263,8 @@ def settings_from_mapping(raw: Mapping[str, Any], base: Path | None = None) -> S
         default_region=region,
         plugin_tables={k: v for k, v in plugins.items() if isinstance(v, dict)},
         actions=actions,
+        ui_enabled=raw.get("ui", {}).get("enabled", True),
+        ui_session_hours=float(raw.get("ui", {}).get("session_hours", 12.0)),
         tables=tables,
     )
 
