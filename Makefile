@@ -19,7 +19,7 @@ CONTRIB_FILES := $(shell find $(CONTRIB) -type f -not -path '*/tests/*' -not -pa
 	-not -path '*.egg-info/*' -not -path '*/__pycache__/*' -not -path '*/.pytest_cache/*' | sort)
 CONTRIB_STAMP := $(VENV)/.contrib-installed-$(shell cat $(CONTRIB_FILES) | cksum | cut -d' ' -f1)
 
-.PHONY: install install-run install-bench install-contrib run test lint typecheck typecheck-tree bench bench-quick bench-series bench-actions clean
+.PHONY: install install-run install-bench install-contrib run test lint typecheck typecheck-tree bench bench-quick bench-series bench-actions bench-ui screenshots clean
 
 $(BIN)/python:
 	@echo "==> creating the virtual environment $(VENV)"
@@ -94,6 +94,14 @@ bench-series: install-bench
 # What actions cost (issue 14): the move path with and without actions, the drain of due runs.
 bench-actions: install-bench
 	$(BIN)/python -m bench.actions $(BENCH_ARGS)
+
+# The board (issue 15): server-side render times of its heaviest pages, idle and under load.
+bench-ui: install-bench
+	$(BIN)/python -m bench.ui $(BENCH_ARGS)
+
+# PNGs of every board page into docs/ui/ (Debian's chromium through Playwright).
+screenshots: install
+	$(BIN)/python -m tests.ui.screenshots
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -87,14 +87,21 @@ async def move_path(base: str, events: int, concurrency: int) -> dict[str, Any]:
         async with session.put(f"{base}/api/statuses", json=statuses) as response:
             assert response.status == 200, await response.text()
         for status in ("A", "B"):
-            trigger = {"type": "payment.received", "status": status,
-                       "conditions": [{"field": "fields.lane", "op": "eq", "value": status}]}
+            trigger = {
+                "type": "payment.received",
+                "status": status,
+                "conditions": [{"field": "fields.lane", "op": "eq", "value": status}],
+            }
             async with session.post(f"{base}/api/triggers", json=trigger) as response:
                 assert response.status == 201, await response.text()
         for body in (
             {"status": "B", "type": "status.change", "settings": {"status": "D"}, "delay": "P3D"},
-            {"status": "B", "type": "field.set", "settings": {"field": "x", "value": 1},
-             "delay": "P3D"},
+            {
+                "status": "B",
+                "type": "field.set",
+                "settings": {"field": "x", "value": 1},
+                "delay": "P3D",
+            },
         ):
             async with session.post(f"{base}/api/actions", json=body) as response:
                 assert response.status == 201, await response.text()
@@ -139,8 +146,7 @@ async def drain(bases: Sequence[str], db: BenchDatabase, runs: int, concurrency:
 
 async def _unfinished(db: BenchDatabase, action_id: int) -> int:
     query = (
-        "SELECT count(*) FROM action_runs WHERE action_id = $1 "
-        "AND state IN ('pending', 'running')"
+        "SELECT count(*) FROM action_runs WHERE action_id = $1 AND state IN ('pending', 'running')"
     )
     if db.kind == "sqlite":
         import sqlite3

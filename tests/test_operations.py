@@ -31,6 +31,7 @@ def kernel_head() -> str:
     assert head is not None
     return head
 
+
 ORDERS = Order.__table__  # type: ignore[attr-defined]
 KERNEL_HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 TOKEN = "s3cret-token"

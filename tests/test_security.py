@@ -51,10 +51,37 @@ def routes_of(app: Any) -> list[tuple[str, str]]:
     found = []
     for route in app.router.routes():
         info = route.resource.get_info() if route.resource is not None else {}
-        pattern = info.get("formatter") or info.get("path")
+        pattern = info.get("formatter") or info.get("path") or info.get("prefix")
         assert pattern, f"a route without a path: {route!r}"
         found.append((route.method, pattern))
     return sorted(set(found))
+
+
+def _board(path: str) -> bool:
+    return path in ("/", "/ui") or path.startswith("/ui/")
+
+
+BOARD_OPEN = ("/ui/sign-in", "/ui/static")
+"""The board's paths that need no sign-in: the form, and the CSS and scripts."""
+
+
+async def test_every_board_route_asks_for_a_sign_in(make_client):
+    """With tokens, every board route but the sign-in form and the static files sends a
+    browser without a session to the sign-in form (a GET) or refuses (anything else),
+    whatever credentials the request carries: the API's bearer token is not a session."""
+    client = await make_client(tokens=(TOKEN,))
+    board = [(m, p) for m, p in routes_of(client.app) if _board(p) and m != "HEAD"]
+    assert ("GET", "/ui/") in board
+    for method, pattern in board:
+        if pattern.startswith(BOARD_OPEN) or pattern in ("/", "/ui"):
+            continue
+        path = concrete(pattern)
+        response = await client.request(method, path, headers=AUTH, allow_redirects=False)
+        if method == "GET":
+            assert response.status == 303, (method, path, response.status)
+            assert response.headers["Location"].startswith("/ui/sign-in?next="), path
+        else:
+            assert response.status in (401, 403), (method, path, response.status)
 
 
 BAD_CREDENTIALS: list[dict[str, str]] = [
@@ -74,14 +101,15 @@ async def test_every_token_route_refuses_missing_and_wrong_tokens(make_client):
     (``needs_token``: ``/api/*``, ``/metrics``), a kernel probe (``/healthz``,
     ``/readyz``), a public, rate-limited endpoint (``/t/*``, ``/hooks/*``,
     ``/sources/*``) or the docs page (``/api/docs``, no data: it asks for the token).
-    A route that is none of these fails here until someone decides."""
+    The board (``/``, ``/ui/*``) has its own guard: see the next test. A route that is
+    none of these fails here until someone decides."""
     client = await make_client(tokens=(TOKEN, "another-configured-token"))
     routes = routes_of(client.app)
     assert ("POST", "/api/events") in routes and ("GET", "/api/moves") in routes
     unclassified = [
         (m, p)
         for m, p in routes
-        if not (needs_token(p) or p in OPEN or is_public(p) or is_docs_path(p))
+        if not (needs_token(p) or p in OPEN or is_public(p) or is_docs_path(p) or _board(p))
     ]
     assert not unclassified, f"routes that are neither behind the token nor public: {unclassified}"
     checked = 0

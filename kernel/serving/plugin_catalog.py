@@ -52,7 +52,6 @@ class PluginInfo:
         return shown
 
 
-
 def list_plugins(
     disable: Iterable[str] = (), enable: Iterable[str] | None = None, dirs: Iterable[str] = ()
 ) -> list[PluginInfo]:

@@ -10,13 +10,23 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from statusflow.ui import access, board, deliveries, events, orders, plugins, statuses
+from statusflow.ui import (
+    access,
+    board,
+    deliveries,
+    editor,
+    events,
+    orders,
+    plugins,
+    statuses,
+    try_event,
+)
 from statusflow.ui.assets import STATIC, asset
 from statusflow.ui.csrf import csrf_protection
 from statusflow.ui.keys import PARENT
 from statusflow.ui.session import Sessions
 
-PAGES = (board, orders, events, statuses, plugins, deliveries)
+PAGES = (board, editor, orders, events, try_event, statuses, plugins, deliveries)
 """The page modules, each with a ``routes`` :class:`aiohttp.web.RouteTableDef`."""
 
 

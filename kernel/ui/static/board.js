@@ -1,0 +1,1 @@
+// statusflow board: the board page's drag and drop and Move to controls.

@@ -1,0 +1,7 @@
+"""The board's try event pages (being built)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+routes = web.RouteTableDef()
