@@ -1,1 +1,70 @@
 // statusflow board: the board page's drag and drop and Move to controls.
+(function () {
+  "use strict";
+
+  // What only matters without JavaScript (e.g. "Show this type's settings") hides.
+  document.documentElement.classList.add("js");
+
+  function refreshBoard() {
+    if (window.htmx && document.getElementById("board-columns")) {
+      window.htmx.ajax("GET", "/ui/board/columns", { target: "#board-columns", swap: "outerHTML" });
+    }
+  }
+
+  // Drag and drop: a trigger card dropped on another column takes that column's status,
+  // through the same route as its "Move to" control; then the board is read again.
+  function moveTrigger(triggerId, status) {
+    var body = new URLSearchParams();
+    body.set("status", status);
+    return fetch("/ui/triggers/" + encodeURIComponent(triggerId) + "/move", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "X-CSRF-Token": window.statusflow ? window.statusflow.csrfToken() : "",
+        "HX-Request": "true"
+      },
+      body: body.toString()
+    }).then(refreshBoard, refreshBoard);
+  }
+
+  function wireSortable(root) {
+    if (!window.Sortable) {
+      return;
+    }
+    var board = root.querySelector ? (root.id === "board-columns" ? root : root.querySelector("#board-columns")) : null;
+    if (!board || !board.dataset.editable) {
+      return;
+    }
+    board.querySelectorAll("ul.cards").forEach(function (list) {
+      if (list.dataset.sortable) {
+        return;
+      }
+      list.dataset.sortable = "1";
+      window.Sortable.create(list, {
+        group: "triggers",
+        draggable: ".card",
+        filter: "input, select, button, a, label",
+        preventOnFilter: false,
+        forceFallback: true,
+        fallbackTolerance: 3,
+        emptyInsertThreshold: 24,
+        animation: 0,
+        onEnd: function (event) {
+          var from = event.from.dataset.status;
+          var to = event.to.dataset.status;
+          if (from !== to) {
+            moveTrigger(event.item.dataset.trigger, to);
+          }
+        }
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    wireSortable(document);
+  });
+  document.addEventListener("htmx:load", function (event) {
+    wireSortable(event.detail.elt);
+  });
+})();
