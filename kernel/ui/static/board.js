@@ -46,8 +46,6 @@
         draggable: ".card",
         filter: "input, select, button, a, label",
         preventOnFilter: false,
-        forceFallback: true,
-        fallbackTolerance: 3,
         emptyInsertThreshold: 24,
         animation: 0,
         onEnd: function (event) {
