@@ -28,6 +28,7 @@ from statusflow.http import triggers as trigger_api
 from statusflow.http.keys import DATABASE, REGISTRY
 from statusflow.registry import Registry
 from statusflow.store.board import board_version, order_counts
+from statusflow.ui.cards import column_html
 from statusflow.ui.delays import delay_words
 from statusflow.ui.keys import PARENT, USER
 from statusflow.ui.live import stream_changes
@@ -152,7 +153,13 @@ async def load_columns(app: web.Application) -> list[Column]:
 
 async def _columns_context(request: web.Request, error: str | None = None) -> dict[str, Any]:
     columns = await load_columns(request.app[PARENT])
-    return {"title": "Board", "columns": columns, "board_error": error, "current": "/ui/"}
+    return {
+        "title": "Board",
+        "columns": columns,
+        "card_parts": column_html,
+        "board_error": error,
+        "current": "/ui/",
+    }
 
 
 @routes.get("/")
