@@ -49,6 +49,8 @@ class Card:
     name: str
     enabled: bool
     inactive_reason: str | None
+    summary: str = ""
+    """Its settings and conditions in a line (``url: https://… · amount gte 100``)."""
 
     @property
     def text(self) -> str:
@@ -103,6 +105,21 @@ class _Reasons:
         return self._seen[key]
 
 
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def summary(settings: Any, conditions: Any) -> str:
+    """A trigger's settings and conditions in one line, for its card."""
+    parts = [f"{k}: {_short(v)}" for k, v in (settings or {}).items()]
+    for condition in conditions or ():
+        if isinstance(condition, dict):
+            value = f" {_short(condition['value'])}" if "value" in condition else ""
+            parts.append(f"{condition.get('field')} {condition.get('op')}{value}")
+    return " · ".join(parts)
+
+
 async def load_columns(app: web.Application) -> list[Column]:
     """The board's columns, read in one transaction (four queries)."""
     registry = app[REGISTRY]
@@ -129,6 +146,7 @@ async def load_columns(app: web.Application) -> list[Column]:
                 name=row["name"] or "",
                 enabled=bool(row["enabled"]),
                 inactive_reason=reasons.of("trigger", row["type"], row["conditions"]),
+                summary=summary(row["settings"], row["conditions"]),
             )
         )
     action_types = registry.action_types

@@ -69,6 +69,8 @@ def card_html(card: Card, options: str, csrf: str, editable: bool) -> str:
     ]
     if card.name:
         out.append(f'<p class="hint">{escape(card.title)}</p>')
+    if card.summary:
+        out.append(f'<p class="summary">{escape(card.summary)}</p>')
     out.append(_badges(card.enabled, card.inactive_reason))
     if editable:
         path = f"/ui/triggers/{card.id}"

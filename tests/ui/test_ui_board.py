@@ -176,3 +176,18 @@ async def test_the_board_fits_a_phone(start_board: StartBoard, page: Page) -> No
     width = await page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390
     await expect(column(page, "Canceled")).to_be_attached()
+
+
+async def test_move_to_works_by_keyboard(start_board: StartBoard, page: Page) -> None:
+    board = await start_board(tokens=(TOKEN,), enable=PLUGINS)
+    made = await api(board, "POST", "/api/triggers", {"type": "email.viewed", "status": "N"})
+    await sign_in(page, board)
+    select = card(page, "New", "Email opened").get_by_label("Move to")
+    await select.focus()
+    await select.select_option(label="Completed")
+    await page.keyboard.press("Tab")  # to its Move button
+    await page.keyboard.press("Enter")
+    moved = card(page, "Completed", "Email opened")
+    await expect(moved).to_be_visible()
+    await expect(moved.get_by_label("Move to")).to_be_focused()  # the place is kept
+    assert (await api(board, "GET", f"/api/triggers/{made['id']}"))["status"] == "F"

@@ -59,6 +59,32 @@
     });
   }
 
+  // Keyboard users keep their place: after a card's form refreshed the board, focus
+  // goes back to that card's control (its "Move to" in its new column, or the same
+  // button), found again by id.
+  var refocus = null;
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var form = event.detail.elt;
+    var card = form && form.closest ? form.closest("[data-trigger], [data-action]") : null;
+    if (!card) {
+      refocus = null;
+      return;
+    }
+    var control = form.classList.contains("move") ? "select" : "button";
+    var key = card.dataset.trigger ? "data-trigger" : "data-action";
+    var value = card.dataset.trigger || card.dataset.action;
+    refocus = "[" + key + '="' + value + '"] ' + (control === "select" ? ".move select" : 'form[hx-post] button');
+  });
+  document.addEventListener("htmx:afterSettle", function () {
+    if (refocus) {
+      var target = document.querySelector(refocus);
+      refocus = null;
+      if (target) {
+        target.focus();
+      }
+    }
+  });
+
   document.addEventListener("DOMContentLoaded", function () {
     wireSortable(document);
   });
