@@ -6,6 +6,10 @@ sees it from its next transaction on. What a change does to runs not started yet
 disabling an action, moving it to another status or deleting it cancels them (with the
 reason); a new ``delay`` moves their due time (from when their delay counts: the order's
 entering the status, or the end of the run before); other changes apply when they run.
+
+The rules live in request-free functions (:func:`create_action`, :func:`update_action`,
+:func:`delete_action`, :func:`load_action`) that the API's handlers and the board
+(``statusflow.ui``) both call: one set of rules and messages.
 """
 
 from __future__ import annotations
@@ -83,7 +87,15 @@ def _int_id(raw: str, what: str) -> int:
 
 
 async def _load_action(sql: StoreSQL, request: web.Request) -> dict[str, Any]:
-    action_id = _int_id(request.match_info["id"], "action")
+    return await load_action(sql, request.match_info["id"])
+
+
+async def load_action(sql: StoreSQL, raw_id: str | int) -> dict[str, Any]:
+    """The stored action of id ``raw_id`` (a path's text or an int).
+
+    :raises ApiError: 404 for an unknown action.
+    """
+    action_id = _int_id(str(raw_id), "action")
     row = await sql.action(action_id)
     if row is None:
         raise not_found(f"action {action_id} not found", {"id": action_id})
@@ -145,13 +157,27 @@ async def list_action_types(request: web.Request) -> web.Response:
     )
 
 
-async def create_action(request: web.Request) -> web.Response:
-    body = require_object(await read_json_body(request), "an action")
-    check(NEW_ACTION, body, "action")
+async def post_action(request: web.Request) -> web.Response:
+    body = await read_json_body(request)
     apply = request.query.get("apply_to_existing", "false")
     if apply not in ("true", "false"):
         raise invalid("apply_to_existing must be true or false", {"apply_to_existing": apply})
-    registry = request.app[REGISTRY]
+    row = await create_action(request.app, body, api_key_name(request), apply == "true")
+    return json_response(action_json(request.app[REGISTRY], row), 201)
+
+
+async def create_action(
+    app: web.Application, body: Any, key_name: str | None, apply_to_existing: bool = False
+) -> dict[str, Any]:
+    """Check and store a new action from the API's body (contract section 8); its row.
+    With ``apply_to_existing``, the orders already in its status get runs too.
+
+    :raises ApiError: 422 for an unknown type or status, bad settings, conditions or
+        duration.
+    """
+    body = require_object(body, "an action")
+    check(NEW_ACTION, body, "action")
+    registry = app[REGISTRY]
     values = {
         "status": body["status"],
         "type": body["type"],
@@ -163,9 +189,9 @@ async def create_action(request: web.Request) -> web.Response:
         "enabled": body.get("enabled", True),
     }
     _check_fields(registry, values, set(values))
-    engine = request.app[ENGINE]
+    engine = app[ENGINE]
     writes = GroupWrites()
-    async with request.app[DATABASE].write() as sql:
+    async with app[DATABASE].write() as sql:
         await _check_stored(sql, registry, values, set(values))
         position = body.get("position")
         if position is None:
@@ -174,7 +200,7 @@ async def create_action(request: web.Request) -> web.Response:
         values["position"] = position
         action_id = await sql.insert_action({**values, "created_at": utc_now()})
         await engine.definitions_changed(sql)
-        if apply == "true" and values["enabled"]:
+        if apply_to_existing and values["enabled"]:
             await engine.schedule_existing(sql, action_id, writes)
         row = await sql.action(action_id)
         assert row is not None  # written in this transaction
@@ -183,10 +209,10 @@ async def create_action(request: web.Request) -> web.Response:
             kind="action",
             resource_id=action_id,
             after=_audited(row),
-            key_name=api_key_name(request),
+            key_name=key_name,
         )
     engine.ran(writes)
-    return json_response(action_json(registry, row), 201)
+    return row
 
 
 def _audited(row: Any) -> dict[str, Any]:
@@ -209,8 +235,22 @@ async def get_action(request: web.Request) -> web.Response:
 
 
 async def patch_action(request: web.Request) -> web.Response:
-    patch = require_object(await read_json_body(request), "a merge patch")
-    if "id" in patch and str(patch["id"]) != request.match_info["id"]:
+    patch = await read_json_body(request)
+    row = await update_action(request.app, request.match_info["id"], patch, api_key_name(request))
+    return json_response(action_json(request.app[REGISTRY], row))
+
+
+async def update_action(
+    app: web.Application, raw_id: str | int, patch: Any, key_name: str | None
+) -> dict[str, Any]:
+    """Apply a JSON Merge Patch to an action; the row as it stands. Disabling, moving
+    or deleting cancels its runs not started yet; a new delay moves their due time.
+
+    :raises ApiError: 404 for an unknown action; 422 for what :func:`create_action`
+        refuses, an id change, unknown or read-only fields.
+    """
+    patch = require_object(patch, "a merge patch")
+    if "id" in patch and str(patch["id"]) != str(raw_id):
         raise invalid("an action's id cannot change")
     unknown = sorted(set(patch) - {"id", *EDITABLE})
     if unknown:
@@ -218,11 +258,11 @@ async def patch_action(request: web.Request) -> web.Response:
             f"action: unknown or read-only fields {unknown}; editable: {', '.join(EDITABLE)}",
             {"fields": unknown},
         )
-    registry = request.app[REGISTRY]
-    engine = request.app[ENGINE]
+    registry = app[REGISTRY]
+    engine = app[ENGINE]
     writes = GroupWrites()
-    async with request.app[DATABASE].write() as sql:
-        row = await _load_action(sql, request)
+    async with app[DATABASE].write() as sql:
+        row = await load_action(sql, raw_id)
         before = {k: row[k] for k in EDITABLE}
         after = merge_patch(before, {k: v for k, v in patch.items() if k in EDITABLE})
         for key, default in (("settings", {}), ("conditions", []), ("name", "")):
@@ -252,7 +292,7 @@ async def patch_action(request: web.Request) -> web.Response:
                     if writes.earliest_run is None or when < writes.earliest_run:
                         writes.earliest_run = when  # the scheduler wakes for it
         await writes.write_to(sql)
-        updated = await _load_action(sql, request)
+        updated = await load_action(sql, row["id"])
         if _audited(updated) != _audited(row):
             await sql.record_audit(
                 action="update",
@@ -260,17 +300,25 @@ async def patch_action(request: web.Request) -> web.Response:
                 resource_id=row["id"],
                 before=_audited(row),
                 after=_audited(updated),
-                key_name=api_key_name(request),
+                key_name=key_name,
             )
-        row = updated
     engine.ran(writes)
-    return json_response(action_json(registry, row))
+    return updated
 
 
-async def delete_action(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    async with request.app[DATABASE].write() as sql:
-        row = await _load_action(sql, request)
+async def remove_action(request: web.Request) -> web.Response:
+    await delete_action(request.app, request.match_info["id"], api_key_name(request))
+    return web.Response(status=204)
+
+
+async def delete_action(app: web.Application, raw_id: str | int, key_name: str | None) -> None:
+    """Delete an action, canceling its runs not started yet.
+
+    :raises ApiError: 404 for an unknown action.
+    """
+    engine = app[ENGINE]
+    async with app[DATABASE].write() as sql:
+        row = await load_action(sql, raw_id)
         index = (await engine.planner(sql)).index
         writes = GroupWrites()
         reason = f"action {row['id']} was deleted"
@@ -283,10 +331,9 @@ async def delete_action(request: web.Request) -> web.Response:
             kind="action",
             resource_id=row["id"],
             before=_audited(row),
-            key_name=api_key_name(request),
+            key_name=key_name,
         )
     engine.ran(writes)
-    return web.Response(status=204)
 
 
 # --- runs ----------------------------------------------------------------------------------

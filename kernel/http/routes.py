@@ -110,7 +110,7 @@ def actions_routes() -> tuple[Route, ...]:
         Route(
             "POST",
             "/api/actions",
-            actions.create_action,
+            actions.post_action,
             _op(
                 "create_action",
                 "actions",
@@ -157,7 +157,7 @@ def actions_routes() -> tuple[Route, ...]:
         Route(
             "DELETE",
             "/api/actions/{id}",
-            actions.delete_action,
+            actions.remove_action,
             _op(
                 "delete_action",
                 "actions",
@@ -359,7 +359,7 @@ KERNEL_ROUTES: tuple[Route, ...] = (
     Route(
         "POST",
         "/api/triggers",
-        triggers.create_trigger,
+        triggers.post_trigger,
         _op(
             "create_trigger",
             "triggers",
@@ -404,7 +404,7 @@ KERNEL_ROUTES: tuple[Route, ...] = (
     Route(
         "DELETE",
         "/api/triggers/{id}",
-        triggers.delete_trigger,
+        triggers.remove_trigger,
         _op("delete_trigger", "triggers", "Delete a trigger", 204, None, 404),
     ),
     Route(

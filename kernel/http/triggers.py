@@ -1,4 +1,10 @@
-"""``/api/triggers``: create, list, read, merge-patch and delete triggers."""
+"""``/api/triggers``: create, list, read, merge-patch and delete triggers.
+
+The rules live in request-free functions (:func:`create_trigger`, :func:`update_trigger`,
+:func:`delete_trigger`, :func:`load_trigger`) that take the API application and the
+acting key's name: the API's handlers and the board (``statusflow.ui``) both call them,
+so there is one set of rules and one set of messages.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +29,12 @@ from statusflow.timestamps import utc_now
 
 def trigger_json(request: web.Request, row: Any) -> dict[str, Any]:
     """A trigger row as the API shows it, with what its plugin adds (``webhook_url``)."""
-    registry = request.app[REGISTRY]
+    return trigger_body(request.app, row)
+
+
+def trigger_body(app: web.Application, row: Any) -> dict[str, Any]:
+    """A trigger row as the API shows it, from the API application ``app``."""
+    registry = app[REGISTRY]
     body: dict[str, Any] = {
         "id": row["id"],
         "type": row["type"],
@@ -40,7 +51,7 @@ def trigger_json(request: web.Request, row: Any) -> dict[str, Any]:
     body["inactive_reason"] = reason
     trigger_type = registry.trigger_types.get(row["type"])
     if trigger_type is not None and trigger_type.describe is not None:
-        body.update(trigger_type.describe(trigger_view(row), request.app[SERVICES]))
+        body.update(trigger_type.describe(trigger_view(row), app[SERVICES]))
     return body
 
 
@@ -76,27 +87,40 @@ async def _check_status(sql: StoreSQL, status: str) -> None:
         raise await unknown_status(sql, status)
 
 
-async def _load(sql: StoreSQL, request: web.Request) -> dict[str, Any]:
-    raw = request.match_info["id"]
-    # ids are positive 32-bit integers (PostgreSQL INTEGER): anything else is unknown
+def _trigger_id(raw: str) -> int:
+    """A path's trigger id; ids are positive 32-bit integers (PostgreSQL INTEGER):
+    anything else is unknown (404)."""
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 10 and 0 < int(raw) < 2**31):
         raise not_found(f"trigger {raw[:100]!r} not found", code="trigger_not_found")
-    trigger_id = int(raw)
+    return int(raw)
+
+
+async def load_trigger(sql: StoreSQL, raw_id: str | int) -> dict[str, Any]:
+    """The stored trigger of id ``raw_id`` (a path's text or an int).
+
+    :raises ApiError: 404 ``trigger_not_found``.
+    """
+    trigger_id = _trigger_id(str(raw_id))
     row = await sql.trigger(trigger_id)
     if row is None:
         raise not_found(f"trigger {trigger_id} not found", code="trigger_not_found")
     return row
 
 
-async def create_trigger(request: web.Request) -> web.Response:
-    body = require_object(await read_json_body(request), "a trigger")
+async def create_trigger(app: web.Application, body: Any, key_name: str | None) -> dict[str, Any]:
+    """Check and store a new trigger from the API's body (contract section 4); its row.
+
+    :raises ApiError: 422 for a bad body, an unknown or disabled type, an unknown
+        status, bad settings or conditions.
+    """
+    body = require_object(body, "a trigger")
     check(NEW_TRIGGER, body, "trigger")
-    registry = request.app[REGISTRY]
+    registry = app[REGISTRY]
     settings = body.get("settings", {})
     conditions = body.get("conditions", [])
     _check_type_and_settings(registry, body["type"], settings)
     compile_conditions(conditions, registry, new=True)
-    async with request.app[DATABASE].write() as sql:
+    async with app[DATABASE].write() as sql:
         await _check_status(sql, body["status"])
         trigger_id = await sql.insert_trigger(
             {
@@ -111,7 +135,7 @@ async def create_trigger(request: web.Request) -> web.Response:
                 "created_at": utc_now(),
             }
         )
-        await request.app[ENGINE].definitions_changed(sql)
+        await app[ENGINE].definitions_changed(sql)
         row = await sql.trigger(trigger_id)
         assert row is not None  # written in this transaction
         await sql.record_audit(
@@ -119,26 +143,21 @@ async def create_trigger(request: web.Request) -> web.Response:
             kind="trigger",
             resource_id=trigger_id,
             after=audited(row),
-            key_name=api_key_name(request),
+            key_name=key_name,
         )
-    return json_response(trigger_json(request, row), 201)
+    return row
 
 
-async def list_triggers(request: web.Request) -> web.Response:
-    async with request.app[DATABASE].read() as sql:
-        rows = await sql.all_triggers()
-    return json_response([trigger_json(request, row) for row in rows])
+async def update_trigger(
+    app: web.Application, raw_id: str | int, patch: Any, key_name: str | None
+) -> dict[str, Any]:
+    """Apply a JSON Merge Patch to a trigger's editable fields; the row as it stands.
 
-
-async def get_trigger(request: web.Request) -> web.Response:
-    async with request.app[DATABASE].read() as sql:
-        row = await _load(sql, request)
-    return json_response(trigger_json(request, row))
-
-
-async def patch_trigger(request: web.Request) -> web.Response:
-    patch = require_object(await read_json_body(request), "a merge patch")
-    if "id" in patch and str(patch["id"]) != request.match_info["id"]:
+    :raises ApiError: 404 for an unknown trigger; 422 for an id change, unknown or
+        read-only fields, or what :func:`create_trigger` refuses.
+    """
+    patch = require_object(patch, "a merge patch")
+    if "id" in patch and str(patch["id"]) != str(raw_id):
         raise invalid("a trigger's id cannot change", [{"path": "/id", "message": "cannot change"}])
     unknown = sorted(set(patch) - {"id", *EDITABLE})
     if unknown:
@@ -154,9 +173,9 @@ async def patch_trigger(request: web.Request) -> web.Response:
                 for key in unknown
             ],
         )
-    registry = request.app[REGISTRY]
-    async with request.app[DATABASE].write() as sql:
-        row = await _load(sql, request)
+    registry = app[REGISTRY]
+    async with app[DATABASE].write() as sql:
+        row = await load_trigger(sql, raw_id)
         before = {k: row[k] for k in EDITABLE}
         after = merge_patch(before, {k: v for k, v in patch.items() if k in EDITABLE})
         after.setdefault("settings", {})
@@ -172,8 +191,8 @@ async def patch_trigger(request: web.Request) -> web.Response:
         if after["status"] != before["status"]:
             await _check_status(sql, after["status"])
         await sql.update_trigger(row["id"], {**before, **after})  # a null leaves it be
-        await request.app[ENGINE].definitions_changed(sql)
-        changed = await _load(sql, request)
+        await app[ENGINE].definitions_changed(sql)
+        changed = await load_trigger(sql, row["id"])
         if audited(changed) != audited(row):
             await sql.record_audit(
                 action="update",
@@ -181,22 +200,55 @@ async def patch_trigger(request: web.Request) -> web.Response:
                 resource_id=row["id"],
                 before=audited(row),
                 after=audited(changed),
-                key_name=api_key_name(request),
+                key_name=key_name,
             )
-        row = changed
-    return json_response(trigger_json(request, row))
+    return changed
 
 
-async def delete_trigger(request: web.Request) -> web.Response:
-    async with request.app[DATABASE].write() as sql:
-        row = await _load(sql, request)
+async def delete_trigger(app: web.Application, raw_id: str | int, key_name: str | None) -> None:
+    """Delete a trigger.
+
+    :raises ApiError: 404 for an unknown trigger.
+    """
+    async with app[DATABASE].write() as sql:
+        row = await load_trigger(sql, raw_id)
         await sql.delete_trigger(row["id"])
-        await request.app[ENGINE].definitions_changed(sql)
+        await app[ENGINE].definitions_changed(sql)
         await sql.record_audit(
             action="delete",
             kind="trigger",
             resource_id=row["id"],
             before=audited(row),
-            key_name=api_key_name(request),
+            key_name=key_name,
         )
+
+
+# --- the API's handlers ----------------------------------------------------------------
+
+
+async def post_trigger(request: web.Request) -> web.Response:
+    row = await create_trigger(request.app, await read_json_body(request), api_key_name(request))
+    return json_response(trigger_json(request, row), 201)
+
+
+async def list_triggers(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].read() as sql:
+        rows = await sql.all_triggers()
+    return json_response([trigger_json(request, row) for row in rows])
+
+
+async def get_trigger(request: web.Request) -> web.Response:
+    async with request.app[DATABASE].read() as sql:
+        row = await load_trigger(sql, request.match_info["id"])
+    return json_response(trigger_json(request, row))
+
+
+async def patch_trigger(request: web.Request) -> web.Response:
+    patch = await read_json_body(request)
+    row = await update_trigger(request.app, request.match_info["id"], patch, api_key_name(request))
+    return json_response(trigger_json(request, row))
+
+
+async def remove_trigger(request: web.Request) -> web.Response:
+    await delete_trigger(request.app, request.match_info["id"], api_key_name(request))
     return web.Response(status=204)
