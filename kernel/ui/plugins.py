@@ -72,7 +72,7 @@ async def plugins(request: web.Request) -> web.StreamResponse:
         )
         for info in app[PLUGIN_INFOS]
     ]
-    orphans = []
+    orphans: list[InactiveTrigger] = []
     for trigger in await inactive_triggers(app):
         owner = next((v for v in views if trigger.type in v.info["trigger_types"]), None)
         (owner.inactive if owner else orphans).append(trigger)
