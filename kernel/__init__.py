@@ -42,6 +42,7 @@ from statusflow.types import (
     Transaction,
     TriggerType,
     TriggerView,
+    UiPage,
     match_always,
 )
 
@@ -105,6 +106,7 @@ __all__ = [
     "Transaction",
     "TriggerType",
     "TriggerView",
+    "UiPage",
     "api_key_name",
     "format_timestamp",
     "hookimpl",

@@ -10,7 +10,7 @@ are the hooks below, found through an entry point in the group ``statusflow``::
 Four kinds of hooks:
 
 * **event sources** declare event and trigger types, inspect incoming events against
-  stored state, and contribute HTTP routes;
+  stored state, and contribute HTTP routes (and pages of the board);
 * **condition matchers** decide whether an event matches a trigger: a trigger type's
   ``match`` function checks its settings, and condition operators check its
   ``conditions`` (the contract's ``eq`` ... ``exists`` are built in the same way);
@@ -55,6 +55,7 @@ from statusflow.types import (
     StateStore,
     Transaction,
     TriggerType,
+    UiPage,
 )
 
 hookspec = HookspecMarker("statusflow")
@@ -129,6 +130,17 @@ def register_routes(register: Callable[[Route], None], kernel: KernelServices) -
     Handlers may call ``kernel.submit_event(...)`` to process an event.
 
     :param register: call it once per :class:`~kernel.Route`.
+    :param kernel: the services the kernel offers to plugins.
+    :return: nothing.
+    """
+
+
+@hookspec
+def register_ui_pages(register: Callable[[UiPage], None], kernel: KernelServices) -> None:
+    """Add pages to the board (``/ui/``), once at start-up, when the board is on.
+
+    :param register: call it once per :class:`~kernel.UiPage` (a page with a ``label``
+        shows in the main navigation).
     :param kernel: the services the kernel offers to plugins.
     :return: nothing.
     """
@@ -271,6 +283,7 @@ __all__ = [
     "register_event_types",
     "register_routes",
     "register_trigger_types",
+    "register_ui_pages",
     "shutdown",
     "startup",
 ]

@@ -563,3 +563,24 @@ class Route:
     """The query parameters it accepts: names, or OpenAPI parameter objects (``{"name",
     "schema", "description"}``). Under ``/api/`` any other is a 422; ``None`` takes
     those of ``openapi``'s ``parameters`` (``"in": "query"``), so none if it has none."""
+
+
+@dataclass(frozen=True, slots=True)
+class UiPage:
+    """A page (or a form's target) a plugin adds to the board, given to
+    ``register_ui_pages``; it is served under ``/ui/`` behind the board's sign-in and
+    cross-site protection."""
+
+    path: str
+    """An aiohttp path under ``/ui/``, e.g. ``"/deliveries"`` (``/ui/deliveries``)."""
+    handler: RouteHandler
+    """``async def handler(request) -> Response``; ``statusflow.ui.render.render(request,
+    template, context)`` renders a template that extends ``base.html``."""
+    label: str | None = None
+    """The main navigation's label of the page; ``None`` keeps it out of the navigation."""
+    templates: str | None = None
+    """The folder of its Jinja2 templates (autoescaped; the board's own take precedence)."""
+    method: str = "GET"
+    """The HTTP method: ``"GET"`` for a page, ``"POST"`` for a form's target."""
+    scope: str | None = None
+    """The scope a key needs (``None``: ``"read"`` for a ``GET``, else ``"admin"``)."""

@@ -5,7 +5,7 @@ The tree in the first code block of the page must name every module of ``kernel/
 ``__init__.py`` aside), and name nothing
 that is not there; the kernel proper (the top of ``kernel/``: hook specs, types, errors,
 the registry, the folder loader and the hook runner) stays about 1,700 lines (it grew
-by the action types, a fourth kind of hook).
+by the action types, a fourth kind of hook, and by the board's pages of plugins).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "architecture.md"
 KERNEL_PROPER = ("__init__", "hookspecs", "types", "errors", "registry", "hooks")
-KERNEL_PROPER_MAX_LINES = 1_650
+KERNEL_PROPER_MAX_LINES = 1_680
 
 
 def _tree() -> list[str]:

@@ -3,6 +3,7 @@ and read one."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -39,13 +40,25 @@ async def post_events(request: web.Request) -> web.Response:
             await engine.process(body, dry_run=dry_run, check_storable=check_storable)
         )
     if isinstance(body, dict):
-        engine = request.app[ENGINE]
-        results = await engine.process(
-            [body], dry_run=dry_run, check_storable=check_storable, listed=False
+        return json_response(
+            await process_event(request.app, body, dry_run=dry_run, check_storable=check_storable)
         )
-        return json_response(results[0])
     problem = {"path": "", "message": "must be an event (a JSON object) or a list of events"}
     raise invalid("the body must be an event (a JSON object) or a list of events", [problem])
+
+
+async def process_event(
+    app: web.Application, body: dict[str, Any], *, dry_run: bool, check_storable: bool = True
+) -> dict[str, Any]:
+    """One event sent alone, as ``POST /api/events`` (``?dry_run=true``) takes it: its
+    result (a dry run's with its ``trace`` and the ``runs`` it would schedule).
+
+    :raises ApiError: the event breaks the rules (422) or names an unknown order (404).
+    """
+    results = await app[ENGINE].process(
+        [body], dry_run=dry_run, check_storable=check_storable, listed=False
+    )
+    return results[0]
 
 
 def event_json(row: Any) -> dict[str, Any]:
@@ -74,32 +87,66 @@ async def get_event(request: web.Request) -> web.Response:
     return json_response({**event_json(row), "trace": trace_of(row["result"])})
 
 
-async def list_events(request: web.Request) -> web.Response:
-    """``GET /api/events?order_id=&type=&moved=&limit=&cursor=``: a page of events,
-    newest first; by order, the events resolved to it."""
-    query = ListQuery(request)
-    order_id, event_type = query.text("order_id", 200), query.text("type", 100)
-    moved, limit = query.flag("moved"), query.limit()
+@dataclass(frozen=True)
+class EventFilters:
+    """The filters of the event list (``None``: not filtered by it)."""
+
+    order_id: str | None = None
+    event_type: str | None = None
+    moved: bool | None = None
+
+
+async def find_events(
+    app: web.Application,
+    filters: EventFilters,
+    limit: int,
+    cursor: str | None = None,
+    *,
+    with_trace: bool = False,
+) -> dict[str, Any]:
+    """A page of events, newest first, as ``GET /api/events`` answers it (``{"items",
+    "next"}``); by order, the events resolved to it. ``with_trace`` adds each event's
+    ``trace`` (the board shows it).
+
+    :raises ApiError: 422 for an unknown order or event type, or a bad cursor.
+    """
+    order_id, event_type, moved = filters.order_id, filters.event_type, filters.moved
     cursors = Cursors(
-        request.app[SERVICES], "events", {"order_id": order_id, "type": event_type, "moved": moved}
+        app[SERVICES], "events", {"order_id": order_id, "type": event_type, "moved": moved}
     )
-    after = cursors.position(query.one("cursor"), is_seq)
-    async with request.app[DATABASE].read() as sql:
+    after = cursors.position(cursor, is_seq)
+    async with app[DATABASE].read() as sql:
         if order_id is not None and not await sql.order_exists(order_id):
             raise bad_parameter("order_id", f"unknown order {order_id!r}", "unknown_order")
         if (
             event_type is not None
-            and event_type not in request.app[REGISTRY].event_types
+            and event_type not in app[REGISTRY].event_types
             and not await event_type_stored(sql, event_type)
         ):
-            known = ", ".join(sorted(t for t, et in request.app[REGISTRY].event_types.items()))
+            known = ", ".join(sorted(t for t, et in app[REGISTRY].event_types.items()))
             raise bad_parameter(
                 "type",
                 f"unknown event type {event_type!r}; known types: {known}",
                 "unknown_event_type",
             )
         rows = await events_page(sql, limit, after, event_type, moved, order_id)
-    return json_response(cursors.page(rows, limit, lambda r: r["position"], event_json))
+
+    def item(row: Any) -> dict[str, Any]:
+        shown = event_json(row)
+        return {**shown, "trace": trace_of(row["result"])} if with_trace else shown
+
+    return cursors.page(rows, limit, lambda r: r["position"], item)
+
+
+async def list_events(request: web.Request) -> web.Response:
+    """``GET /api/events?order_id=&type=&moved=&limit=&cursor=``: a page of events,
+    newest first; by order, the events resolved to it."""
+    query = ListQuery(request)
+    filters = EventFilters(
+        query.text("order_id", 200), query.text("type", 100), query.flag("moved")
+    )
+    limit = query.limit()
+    return json_response(await find_events(request.app, filters, limit, query.one("cursor")))
 
 
 LIST_PARAMETERS = [

@@ -40,10 +40,15 @@ async def unknown_status(sql: StoreSQL, status: str, path: str = "/status") -> A
     )
 
 
-async def list_statuses(request: web.Request) -> web.Response:
-    async with request.app[DATABASE].read() as sql:
+async def pipeline(app: web.Application) -> list[dict[str, Any]]:
+    """The statuses in ``sort`` order, as ``GET /api/statuses`` answers them."""
+    async with app[DATABASE].read() as sql:
         rows = await sql.pipeline()
-    return json_response([_status_json(r) for r in rows])
+    return [_status_json(r) for r in rows]
+
+
+async def list_statuses(request: web.Request) -> web.Response:
+    return json_response(await pipeline(request.app))
 
 
 def _duplicates(values: list[Any]) -> list[Any]:
@@ -65,6 +70,18 @@ def _uses(
 
 async def put_statuses(request: web.Request) -> web.Response:
     body = await read_json_body(request)
+    return json_response(await replace_pipeline(request.app, body, api_key_name(request)))
+
+
+async def replace_pipeline(
+    app: web.Application, body: Any, key_name: str | None
+) -> list[dict[str, Any]]:
+    """Replace the pipeline with ``body`` (a list of statuses), as ``PUT /api/statuses``
+    does, recording the change in the audit log under ``key_name``; the new pipeline.
+
+    :raises ApiError: 422 for a malformed list, duplicate ids or sorts, or unknown
+        ``semantics``; 409 when it drops a status still in use (orders, triggers, actions).
+    """
     check(STATUS_LIST, body, "statuses")
     for key in ("id", "sort"):
         repeated = _duplicates([s[key] for s in body])
@@ -78,7 +95,7 @@ async def put_statuses(request: web.Request) -> web.Response:
             shown = ", ".join(map(repr, repeated))
             raise invalid(f"statuses: duplicate {key}s {shown}", problems, "duplicate_status")
     new_ids = {s["id"] for s in body}
-    async with request.app[DATABASE].write() as sql:
+    async with app[DATABASE].write() as sql:
         before = [_status_json(r) for r in await sql.pipeline()]
         dropped = (await sql.status_ids()) - new_ids
         if dropped:
@@ -92,7 +109,7 @@ async def put_statuses(request: web.Request) -> web.Response:
                     code="status_in_use",
                 )
         await sql.replace_statuses(body)
-        await request.app[ENGINE].definitions_changed(sql)
+        await app[ENGINE].definitions_changed(sql)
         after = [_status_json(r) for r in await sql.pipeline()]
         if after != before:
             await sql.record_audit(
@@ -100,6 +117,6 @@ async def put_statuses(request: web.Request) -> web.Response:
                 kind="statuses",
                 before=before,
                 after=after,
-                key_name=api_key_name(request),
+                key_name=key_name,
             )
-    return json_response(after)
+    return after

@@ -93,7 +93,7 @@ SECTIONS: Sections = (
         "Kernel services and routes",
         "What the kernel offers plugins (`register_routes`, `startup`, `shutdown`, "
         "`inspect_event`).",
-        ("KernelServices", "StateStore", "Route", "RouteHandler", "API_SCOPES"),
+        ("KernelServices", "StateStore", "Route", "RouteHandler", "UiPage", "API_SCOPES"),
     ),
     (
         "HTTP helpers",

@@ -13,7 +13,6 @@ from aiohttp import web
 from statusflow.ui import (
     access,
     board,
-    deliveries,
     editor,
     events,
     orders,
@@ -24,10 +23,12 @@ from statusflow.ui import (
 from statusflow.ui.assets import STATIC, asset
 from statusflow.ui.csrf import csrf_protection
 from statusflow.ui.keys import PARENT
+from statusflow.ui.plugin_pages import mount_plugin_pages, plugin_pages
 from statusflow.ui.session import Sessions
 
-PAGES = (board, editor, orders, events, try_event, statuses, plugins, deliveries)
-"""The page modules, each with a ``routes`` :class:`aiohttp.web.RouteTableDef`."""
+PAGES = (board, editor, orders, events, try_event, statuses, plugins)
+"""The page modules, each with a ``routes`` :class:`aiohttp.web.RouteTableDef` (the
+plugins' pages are added by :mod:`statusflow.ui.plugin_pages`)."""
 
 
 def ui_application(parent: web.Application) -> web.Application:
@@ -51,6 +52,7 @@ def ui_application(parent: web.Application) -> web.Application:
     ui.router.add_static("/static/", STATIC, append_version=False)
     for page in PAGES:
         ui.router.add_routes(page.routes)
+    mount_plugin_pages(ui, environment, plugin_pages(parent))
     return ui
 
 

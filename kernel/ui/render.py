@@ -8,6 +8,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
+from statusflow.ui.keys import NAV as NAV_KEY
 from statusflow.ui.keys import USER
 from statusflow.ui.session import csrf_token
 
@@ -18,9 +19,8 @@ NAV = (
     ("/ui/try", "Try an event"),
     ("/ui/statuses", "Pipeline"),
     ("/ui/plugins", "Plugins"),
-    ("/ui/deliveries", "Deliveries"),
 )
-"""The main navigation: path, label."""
+"""The main navigation: path, label (the plugins' pages follow, see ``plugin_pages``)."""
 
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
@@ -43,7 +43,7 @@ async def render(
     base = {
         "user": request.get(USER),
         "csrf_token": await csrf_token(request),
-        "nav": NAV,
+        "nav": request.app.get(NAV_KEY, NAV),
         "current": context.pop("current", request.path),
     }
     response = aiohttp_jinja2.render_template(template, request, {**base, **context}, status=status)

@@ -9,7 +9,8 @@ A status sink with a durable outbox (see ``docs/plugins/outgoing_webhooks.md``):
   delivery per enabled endpoint and sends each, signed, with retries, in order per
   order and endpoint (:mod:`.worker`, :mod:`.outbox`);
 - endpoints come from ``[plugins.outgoing_webhooks]`` and from
-  ``/api/webhook-endpoints``; deliveries show at ``/api/deliveries`` (:mod:`.api`).
+  ``/api/webhook-endpoints``; deliveries show at ``/api/deliveries`` (:mod:`.api`)
+  and on the board's page ``/ui/deliveries`` (:mod:`.ui`, ``register_ui_pages``).
 
 The plugin is a class, :class:`OutgoingWebhooks`, which the entry point names: the
 kernel makes one object of it per app (tests run several apps in one process) and its
@@ -21,11 +22,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from statusflow import JSON, KernelServices, Outcome, Route, Transaction, hookimpl
+from statusflow import JSON, KernelServices, Outcome, Route, Transaction, UiPage, hookimpl
 from statusflow.plugins.outgoing_webhooks import outbox
 from statusflow.plugins.outgoing_webhooks.api import Handlers
 from statusflow.plugins.outgoing_webhooks.settings import SETTINGS_SCHEMA, Settings
 from statusflow.plugins.outgoing_webhooks.tables import MOVES
+from statusflow.plugins.outgoing_webhooks.ui import DeliveriesPage
 from statusflow.plugins.outgoing_webhooks.worker import Worker
 
 NAME = "outgoing_webhooks"
@@ -66,6 +68,12 @@ class OutgoingWebhooks:
         self.settings = settings
         for route in Handlers(self, kernel).routes():
             register(route)
+
+    @hookimpl
+    def register_ui_pages(self, register: Callable[[UiPage], None], kernel: KernelServices) -> None:
+        """The board's deliveries page, with ``Retry`` for failed deliveries."""
+        for page in DeliveriesPage(Handlers(self, kernel)).pages():
+            register(page)
 
     @hookimpl
     async def startup(self, kernel: KernelServices) -> None:

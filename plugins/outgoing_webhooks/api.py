@@ -268,7 +268,15 @@ class Handlers:
         return json_response(delivery_json(row))
 
     async def retry_delivery(self, request: web.Request) -> web.Response:
-        delivery_id = request.match_info["id"]
+        return json_response(delivery_json(await self.retry(request.match_info["id"])))
+
+    async def retry(self, delivery_id: str) -> Any:
+        """Queue a delivered or failed delivery again, from its first attempt, and wake
+        the worker (``POST /api/deliveries/{id}/retry`` and the board's ``Retry``); the
+        delivery's row as it now stands.
+
+        :raises ApiError: 404 for an unknown delivery, 409 for one still pending.
+        """
         moment = outbox.now()
         give_up_at = moment + timedelta(seconds=self.plugin.settings.give_up_after)
         async with self.kernel.write() as conn:
@@ -295,7 +303,7 @@ class Handlers:
             )
             row = await self._delivery(conn, delivery_id)
         self.plugin.wake()
-        return json_response(delivery_json(row))
+        return row
 
     def routes(self) -> list[Route]:
         """Every route, with its OpenAPI operation."""

@@ -1,7 +1,0 @@
-"""The board's deliveries pages (being built)."""
-
-from __future__ import annotations
-
-from aiohttp import web
-
-routes = web.RouteTableDef()
