@@ -361,7 +361,15 @@ async def list_runs(request: web.Request) -> web.Response:
 
 
 async def _load_run(sql: StoreSQL, request: web.Request) -> dict[str, Any]:
-    run_id = _int_id(request.match_info["id"], "run")
+    return await load_run(sql, request.match_info["id"])
+
+
+async def load_run(sql: StoreSQL, raw_id: str | int) -> dict[str, Any]:
+    """The stored run of id ``raw_id`` (a path's text or an int).
+
+    :raises ApiError: 404 for an unknown run.
+    """
+    run_id = _int_id(str(raw_id), "run")
     row = await sql.run_row(run_id)
     if row is None:
         raise not_found(f"run {run_id} not found", {"id": run_id})
@@ -383,29 +391,49 @@ async def get_run(request: web.Request) -> web.Response:
 
 
 async def cancel_run(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
+    return json_response(await cancel_run_now(request.app, request.match_info["id"]))
+
+
+async def cancel_run_now(
+    app: web.Application, raw_id: str | int, reason: str = "canceled through the API"
+) -> dict[str, Any]:
+    """Cancel the pending run ``raw_id`` (``POST /api/runs/{id}/cancel`` and the board's
+    ``Cancel``); the run as it stands then.
+
+    :raises ApiError: 404 for an unknown run, 409 for one that started or finished.
+    """
+    engine = app[ENGINE]
     writes = GroupWrites()
-    async with request.app[DATABASE].write() as sql:
-        row = await _load_run(sql, request)
+    async with app[DATABASE].write() as sql:
+        row = await load_run(sql, raw_id)
         if row["state"] != PENDING:
             raise _not_pending(row, "canceled")
         index = (await engine.planner(sql)).index
-        await cancel_one(sql, row, "canceled through the API", index, utc_now(), writes)
+        await cancel_one(sql, row, reason, index, utc_now(), writes)
         await writes.write_to(sql)
-        row = await _load_run(sql, request)
+        row = await load_run(sql, row["id"])
     engine.ran(writes)
-    return json_response(run_json(row))
+    return run_json(row)
 
 
 async def run_now(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    async with request.app[DATABASE].write() as sql:
-        row = await _load_run(sql, request)
+    return json_response(await make_run_due(request.app, request.match_info["id"]))
+
+
+async def make_run_due(app: web.Application, raw_id: str | int) -> dict[str, Any]:
+    """Make the pending run ``raw_id`` due now (``POST /api/runs/{id}/run-now`` and the
+    board's ``Run now``); the run as it stands then.
+
+    :raises ApiError: 404 for an unknown run, 409 for one that started or finished.
+    """
+    engine = app[ENGINE]
+    async with app[DATABASE].write() as sql:
+        row = await load_run(sql, raw_id)
         if row["state"] != PENDING:
             raise _not_pending(row, "run now")
         at = utc_now()
         await sql.run_now(row["id"], at, row["due_at"] if row["started_at"] else at)
-        row = await _load_run(sql, request)
+        row = await load_run(sql, row["id"])
     if engine.runs_written is not None:
         engine.runs_written(at)
-    return json_response(run_json(row))
+    return run_json(row)

@@ -31,7 +31,8 @@ from statusflow.http.paging import (
 )
 from statusflow.http.schemas import NEW_ORDER, ORDER_AFTER_PATCH
 from statusflow.http.statuses import unknown_status
-from statusflow.store.lists import OrderSearch, order_key, orders_page, timeline_page
+from statusflow.store.admin import Row
+from statusflow.store.lists import OrderKey, OrderSearch, order_key, orders_page, timeline_page
 from statusflow.store.statements import ConstraintViolated, GroupWrites, StoreSQL
 from statusflow.timestamps import utc_now
 from statusflow.types import Outcome
@@ -74,7 +75,11 @@ def _identifier_rows(order_id: str, doc: dict[str, Any], region: str) -> list[di
     return [{"order_id": order_id, "kind": k, "value": v} for k, v in pairs]
 
 
-async def _load(sql: StoreSQL, order_id: str, lock: bool = False) -> dict[str, Any]:
+async def load_order(sql: StoreSQL, order_id: str, lock: bool = False) -> dict[str, Any]:
+    """The stored order ``order_id``.
+
+    :raises ApiError: 404 for an unknown order.
+    """
     row = await sql.order(order_id, lock)
     if row is None:
         raise not_found(f"order {order_id[:200]!r} not found", code="order_not_found")
@@ -103,7 +108,7 @@ async def create_order(request: web.Request) -> web.Response:
             await sql.add_identifiers(identifiers)
             await sql.add_timeline(body["id"], now, "created", {"status": status})
             writes = await request.app[ENGINE].record_new_order(sql, body["id"], status, now)
-            row = await _load(sql, body["id"])
+            row = await load_order(sql, body["id"])
     except ConstraintViolated:
         raise _exists(body["id"]) from None
     await request.app[ENGINE].committed(None, writes)
@@ -117,18 +122,27 @@ def _exists(order_id: str) -> ApiError:
 
 async def get_order(request: web.Request) -> web.Response:
     async with request.app[DATABASE].read() as sql:
-        row = await _load(sql, request.match_info["id"])
+        row = await load_order(sql, request.match_info["id"])
     return json_response(order_json(row))
 
 
 async def patch_order(request: web.Request) -> web.Response:
     patch = require_object(await read_json_body(request), "a merge patch")
-    order_id = request.match_info["id"]
-    app = request.app
+    order = await apply_patch(request.app, request.match_info["id"], patch)
+    return json_response(order)
+
+
+async def apply_patch(app: web.Application, order_id: str, patch: dict[str, Any]) -> dict[str, Any]:
+    """Merge-patch the order ``order_id`` (``PATCH /api/orders/{id}`` and the board's
+    ``Move to``): a changed ``status`` is a manual move; the order as it stands after
+    everything the patch caused.
+
+    :raises ApiError: 404 for an unknown order, 422 for a patch that breaks the rules.
+    """
     engine = app[ENGINE]
     recorded: tuple[Outcome, GroupWrites] | None = None
     async with app[DATABASE].write() as sql:
-        row = await _load(sql, order_id, lock=True)
+        row = await load_order(sql, order_id, lock=True)
         before = order_json(row)
         editable = {k: v for k, v in before.items() if k not in ("created_at", "updated_at")}
         after = merge_patch(editable, patch)
@@ -159,8 +173,8 @@ async def patch_order(request: web.Request) -> web.Response:
     if events:
         await engine.process(events, allow_private=True)
     async with app[DATABASE].read() as sql:
-        row = await _load(sql, order_id)
-    return json_response(order_json(row))
+        row = await load_order(sql, order_id)
+    return order_json(row)
 
 
 def _order_change_failed(plugin: str, exc: Exception) -> None:
@@ -181,17 +195,40 @@ def search_for(q: str, region: str) -> OrderSearch:
     return OrderSearch(q, identifiers)
 
 
+async def find_orders(
+    sql: StoreSQL,
+    region: str,
+    limit: int,
+    after: OrderKey | None = None,
+    status: str | None = None,
+    q: str | None = None,
+) -> list[Row]:
+    """Up to ``limit + 1`` orders after ``after``, newest first: in ``status`` when given,
+    found by ``q`` (see :func:`search_for`) when given (``GET /api/orders`` and the
+    board's search).
+
+    :raises ApiError: 422 for an unknown status.
+    """
+    if status is not None and not await sql.status_exists(status):
+        raise bad_parameter("status", f"unknown status {status!r}", "unknown_status")
+    search = None if q is None else search_for(q, region)
+    return await orders_page(sql, limit, after, status, search)
+
+
+def order_cursors(app: web.Application, status: str | None, q: str | None) -> Cursors:
+    """The cursors of the orders list with these filters (the API's and the board's)."""
+    return Cursors(app[SERVICES], "orders", {"status": status, "q": q})
+
+
 async def list_orders(request: web.Request) -> web.Response:
     """``GET /api/orders?status=&q=&limit=&cursor=``: a page of orders, newest first."""
     query = ListQuery(request)
     status, q, limit = query.text("status", 64), query.text("q"), query.limit()
-    cursors = Cursors(request.app[SERVICES], "orders", {"status": status, "q": q})
+    cursors = order_cursors(request.app, status, q)
     after = cursors.position(query.one("cursor"), is_strings(2))
-    search = None if q is None else search_for(q, request.app[SETTINGS].default_region)
+    region = request.app[SETTINGS].default_region
     async with request.app[DATABASE].read() as sql:
-        if status is not None and not await sql.status_exists(status):
-            raise bad_parameter("status", f"unknown status {status!r}", "unknown_status")
-        rows = await orders_page(sql, limit, after and tuple(after), status, search)
+        rows = await find_orders(sql, region, limit, after and tuple(after), status, q)
     return json_response(cursors.page(rows, limit, lambda r: list(order_key(r)), order_json))
 
 
@@ -206,14 +243,14 @@ async def get_timeline(request: web.Request) -> web.Response:
     query = ListQuery(request)
     if "limit" not in query and "cursor" not in query:
         async with request.app[DATABASE].read() as sql:
-            await _load(sql, order_id)
+            await load_order(sql, order_id)
             rows = await sql.timeline(order_id)
         return json_response([_entry(r) for r in rows])
     limit = query.limit()
     cursors = Cursors(request.app[SERVICES], "timeline", {"order_id": order_id})
     after = cursors.position(query.one("cursor"), is_seq)
     async with request.app[DATABASE].read() as sql:
-        await _load(sql, order_id)
+        await load_order(sql, order_id)
         rows = await timeline_page(sql, order_id, limit, after)
     return json_response(cursors.page(rows, limit, lambda r: r["seq"], _entry))
 
@@ -229,4 +266,14 @@ LIST_PARAMETERS = [
 ]
 
 
-__all__ = ["create_order", "get_order", "get_timeline", "list_orders", "patch_order"]
+__all__ = [
+    "apply_patch",
+    "create_order",
+    "find_orders",
+    "get_order",
+    "get_timeline",
+    "list_orders",
+    "load_order",
+    "order_cursors",
+    "patch_order",
+]

@@ -22,11 +22,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, String, literal, select, tuple_, union
+from sqlalchemy import Select, String, bindparam, literal, select, tuple_, union
 from sqlalchemy.sql import ColumnElement
+from sqlalchemy.sql.elements import BindParameter
 
 from statusflow.store import queries as q
 from statusflow.store.admin import AdminSQL, Row
+
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 
 OrderKey = tuple[str, str]
 """An order's position in the list: ``(created_at, id)``."""
@@ -146,22 +149,48 @@ async def event_type_stored(sql: AdminSQL, event_type: str) -> bool:
 
 
 async def timeline_page(
-    sql: AdminSQL, order_id: str, limit: int, after: int | None = None
+    sql: AdminSQL,
+    order_id: str,
+    limit: int,
+    after: int | None = None,
+    newest_first: bool = False,
 ) -> list[Row]:
     """Up to ``limit + 1`` of an order's timeline entries (``seq``, ``at``, ``kind``,
-    ``data``) after ``after``, oldest first."""
-    return await sql.rows(timeline_statement(order_id, limit, after))
+    ``data``) after ``after``, oldest first (``newest_first``: newest first, ``after``
+    then being the last ``seq`` shown, the page holding older ones)."""
+    return await sql.rows(timeline_statement(order_id, limit, after, newest_first))
 
 
-def timeline_statement(order_id: str, limit: int, after: int | None = None) -> Select[Any]:
+def timeline_statement(
+    order_id: str, limit: int, after: int | None = None, newest_first: bool = False
+) -> Select[Any]:
     """The statement of :func:`timeline_page`."""
     timeline = q.TIMELINE
     where = [timeline.c.order_id == order_id]
     if after is not None:
-        where.append(timeline.c.seq > after)
+        where.append(timeline.c.seq < after if newest_first else timeline.c.seq > after)
     return (
         select(timeline.c.seq, timeline.c.at, timeline.c.kind, timeline.c.data)
         .where(*where)
-        .order_by(timeline.c.seq)
+        .order_by(timeline.c.seq.desc() if newest_first else timeline.c.seq)
         .limit(limit + 1)
     )
+
+
+async def event_results(sql: AdminSQL, event_ids: Sequence[str]) -> dict[str, Any]:
+    """The stored ``result`` (orders, moves, trace) of each of ``event_ids`` found."""
+    if not event_ids:
+        return {}
+    events = q.EVENTS
+    statement = select(events.c.id, events.c.result).where(events.c.id.in_(_IDS))
+    rows = await sql.rows(statement, {"ids": list(event_ids)})
+    return {row["id"]: row["result"] for row in rows}
+
+
+async def trigger_labels(sql: AdminSQL, trigger_ids: Sequence[int]) -> list[Row]:
+    """The ``id``, ``type`` and ``name`` of each of ``trigger_ids`` that exists."""
+    if not trigger_ids:
+        return []
+    triggers = q.TRIGGERS
+    statement = select(triggers.c.id, triggers.c.type, triggers.c.name)
+    return await sql.rows(statement.where(triggers.c.id.in_(_IDS)), {"ids": list(trigger_ids)})
