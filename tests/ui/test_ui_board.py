@@ -193,7 +193,7 @@ async def test_move_to_works_by_keyboard(start_board: StartBoard, page: Page) ->
     assert (await api(board, "GET", f"/api/triggers/{made['id']}"))["status"] == "F"
 
 
-async def test_the_board_follows_changes_from_elsewhere(start_board: StartBoard, page: Page) -> None:
+async def test_the_board_follows_other_changes(start_board: StartBoard, page: Page) -> None:
     board = await start_board(tokens=(TOKEN,), enable=PLUGINS)
     await sign_in(page, board)
     await page.evaluate("window.__same_page = true")
