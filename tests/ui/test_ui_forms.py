@@ -205,3 +205,11 @@ async def test_a_trigger_edited_with_the_same_form(start_board: StartBoard, page
     await page.wait_for_url(board.url("/ui/"))
     stored = await api(board, "GET", f"/api/triggers/{made['id']}")
     assert stored["settings"] == {} and stored["name"] == "Any link"
+
+
+async def test_a_webhook_trigger_shows_its_url(start_board: StartBoard, page: Page) -> None:
+    board = await start_board(tokens=(TOKEN,), enable=(*PLUGINS, "webhook"))
+    made = await api(board, "POST", "/api/triggers", {"type": "webhook.called", "status": "F"})
+    await sign_in(page, board)
+    await column(page, "Completed").get_by_role("link", name="Edit").click()
+    await expect(page.get_by_text(made["webhook_url"])).to_be_visible()
