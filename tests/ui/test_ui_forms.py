@@ -213,3 +213,31 @@ async def test_a_webhook_trigger_shows_its_url(start_board: StartBoard, page: Pa
     await sign_in(page, board)
     await column(page, "Completed").get_by_role("link", name="Edit").click()
     await expect(page.get_by_text(made["webhook_url"])).to_be_visible()
+
+
+async def test_an_action_edited_disabled_and_deleted(start_board: StartBoard, page: Page) -> None:
+    board = await start_board(tokens=(TOKEN,), enable=PLUGINS)
+    body = {"type": "field.set", "status": "P", "settings": {"field": "paid", "value": True}}
+    made = await api(board, "POST", "/api/actions", {**body, "delay": "P1D"})
+    await sign_in(page, board)
+    actions = column(page, "Paid").get_by_role("list", name="Actions in Paid")
+    await expect(actions).to_contain_text("after 1 day")
+    await actions.get_by_role("link", name="Edit").click()
+    await expect(page.get_by_label("Delay", exact=True)).to_have_value("1")
+    await expect(page.get_by_label("Unit")).to_have_value("days")
+    await expect(page.get_by_label("value")).to_have_value("true")
+    await page.get_by_label("Delay", exact=True).fill("2")
+    await page.get_by_label("Unit").select_option("hours")
+    await page.get_by_role("button", name="Save").click()
+    await page.wait_for_url(board.url("/ui/"))
+    await expect(actions).to_contain_text("after 2 hours")
+    stored = await api(board, "GET", f"/api/actions/{made['id']}")
+    assert stored["delay"] == "PT2H" and stored["settings"] == {"field": "paid", "value": True}
+
+    await actions.get_by_role("button", name="Disable").click()
+    await expect(actions.get_by_text("disabled", exact=True)).to_be_visible()
+    assert (await api(board, "GET", f"/api/actions/{made['id']}"))["enabled"] is False
+    await actions.get_by_role("button", name="Delete").click()
+    await page.get_by_role("button", name="Delete").click()
+    await page.wait_for_url(board.url("/ui/"))
+    assert await api(board, "GET", "/api/actions") == []
