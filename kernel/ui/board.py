@@ -99,7 +99,7 @@ class _Reasons:
 
     def of(self, kind: str, type_: str, conditions: Any) -> str | None:
         conditions = conditions or []
-        key = (kind, type_, json.dumps(conditions, sort_keys=True, default=str))
+        key = (kind, type_, repr(conditions))  # the same stored JSON reads back the same
         if key not in self._seen:
             explain = trigger_inactive_reason if kind == "trigger" else action_inactive_reason
             self._seen[key] = explain(type_, conditions, self.registry)
@@ -107,7 +107,12 @@ class _Reasons:
 
 
 def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:59] + "…"
 
 
