@@ -241,3 +241,27 @@ async def test_an_action_edited_disabled_and_deleted(start_board: StartBoard, pa
     await page.get_by_role("button", name="Delete").click()
     await page.wait_for_url(board.url("/ui/"))
     assert await api(board, "GET", "/api/actions") == []
+
+
+async def test_without_javascript_the_type_is_chosen_by_a_button(start_board: StartBoard) -> None:
+    import re
+
+    from aiohttp import ClientSession, CookieJar
+
+    board = await start_board(enable=PLUGINS)  # no tokens: no sign-in asked
+    async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as http:
+        form = await (await http.get(board.url("/ui/triggers/new?status=P"))).text()
+        found = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert found is not None
+        chosen = {
+            "csrf_token": found.group(1),
+            "type": "email.link_clicked",
+            "status": "P",
+            "name": "kept",
+            "step": "choose",
+        }
+        response = await http.post(board.url("/ui/triggers/new"), data=chosen)
+        page = await response.text()
+        assert response.status == 200
+        assert 'name="settings.url"' in page and 'value="kept"' in page
+        assert await api(board, "GET", "/api/triggers") == []
