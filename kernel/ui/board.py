@@ -28,6 +28,7 @@ from statusflow.http import triggers as trigger_api
 from statusflow.http.keys import DATABASE, REGISTRY
 from statusflow.registry import Registry
 from statusflow.store.board import board_version, order_counts
+from statusflow.store.statements import DEFINITIONS_VERSION
 from statusflow.ui.cards import column_html
 from statusflow.ui.delays import delay_words
 from statusflow.ui.keys import PARENT, USER
@@ -98,7 +99,7 @@ class _Reasons:
 
     def of(self, kind: str, type_: str, conditions: Any) -> str | None:
         conditions = conditions or []
-        key = (kind, type_, json.dumps(conditions, sort_keys=True, default=str))
+        key = (kind, type_, repr(conditions))  # the same stored JSON reads back the same
         if key not in self._seen:
             explain = trigger_inactive_reason if kind == "trigger" else action_inactive_reason
             self._seen[key] = explain(type_, conditions, self.registry)
@@ -106,7 +107,12 @@ class _Reasons:
 
 
 def _short(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        text = str(value)
+    else:
+        text = json.dumps(value, ensure_ascii=False)
     return text if len(text) <= 60 else text[:59] + "…"
 
 
@@ -120,10 +126,19 @@ def summary(settings: Any, conditions: Any) -> str:
     return " · ".join(parts)
 
 
-async def load_columns(app: web.Application) -> list[Column]:
-    """The board's columns, read in one transaction (four queries)."""
+@dataclass
+class BoardView:
+    """The board's columns and the definitions version they were read at."""
+
+    columns: list[Column]
+    definitions: str
+
+
+async def load_board(app: web.Application) -> BoardView:
+    """The board's columns, read in one transaction (five small queries)."""
     registry = app[REGISTRY]
     async with app[DATABASE].read() as sql:
+        definitions = await sql.setting(DEFINITIONS_VERSION) or ""
         statuses = await sql.pipeline()
         triggers = await sql.all_triggers()
         actions = await sql.listed_actions()
@@ -166,14 +181,18 @@ async def load_columns(app: web.Application) -> list[Column]:
                 inactive_reason=reasons.of("action", row["type"], row["conditions"]),
             )
         )
-    return list(columns.values())
+    return BoardView(list(columns.values()), definitions)
 
 
-async def _columns_context(request: web.Request, error: str | None = None) -> dict[str, Any]:
-    columns = await load_columns(request.app[PARENT])
+async def _columns_context(
+    request: web.Request, error: str | None = None, oob: bool = False
+) -> dict[str, Any]:
+    view = await load_board(request.app[PARENT])
     return {
         "title": "Board",
-        "columns": columns,
+        "columns": view.columns,
+        "definitions": view.definitions,
+        "oob": oob,
         "card_parts": column_html,
         "board_error": error,
         "current": "/ui/",
@@ -187,18 +206,23 @@ async def board(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/board/columns")
 async def columns_part(request: web.Request) -> web.StreamResponse:
-    """The columns alone (htmx refreshes the board with them)."""
+    """The columns alone (the board refreshes itself with them after a drop)."""
     return await render(request, "_columns.html", await _columns_context(request))
 
 
 @routes.get("/board/counts")
 async def counts_part(request: web.Request) -> web.StreamResponse:
-    """Each column's count as an out-of-band swap (the live stream asks for them)."""
+    """What the live stream asks for: each column's count as an out-of-band swap; or,
+    when the triggers, actions or statuses changed since the page's ``?definitions=``
+    version, the whole columns (out of band too)."""
     async with request.app[PARENT][DATABASE].read() as sql:
-        statuses = await sql.pipeline()
-        counts = await order_counts(sql)
-    rows = [(index, counts.get(s["id"], 0)) for index, s in enumerate(statuses, 1)]
-    return await render(request, "_counts.html", {"counts": rows})
+        definitions = await sql.setting(DEFINITIONS_VERSION) or ""
+        if definitions == request.query.get("definitions", definitions):
+            statuses = await sql.pipeline()
+            counts = await order_counts(sql)
+            rows = [(index, counts.get(s["id"], 0)) for index, s in enumerate(statuses, 1)]
+            return await render(request, "_counts.html", {"counts": rows})
+    return await render(request, "_columns.html", await _columns_context(request, oob=True))
 
 
 @routes.get("/board/live")

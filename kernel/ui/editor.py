@@ -59,6 +59,8 @@ class Editor:
     fields: list[Field]
     error: str | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    webhook_url: str | None = None
+    """A ``webhook.called`` trigger's own URL (what its plugin describes), to copy."""
     """The API's messages by form field (``type``, ``status``, ``conditions``, ...)."""
 
 
@@ -267,7 +269,11 @@ async def _edit(request: web.Request, kind: str) -> web.StreamResponse:
     if isinstance(row, web.StreamResponse):
         return row
     values = _values_from_row(row, kind)
-    return await _show(request, await _editor(request, kind, values, row["id"]))
+    editor = await _editor(request, kind, values, row["id"])
+    if kind == "trigger":
+        described = trigger_api.trigger_body(request.app[PARENT], row).get("webhook_url")
+        editor.webhook_url = described if isinstance(described, str) else None
+    return await _show(request, editor)
 
 
 async def _save_edit(request: web.Request, kind: str) -> web.StreamResponse:

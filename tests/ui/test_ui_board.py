@@ -191,3 +191,21 @@ async def test_move_to_works_by_keyboard(start_board: StartBoard, page: Page) ->
     await expect(moved).to_be_visible()
     await expect(moved.get_by_label("Move to")).to_be_focused()  # the place is kept
     assert (await api(board, "GET", f"/api/triggers/{made['id']}"))["status"] == "F"
+
+
+async def test_the_board_follows_other_changes(start_board: StartBoard, page: Page) -> None:
+    board = await start_board(tokens=(TOKEN,), enable=PLUGINS)
+    await sign_in(page, board)
+    await page.evaluate("window.__same_page = true")
+    made = await api(board, "POST", "/api/triggers", {"type": "payment.received", "status": "P"})
+    await expect(card(page, "Paid", "Payment received")).to_be_visible(timeout=2000)
+    await api(board, "PATCH", f"/api/triggers/{made['id']}", {"status": "S"})
+    await expect(card(page, "Shipped", "Payment received")).to_be_visible(timeout=2000)
+    await api(board, "POST", "/api/orders", {"id": "o-2"})
+    await expect(column(page, "New")).to_contain_text("1 order", timeout=2000)
+    # the refreshed columns still work: Move to, then drag
+    moved = card(page, "Shipped", "Payment received")
+    await moved.get_by_label("Move to").select_option(label="Completed")
+    await moved.get_by_role("button", name="Move", exact=True).click()
+    await expect(card(page, "Completed", "Payment received")).to_be_visible()
+    assert await page.evaluate("window.__same_page") is True

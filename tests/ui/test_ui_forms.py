@@ -205,3 +205,63 @@ async def test_a_trigger_edited_with_the_same_form(start_board: StartBoard, page
     await page.wait_for_url(board.url("/ui/"))
     stored = await api(board, "GET", f"/api/triggers/{made['id']}")
     assert stored["settings"] == {} and stored["name"] == "Any link"
+
+
+async def test_a_webhook_trigger_shows_its_url(start_board: StartBoard, page: Page) -> None:
+    board = await start_board(tokens=(TOKEN,), enable=(*PLUGINS, "webhook"))
+    made = await api(board, "POST", "/api/triggers", {"type": "webhook.called", "status": "F"})
+    await sign_in(page, board)
+    await column(page, "Completed").get_by_role("link", name="Edit").click()
+    await expect(page.get_by_text(made["webhook_url"])).to_be_visible()
+
+
+async def test_an_action_edited_disabled_and_deleted(start_board: StartBoard, page: Page) -> None:
+    board = await start_board(tokens=(TOKEN,), enable=PLUGINS)
+    body = {"type": "field.set", "status": "P", "settings": {"field": "paid", "value": True}}
+    made = await api(board, "POST", "/api/actions", {**body, "delay": "P1D"})
+    await sign_in(page, board)
+    actions = column(page, "Paid").get_by_role("list", name="Actions in Paid")
+    await expect(actions).to_contain_text("after 1 day")
+    await actions.get_by_role("link", name="Edit").click()
+    await expect(page.get_by_label("Delay", exact=True)).to_have_value("1")
+    await expect(page.get_by_label("Unit")).to_have_value("days")
+    await expect(page.get_by_label("value")).to_have_value("true")
+    await page.get_by_label("Delay", exact=True).fill("2")
+    await page.get_by_label("Unit").select_option("hours")
+    await page.get_by_role("button", name="Save").click()
+    await page.wait_for_url(board.url("/ui/"))
+    await expect(actions).to_contain_text("after 2 hours")
+    stored = await api(board, "GET", f"/api/actions/{made['id']}")
+    assert stored["delay"] == "PT2H" and stored["settings"] == {"field": "paid", "value": True}
+
+    await actions.get_by_role("button", name="Disable").click()
+    await expect(actions.get_by_text("disabled", exact=True)).to_be_visible()
+    assert (await api(board, "GET", f"/api/actions/{made['id']}"))["enabled"] is False
+    await actions.get_by_role("button", name="Delete").click()
+    await page.get_by_role("button", name="Delete").click()
+    await page.wait_for_url(board.url("/ui/"))
+    assert await api(board, "GET", "/api/actions") == []
+
+
+async def test_without_javascript_the_type_is_chosen_by_a_button(start_board: StartBoard) -> None:
+    import re
+
+    from aiohttp import ClientSession, CookieJar
+
+    board = await start_board(enable=PLUGINS)  # no tokens: no sign-in asked
+    async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as http:
+        form = await (await http.get(board.url("/ui/triggers/new?status=P"))).text()
+        found = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert found is not None
+        chosen = {
+            "csrf_token": found.group(1),
+            "type": "email.link_clicked",
+            "status": "P",
+            "name": "kept",
+            "step": "choose",
+        }
+        response = await http.post(board.url("/ui/triggers/new"), data=chosen)
+        page = await response.text()
+        assert response.status == 200
+        assert 'name="settings.url"' in page and 'value="kept"' in page
+        assert await api(board, "GET", "/api/triggers") == []

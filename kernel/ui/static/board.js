@@ -51,9 +51,14 @@
         onEnd: function (event) {
           var from = event.from.dataset.status;
           var to = event.to.dataset.status;
-          if (from !== to) {
-            moveTrigger(event.item.dataset.trigger, to);
+          if (from === to) {
+            return;
           }
+          // The card goes back where it was until the server has saved the move: the
+          // board then shows it in its new column, read again (never ahead of the API).
+          event.from.insertBefore(event.item, event.from.children[event.oldIndex] || null);
+          event.item.classList.add("moving");
+          moveTrigger(event.item.dataset.trigger, to);
         }
       });
     });
