@@ -6,6 +6,7 @@ a delay, and every wait is for a condition, with a hang guard.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -529,6 +530,10 @@ async def test_a_run_written_by_another_instance_wakes_this_one(
     writer = await start(aiohttp_client, database_url, run=False)  # schedules, never runs
     runner = await start(aiohttp_client, database_url)
     scheduler = runner.client.app[SCHEDULER]
+    assert scheduler.listener is not None
+    # the runner's LISTEN connects in the background: a run written before it holds is
+    # found by the look the (re)connection triggers, not by a notification
+    await asyncio.wait_for(scheduler.listener.listening.wait(), timeout=30)
     action = await writer.create_action("N", "field.set", settings={"field": "a", "value": 1})
     await writer.create_order("o1")
     await runner.wait_run("o1", action["id"])

@@ -131,7 +131,8 @@ class Scheduler:
         self._finisher: Any = GroupCommitter(
             self._finish_group, writers=self.db.event_writers, transient=database_unavailable
         )
-        self._listener = self.db.runs_listener(self._notified)
+        self.listener = self.db.runs_listener(self._notified)
+        """(PostgreSQL) the ``LISTEN`` for other instances' runs; ``None`` on SQLite."""
         self.ended = 0
         """Runs this scheduler ended (tests and logs)."""
         self.notified = 0
@@ -142,8 +143,8 @@ class Scheduler:
     def start(self) -> None:
         """Start the loop (and, on PostgreSQL, listen for other instances' runs)."""
         self._task = asyncio.create_task(self._run(), name="statusflow-scheduler")
-        if self._listener is not None:
-            self._listener.start()
+        if self.listener is not None:
+            self.listener.start()
 
     async def stop(self) -> None:
         """Claim nothing more; let the runs in flight end (up to :data:`STOP_GRACE`)."""
@@ -158,8 +159,8 @@ class Scheduler:
                 task.cancel()
             await asyncio.gather(*late, return_exceptions=True)
         await self._finisher.close()
-        if self._listener is not None:
-            await self._listener.stop()
+        if self.listener is not None:
+            await self.listener.stop()
 
     def hint(self, next_at: str) -> None:
         """A run was written that is due at ``next_at``: wake if that is sooner than the

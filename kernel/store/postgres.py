@@ -183,6 +183,8 @@ class Listener:
         self._callback = callback
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self.listening = asyncio.Event()
+        """Set while the ``LISTEN`` holds: notifications sent meanwhile reach ``callback``."""
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"statusflow-listen-{self._channel}")
@@ -206,6 +208,7 @@ class Listener:
                 conn.add_termination_listener(functools.partial(_set, lost))
                 await conn.add_listener(self._channel, self._notified)
                 delay = 0.5
+                self.listening.set()
                 self._callback(None)
                 waits = [
                     asyncio.ensure_future(lost.wait()),
@@ -219,6 +222,7 @@ class Listener:
             except (*_CONNECTION_LOST, asyncpg.PostgresError) as exc:
                 log.warning("listen.failed", channel=self._channel, error=str(exc))
             finally:
+                self.listening.clear()
                 if conn is not None and not conn.is_closed():
                     with contextlib.suppress(*_CONNECTION_LOST, asyncpg.PostgresError):
                         await conn.close(timeout=5)
