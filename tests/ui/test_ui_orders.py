@@ -135,8 +135,10 @@ async def test_runs_cancel_and_run_now(start_board: StartBoard, page: Page) -> N
     await page.goto(board.url("/ui/orders/R-1"))
     listed = page.locator(".run")
     await expect(listed).to_have_count(2)
-    due = runs[0]["due_at"][:10]
-    await expect(page.locator(f"#run-{runs[0]['id']}")).to_contain_text(f"due {due}")
+    first = page.locator(f"#run-{runs[0]['id']}")
+    await expect(first).to_contain_text(f"due {runs[0]['due_at']}")
+    await expect(first).to_contain_text("in 3 days")
+    await expect(page.locator(f"#run-{runs[1]['id']}")).to_contain_text("in 2 hours")
 
     await page.locator(f"#run-{runs[0]['id']}").get_by_role("button", name="Cancel").click()
     await expect(page.locator(f"#run-{runs[0]['id']}")).to_contain_text("canceled")
