@@ -118,25 +118,29 @@ async def timeline_only(app: web.Application, order_id: str, cursor: str | None)
     return await load_view(app, order_id, runs=False, cursor=cursor)
 
 
+async def _action_labels(app: web.Application, sql: Any) -> dict[int, str]:
+    """Action id to what the board calls it: its name, or its type's title."""
+    index = (await app[ENGINE].planner(sql)).index
+    registry = app[REGISTRY]
+    labels = {}
+    for action_id, action in index.by_id.items():
+        action_type = registry.action_types.get(action.view.type)
+        title = action_type.title if action_type is not None else action.view.type
+        labels[action_id] = action.view.name or title
+    return labels
+
+
 async def _runs(app: web.Application, sql: Any, order_id: str) -> list[dict[str, Any]]:
     """The order's open runs and its newest finished ones, newest first, each with the
     name of its action."""
     rows = await sql.runs_of_order(order_id)
     open_runs = [r for r in rows if r["state"] in (PENDING, "running")]
     ended = [r for r in rows if r["state"] not in (PENDING, "running")][-ENDED_RUNS_SHOWN:]
-    index = (await app[ENGINE].planner(sql)).index
-    registry = app[REGISTRY]
+    labels = await _action_labels(app, sql)
     shown = []
     for row in reversed(open_runs + ended):
         run = run_json(row)
-        action = index.by_id.get(run["action_id"])
-        if action is None:
-            label = f"Action {run['action_id']}"
-        else:
-            action_type = registry.action_types.get(action.view.type)
-            title = action_type.title if action_type is not None else action.view.type
-            label = action.view.name or title
-        run["label"] = label
+        run["label"] = labels.get(run["action_id"], f"Action {run['action_id']}")
         shown.append(run)
     return shown
 
@@ -165,6 +169,11 @@ async def _timeline(
         }
     )
     names = _names(app, await trigger_labels(sql, trigger_ids))
+    if any(entry.get("action_id") is not None for entry in entries):
+        labels = await _action_labels(app, sql)
+        for entry in entries:
+            if entry.get("action_id") is not None:
+                entry["action"] = labels.get(entry["action_id"], f"action {entry['action_id']}")
     more = None
     if len(rows) > TIMELINE_PAGE:
         more = timeline_cursors(app, order_id).make(shown[-1]["seq"])
