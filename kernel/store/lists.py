@@ -11,7 +11,8 @@ Each filter has an index that yields its rows in the list's order (migration 000
 - events, newest first: ``seq``, or ``(type, seq)``, ``(moved, seq)``,
   ``(type, moved, seq)``; by order, the order's ``event`` timeline entries
   (``(order_id, seq)``), each joined to its event by id;
-- an order's timeline, oldest first: ``(order_id, seq)``.
+- an order's timeline, oldest first (newest first on the board's order page):
+  ``(order_id, seq)``.
 
 Statements are built per call from the tables; the store compiles each shape once.
 """

@@ -27,6 +27,10 @@ TIMELINE_PAGE = 50
 """Timeline entries per page of the order page."""
 ENDED_RUNS_SHOWN = 20
 """Finished runs listed (the newest ones); pending and running ones are always listed."""
+TRACE_BUDGET = 300
+"""Trace lines a page of the timeline shows inline: newest events first, the newest
+always; an older event whose trace would go past it shows its counts and a ``Why?``
+link that loads it (a store whose event types have few triggers sees every trace)."""
 SUMMARY_LENGTH = 160
 """The longest data summary shown for an event (the rest is cut, with an ellipsis)."""
 
@@ -114,25 +118,29 @@ async def timeline_only(app: web.Application, order_id: str, cursor: str | None)
     return await load_view(app, order_id, runs=False, cursor=cursor)
 
 
+async def _action_labels(app: web.Application, sql: Any) -> dict[int, str]:
+    """Action id to what the board calls it: its name, or its type's title."""
+    index = (await app[ENGINE].planner(sql)).index
+    registry = app[REGISTRY]
+    labels = {}
+    for action_id, action in index.by_id.items():
+        action_type = registry.action_types.get(action.view.type)
+        title = action_type.title if action_type is not None else action.view.type
+        labels[action_id] = action.view.name or title
+    return labels
+
+
 async def _runs(app: web.Application, sql: Any, order_id: str) -> list[dict[str, Any]]:
     """The order's open runs and its newest finished ones, newest first, each with the
     name of its action."""
     rows = await sql.runs_of_order(order_id)
     open_runs = [r for r in rows if r["state"] in (PENDING, "running")]
     ended = [r for r in rows if r["state"] not in (PENDING, "running")][-ENDED_RUNS_SHOWN:]
-    index = (await app[ENGINE].planner(sql)).index
-    registry = app[REGISTRY]
+    labels = await _action_labels(app, sql)
     shown = []
     for row in reversed(open_runs + ended):
         run = run_json(row)
-        action = index.by_id.get(run["action_id"])
-        if action is None:
-            label = f"Action {run['action_id']}"
-        else:
-            action_type = registry.action_types.get(action.view.type)
-            title = action_type.title if action_type is not None else action.view.type
-            label = action.view.name or title
-        run["label"] = label
+        run["label"] = labels.get(run["action_id"], f"Action {run['action_id']}")
         shown.append(run)
     return shown
 
@@ -150,7 +158,8 @@ async def _timeline(
         and row["data"].get("event_id")
     ]
     results = await event_results(sql, event_ids)
-    entries = [_entry(row, results, order_id) for row in shown]
+    entries = [_entry(row) for row in shown]
+    _add_traces(entries, results, order_id)
     trigger_ids = sorted(
         {
             int(item["trigger_id"])
@@ -160,23 +169,87 @@ async def _timeline(
         }
     )
     names = _names(app, await trigger_labels(sql, trigger_ids))
+    if any(entry.get("action_id") is not None for entry in entries):
+        labels = await _action_labels(app, sql)
+        for entry in entries:
+            if entry.get("action_id") is not None:
+                entry["action"] = labels.get(entry["action_id"], f"action {entry['action_id']}")
     more = None
     if len(rows) > TIMELINE_PAGE:
         more = timeline_cursors(app, order_id).make(shown[-1]["seq"])
     return TimelinePage(entries, names, more)
 
 
-def _entry(row: Mapping[str, Any], results: Mapping[str, Any], order_id: str) -> dict[str, Any]:
-    """A timeline row as the page shows it: its data, and for an event its trace for
-    this order."""
+def _entry(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A timeline row as the page shows it (an event's trace is added by
+    :func:`_add_traces`)."""
     data = dict(row["data"] or {}) if isinstance(row["data"], Mapping) else {}
     entry: dict[str, Any] = {"seq": row["seq"], "at": row["at"], "kind": row["kind"], **data}
     if row["kind"] == "event":
         entry["summary"] = data_summary(data.get("data"))
-        result = results.get(str(data.get("event_id")))
-        trace = trace_of(result) if isinstance(result, Mapping) else []
-        entry["trace"] = [t for t in trace if t.get("order_id") == order_id]
+        entry["trace"] = []
     return entry
+
+
+def _outcomes(result: Any, order_id: str) -> tuple[int, int]:
+    """How many triggers an event's stored ``result`` weighed for the order, and how
+    many of them moved it, without expanding the trace when its groups say it."""
+    if not isinstance(result, Mapping):
+        return 0, 0
+    groups = result.get("trace_groups")
+    if isinstance(groups, list):
+        weighed = moved = 0
+        for group_order, outcome, _reason, ids in groups:
+            if group_order == order_id:
+                weighed += len(ids)
+                moved += len(ids) if outcome == "moved" else 0
+        return weighed, moved
+    trace = [t for t in trace_of(result) if t.get("order_id") == order_id]
+    return len(trace), sum(1 for t in trace if t.get("outcome") == "moved")
+
+
+def _add_traces(
+    entries: Sequence[dict[str, Any]],
+    results: Mapping[str, Any],
+    order_id: str,
+    budget: int | None = None,
+) -> None:
+    """Give the newest events their trace for the order inline, within ``budget`` lines
+    (the newest event's always); fold the others to their counts (``folded``)."""
+    budget = TRACE_BUDGET if budget is None else budget
+    first = True
+    for entry in entries:
+        if entry["kind"] != "event":
+            continue
+        result = results.get(str(entry.get("event_id")))
+        weighed, moved = _outcomes(result, order_id)
+        if first or weighed <= budget:
+            budget -= weighed
+            first = False
+            if weighed and isinstance(result, Mapping):
+                entry["trace"] = [t for t in trace_of(result) if t.get("order_id") == order_id]
+            continue
+        entry["folded"] = {"weighed": weighed, "moved": moved, "skipped": weighed - moved}
+        budget = 0  # older events fold too, so the page reads newest-first
+
+
+async def event_trace(
+    app: web.Application, order_id: str, event_id: str
+) -> tuple[list[dict[str, Any]], dict[int, str]]:
+    """An event's trace for the order ``order_id`` and the names of its triggers (the
+    ``Why?`` of a folded timeline entry).
+
+    :raises ApiError: 404 for an unknown order.
+    """
+    async with app[DATABASE].read() as sql:
+        await load_order(sql, order_id)
+        results = await event_results(sql, [event_id])
+        result = results.get(event_id)
+        trace = trace_of(result) if isinstance(result, Mapping) else []
+        trace = [t for t in trace if t.get("order_id") == order_id]
+        ids = sorted({int(t["trigger_id"]) for t in trace if isinstance(t.get("trigger_id"), int)})
+        names = _names(app, await trigger_labels(sql, ids))
+    return trace, names
 
 
 def _names(app: web.Application, rows: Sequence[Mapping[str, Any]]) -> dict[int, str]:
@@ -211,6 +284,7 @@ __all__ = [
     "OrderView",
     "TimelinePage",
     "data_summary",
+    "event_trace",
     "live_version",
     "load_view",
     "status_list",

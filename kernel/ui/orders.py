@@ -26,7 +26,13 @@ from statusflow.store.lists import order_key
 from statusflow.ui.keys import PARENT, USER
 from statusflow.ui.live import stream_changes
 from statusflow.ui.order_format import HELPERS
-from statusflow.ui.order_view import OrderView, live_version, load_view, status_list
+from statusflow.ui.order_view import (
+    OrderView,
+    event_trace,
+    live_version,
+    load_view,
+    status_list,
+)
 from statusflow.ui.render import message, render
 
 log = structlog.get_logger("statusflow.ui")
@@ -194,6 +200,26 @@ async def order_timeline(request: web.Request) -> web.StreamResponse:
     except ApiError as exc:
         return await _refused(request, exc)
     return await render(request, "_order_entries.html", _context(request, view))
+
+
+@routes.get("/orders/{id}/why")
+async def order_why(request: web.Request) -> web.StreamResponse:
+    """One event's trace for the order: a part for htmx, a page otherwise."""
+    order_id, event_id = request.match_info["id"], request.query.get("event", "")
+    try:
+        trace, names = await event_trace(request.app[PARENT], order_id, event_id)
+    except ApiError as exc:
+        return await _refused(request, exc)
+    context = {
+        "title": f"Why: event {event_id}",
+        "current": "/ui/orders",
+        "order": {"id": order_id},
+        "event_id": event_id,
+        "trace": trace,
+        "names": names,
+    }
+    partial = request.headers.get("HX-Request") == "true"
+    return await render(request, "_order_why.html" if partial else "order_why.html", context)
 
 
 # --- changes -----------------------------------------------------------------------------

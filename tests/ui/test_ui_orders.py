@@ -12,6 +12,7 @@ from aiohttp import ClientSession, CookieJar
 from playwright.async_api import Dialog, Page, expect
 
 from statusflow.serving.api_keys import keys_from_config
+from statusflow.ui import order_view
 from tests.ui.conftest import TOKEN, Board, StartBoard, sign_in
 
 READER = "orders-reader-4c2e"
@@ -134,8 +135,10 @@ async def test_runs_cancel_and_run_now(start_board: StartBoard, page: Page) -> N
     await page.goto(board.url("/ui/orders/R-1"))
     listed = page.locator(".run")
     await expect(listed).to_have_count(2)
-    due = runs[0]["due_at"][:10]
-    await expect(page.locator(f"#run-{runs[0]['id']}")).to_contain_text(f"due {due}")
+    first = page.locator(f"#run-{runs[0]['id']}")
+    await expect(first).to_contain_text(f"due {runs[0]['due_at']}")
+    await expect(first).to_contain_text("in 3 days")
+    await expect(page.locator(f"#run-{runs[1]['id']}")).to_contain_text("in 2 hours")
 
     await page.locator(f"#run-{runs[0]['id']}").get_by_role("button", name="Cancel").click()
     await expect(page.locator(f"#run-{runs[0]['id']}")).to_contain_text("canceled")
@@ -196,6 +199,27 @@ async def test_a_long_timeline_is_paged(start_board: StartBoard, page: Page) -> 
     await page.goto(board.url(href))
     await expect(entries).to_have_count(50)
     await expect(entries.first).to_contain_text("message 69")
+
+
+async def test_long_traces_fold_and_unfold(
+    start_board: StartBoard, page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(order_view, "TRACE_BUDGET", 2)
+    board = await start_board(enable=PLUGINS)
+    await new_order(board, "W-1")
+    for name in ("Hello", "Anything else"):
+        trigger = {"type": "chat.message", "status": "P", "name": name}
+        await api(board, "POST", "/api/triggers", trigger)
+    for text in ("first", "second"):
+        event = {"type": "chat.message", "order_id": "W-1", "data": {"text": text}}
+        await api(board, "POST", "/api/events", event)
+    await page.goto(board.url("/ui/orders/W-1"))
+    newest, older = page.locator(".entry-event").nth(0), page.locator(".entry-event").nth(1)
+    await expect(newest).to_contain_text("already in status")  # the newest: inline
+    await expect(older).to_contain_text("2 triggers weighed: 1 moved, 1 skipped")
+    await older.get_by_role("link", name="Show why").click()
+    await expect(older.locator(".trace")).to_contain_text("Hello")
+    await expect(older.locator(".trace")).to_contain_text("lost to trigger")
 
 
 async def test_an_unknown_order_is_a_404(start_board: StartBoard) -> None:
