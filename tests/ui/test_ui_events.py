@@ -117,7 +117,7 @@ async def test_try_an_event_shows_what_it_would_do_and_stores_nothing(
     result = page.get_by_role("region", name="What it would do")
     await expect(result).to_contain_text("Order o-1 would move from N to P")
     await expect(result.locator(".trace")).to_contain_text("moved")
-    await expect(result.locator(".runs")).to_contain_text("for order o-1 in P")
+    await expect(result.locator(".runs")).to_contain_text("Set a field for order o-1 in P")
     assert await _stored(board) == before
 
     await page.get_by_label("Phone").fill("")
