@@ -1,5 +1,6 @@
 """The event log (``/ui/events``): newest first, filtered by type, order and "moved
-nothing", each event with its trace, paged with the API's cursors.
+nothing", each event with its trace, paged with the API's cursors; the first page
+follows new events (``/ui/events/live``, see :mod:`statusflow.ui.live`).
 
 The page lists through :func:`statusflow.http.events.find_events`, the code of
 ``GET /api/events``: the same filters, the same rules, the same messages.
@@ -15,7 +16,9 @@ from aiohttp import web
 from statusflow.errors import ApiError
 from statusflow.http.events import EventFilters, find_events
 from statusflow.http.keys import DATABASE, REGISTRY
+from statusflow.store.lists import events_page
 from statusflow.ui.keys import PARENT
+from statusflow.ui.live import stream_changes
 from statusflow.ui.render import render
 
 routes = web.RouteTableDef()
@@ -79,8 +82,22 @@ async def events(request: web.Request) -> web.StreamResponse:
         "events": page["items"],
         "next_query": next_query,
         "paged": cursor is not None,
+        "self_query": request.query_string,
         "error": error,
         "names": await trigger_names(app),
         "summary": summary,
     }
     return await render(request, "events.html", context, status=422 if error else 200)
+
+
+@routes.get("/events/live")
+async def events_live(request: web.Request) -> web.StreamResponse:
+    """Says ``changed`` when a new event is stored (the first page then reloads its list)."""
+    database = request.app[PARENT][DATABASE]
+
+    async def newest() -> object:
+        async with database.read() as sql:
+            rows = await events_page(sql, 1)
+        return rows[0]["id"] if rows else None
+
+    return await stream_changes(request, newest)

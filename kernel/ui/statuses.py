@@ -88,9 +88,9 @@ async def _change(request: web.Request, status_id: str | None) -> list[dict[str,
     """The pipeline the posted form asks for (from the current one)."""
     form = await request.post()
     current = await pipeline(request.app[PARENT])
-    if status_id is not None and all(s["id"] != status_id for s in current):
-        raise web.HTTPNotFound()
     action = request.match_info["action"]
+    if action != "add" and (status_id is None or all(s["id"] != status_id for s in current)):
+        raise web.HTTPNotFound()
     if action == "add":
         added = {
             "id": str(form.get("id", "")).strip(),
@@ -109,8 +109,7 @@ async def _change(request: web.Request, status_id: str | None) -> list[dict[str,
     raise web.HTTPNotFound()
 
 
-@routes.post("/statuses/{action:add}")
-@routes.post("/statuses/{id}/{action:rename|move|delete}")
+@routes.post("/statuses/{action:add|rename|move|delete}")
 async def change(request: web.Request) -> web.StreamResponse:
     """Add, rename, move or delete a status through ``PUT /api/statuses``'s code; then
     back to the page (a rule broken: the page with the API's message)."""
@@ -120,12 +119,14 @@ async def change(request: web.Request) -> web.StreamResponse:
         return await message(
             request, "Not allowed", "Changing the pipeline needs the admin scope.", 403
         )
-    status_id = request.match_info.get("id")
+    posted = await request.post()
+    status_id = (
+        str(posted["id"]) if "id" in posted and request.match_info["action"] != "add" else None
+    )
     new = await _change(request, status_id)
     try:
         await replace_pipeline(request.app[PARENT], new, user.key_name)
     except ApiError as exc:
-        posted = await request.post()
         form = {key: str(posted.get(key, "")) for key in ("id", "name", "sort", "semantics")}
         at = status_id or "add"
         return await _page(request, exc.message, exc.status, form if at == "add" else None, at)
@@ -133,5 +134,5 @@ async def change(request: web.Request) -> web.StreamResponse:
     log.info("ui.pipeline_changed", action=action, status=status_id, key=user.key_name)
     query = {}
     if action == "move":
-        query = {"focus": str(status_id), "dir": str((await request.post())["direction"])}
+        query = {"focus": str(status_id), "dir": str(posted["direction"])}
     raise web.HTTPSeeOther("/ui/statuses" + (f"?{urlencode(query)}" if query else ""))

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from statusflow.errors import ApiError
 from statusflow.http.events import process_event
-from statusflow.http.keys import REGISTRY
+from statusflow.http.keys import DATABASE, REGISTRY
 from statusflow.ui.events import trigger_names
 from statusflow.ui.keys import PARENT, USER
 from statusflow.ui.render import render
@@ -60,6 +60,18 @@ def _public_types(app: web.Application) -> list[tuple[str, str]]:
     return [(code, t.title) for code, t in sorted(types.items()) if t.public]
 
 
+async def action_names(app: web.Application) -> dict[int, str]:
+    """What the board calls each action: its name, or its type's title (or its type)."""
+    registry = app[REGISTRY]
+    async with app[DATABASE].read() as sql:
+        rows = await sql.listed_actions()
+    names = {}
+    for row in rows:
+        known = registry.action_types.get(row["type"])
+        names[row["id"]] = row["name"] or (known.title if known else row["type"])
+    return names
+
+
 async def _page(
     request: web.Request,
     form: dict[str, str],
@@ -77,6 +89,7 @@ async def _page(
         "error": error,
         "may_try": request[USER].may(SCOPE),
         "names": await trigger_names(app) if result else {},
+        "actions": await action_names(app) if result and result.get("runs") else {},
     }
     return await render(request, "try_event.html", context, status)
 

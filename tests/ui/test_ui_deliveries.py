@@ -5,7 +5,7 @@ again; a read-only key sees no ``Retry`` and its POST is refused."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Page, expect
 
+from statusflow import StartupError, UiPage, hookimpl
 from statusflow.serving.api_keys import keys_from_config
 from tests.ui.api import call
 from tests.ui.conftest import TOKEN, Board, StartBoard, sign_in
@@ -145,3 +146,20 @@ async def test_without_the_plugin_there_is_no_deliveries_page(
     assert await nav.get_by_role("link", name="Deliveries").count() == 0
     response = await page.goto(board.url("/ui/deliveries"))
     assert response is not None and response.status == 404
+
+
+class _BadPage:
+    """A plugin whose board page is not under ``/``."""
+
+    @hookimpl
+    def register_ui_pages(self, register: Callable[[UiPage], None]) -> None:
+        register(UiPage("deliveries", _nothing))
+
+
+async def _nothing(request: web.Request) -> web.Response:
+    return web.Response(text="nothing")
+
+
+async def test_a_page_outside_the_board_stops_start_up(start_board: StartBoard) -> None:
+    with pytest.raises(StartupError, match="'bad' registered a board page"):
+        await start_board(extra_plugins=[("bad", _BadPage())], enable=("payment",))

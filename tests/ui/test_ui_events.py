@@ -38,7 +38,6 @@ async def test_events_newest_first_and_the_moved_nothing_filter(
     await expect(page.locator(".event")).to_have_count(1)
     event = page.locator(".event")
     await expect(event).to_contain_text("ev-second")
-    await event.get_by_text("Trace of event").click()  # opens the details
     await expect(event.locator(".trace")).to_be_visible()
     await expect(event.locator(".trace")).to_contain_text("skipped")
     await expect(event.locator(".trace")).to_contain_text("already")
@@ -118,7 +117,7 @@ async def test_try_an_event_shows_what_it_would_do_and_stores_nothing(
     result = page.get_by_role("region", name="What it would do")
     await expect(result).to_contain_text("Order o-1 would move from N to P")
     await expect(result.locator(".trace")).to_contain_text("moved")
-    await expect(result.locator(".runs")).to_contain_text("for order o-1 in P")
+    await expect(result.locator(".runs")).to_contain_text("Set a field for order o-1 in P")
     assert await _stored(board) == before
 
     await page.get_by_label("Phone").fill("")
@@ -134,3 +133,20 @@ async def test_try_an_event_shows_what_it_would_do_and_stores_nothing(
     await page.get_by_role("button", name="Try it").click()
     await expect(page.get_by_role("alert")).to_contain_text("order 'nobody' not found")
     assert await _stored(board) == before
+
+
+async def test_the_first_page_follows_new_events(start_board: StartBoard, page: Page) -> None:
+    board = await start_board(tokens=(TOKEN,), enable=("payment",))
+    assert (await call(board, "POST", "/api/orders", {"id": "o-1"}))[0] == 201
+    await sign_in(page, board)
+    await page.goto(board.url("/ui/events"))
+    await expect(page.get_by_text("No events.")).to_be_visible()
+    event = {"id": "ev-live", "type": "payment.received", "order_id": "o-1"}
+    assert (await call(board, "POST", "/api/events", event))[0] == 200
+    await expect(page.locator(".event .event-id")).to_have_text(["ev-live"], timeout=2_500)
+    event = {"id": "ev-live-2", "type": "payment.received", "order_id": "o-1"}
+    assert (await call(board, "POST", "/api/events", event))[0] == 200
+    await expect(page.locator(".event .event-id")).to_have_text(
+        ["ev-live-2", "ev-live"], timeout=2_500
+    )
+    assert await page.locator("[data-live]").count() == 1

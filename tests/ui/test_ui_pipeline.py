@@ -79,8 +79,8 @@ async def test_a_read_only_key_sees_no_controls_and_cannot_post(
     response = await page.request.post(board.url("/ui/statuses/add"), form=form)
     assert response.status == 403
     assert "needs the admin scope" in await response.text()
-    form = {"csrf_token": token, "name": "Z"}
-    response = await page.request.post(board.url("/ui/statuses/P/rename"), form=form)
+    form = {"csrf_token": token, "id": "P", "name": "Z"}
+    response = await page.request.post(board.url("/ui/statuses/rename"), form=form)
     assert response.status == 403
     assert await _ids(board) == [
         ("N", "New"),
