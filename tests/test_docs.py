@@ -228,3 +228,22 @@ def test_the_action_type_section_quotes_its_file_as_it_is():
     assert match, "the section quotes a real action type"
     _quoted_in_order(match.group(2), ROOT / match.group(1), "writing-plugins.md, section 9")
     assert "def register_action_types(" in match.group(2)
+
+
+def test_every_link_and_picture_in_the_docs_points_at_a_file_of_the_repo():
+    """README.md and docs/**/*.md: each relative link and image (``docs/ui/*.png``, which
+    ``make screenshots`` writes) names a file that exists; nothing points outside."""
+    root = Path(__file__).resolve().parents[1]
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    link = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+    checked = 0
+    for page in pages:
+        for target in link.findall(page.read_text()):
+            if target.startswith(("http://", "https://", "mailto:", "#")):
+                continue
+            path = (page.parent / target.split("#", 1)[0]).resolve()
+            assert path.is_relative_to(root), (page.name, target)
+            assert path.exists(), f"{page.relative_to(root)} points at a missing {target}"
+            checked += 1
+    pictures = re.findall(r"!\[[^\]]*\]\((ui/[^)]+\.png)\)", (root / "docs/ui.md").read_text())
+    assert len(pictures) >= 10 and checked > len(pictures)

@@ -179,12 +179,15 @@ async def nothing(page: Page) -> None:
 
 async def open_add_trigger(page: Page) -> None:
     await page.get_by_role("region", name="Paid").get_by_role("button", name="Add trigger").click()
+    await page.wait_for_url("**/ui/triggers/new**")
+    await page.get_by_label("Type", exact=True).select_option("email.link_clicked")
+    await page.get_by_label("Name", exact=True).fill("Clicked the invoice link")
 
 
 async def try_an_event(page: Page) -> None:
     await page.get_by_label("Event type").select_option("payment.received")
     await page.get_by_label("Order id").fill("A-1002")
-    await page.get_by_role("button", name="Try").click()
+    await page.get_by_role("button", name="Try it").click()
     await page.get_by_text("nothing was stored", exact=False).first.wait_for()
 
 
@@ -193,7 +196,7 @@ async def shoot(server: Server, ids: dict[str, str], browser_path: str) -> list[
         ("board", "/ui/", nothing, 1280),
         ("board-phone", "/ui/", nothing, 390),
         ("add-trigger", "/ui/", open_add_trigger, 1280),
-        ("orders", "/ui/orders?q=example.com", nothing, 1280),
+        ("orders", "/ui/orders", nothing, 1280),
         ("order", f"/ui/orders/{ids['order']}", nothing, 1280),
         ("events", "/ui/events", nothing, 1280),
         ("events-moved-nothing", "/ui/events?moved=false", nothing, 1280),
