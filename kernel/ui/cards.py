@@ -78,7 +78,7 @@ def card_html(card: Card, options: str, csrf: str, editable: bool) -> str:
             f'<form class="move" method="post" action="{path}/move" hx-post="{path}/move">{csrf}'
             f'<label for="move-{card.id}">Move to</label>'
             f'<select id="move-{card.id}" name="status">{options}</select>'
-            f'<button type="submit" aria-describedby="{tid}">Move</button></form>'
+            f'<button type="submit" aria-describedby="{tid}">Move to</button></form>'
         )
         out.append(_controls(path, card.enabled, tid, csrf))
     out.append("</li>")

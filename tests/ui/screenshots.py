@@ -180,7 +180,7 @@ async def nothing(page: Page) -> None:
 async def open_add_trigger(page: Page) -> None:
     await page.get_by_role("region", name="Paid").get_by_role("button", name="Add trigger").click()
     await page.wait_for_url("**/ui/triggers/new**")
-    await page.get_by_label("Type", exact=True).select_option("email.link_clicked")
+    await page.get_by_label("Trigger type", exact=True).select_option("email.link_clicked")
     await page.get_by_label("Name", exact=True).fill("Clicked the invoice link")
 
 

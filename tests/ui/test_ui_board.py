@@ -61,7 +61,7 @@ async def test_cards_move_by_move_to_and_by_drag(start_board: StartBoard, page: 
     await sign_in(page, board)
     first = card(page, "New", "Paid up")
     await first.get_by_label("Move to").select_option(label="Paid")
-    await first.get_by_role("button", name="Move", exact=True).click()
+    await first.get_by_role("button", name="Move to", exact=True).click()
     await expect(card(page, "Paid", "Paid up")).to_be_visible()
     await expect(card(page, "New", "Paid up")).to_have_count(0)
     assert (await api(board, "GET", f"/api/triggers/{made['id']}"))["status"] == "P"
@@ -206,6 +206,6 @@ async def test_the_board_follows_other_changes(start_board: StartBoard, page: Pa
     # the refreshed columns still work: Move to, then drag
     moved = card(page, "Shipped", "Payment received")
     await moved.get_by_label("Move to").select_option(label="Completed")
-    await moved.get_by_role("button", name="Move", exact=True).click()
+    await moved.get_by_role("button", name="Move to", exact=True).click()
     await expect(card(page, "Completed", "Payment received")).to_be_visible()
     assert await page.evaluate("window.__same_page") is True
