@@ -27,6 +27,7 @@ from sqlalchemy.sql import ColumnElement
 
 from statusflow.store import queries as q
 from statusflow.store.admin import AdminSQL, Row
+from statusflow.store.timeline import expand
 
 OrderKey = tuple[str, str]
 """An order's position in the list: ``(created_at, id)``."""
@@ -150,7 +151,7 @@ async def timeline_page(
 ) -> list[Row]:
     """Up to ``limit + 1`` of an order's timeline entries (``seq``, ``at``, ``kind``,
     ``data``) after ``after``, oldest first."""
-    return await sql.rows(timeline_statement(order_id, limit, after))
+    return await expand(sql, await sql.rows(timeline_statement(order_id, limit, after)))
 
 
 def timeline_statement(order_id: str, limit: int, after: int | None = None) -> Select[Any]:
