@@ -27,7 +27,14 @@ from sqlalchemy.sql import Executable
 from statusflow.store import queries as q
 from statusflow.store.compiled import positional_sql
 from statusflow.store.errors import CommitOutcomeUnknown, StorageConflict
-from statusflow.store.statements import OrderRow, StoreSQL, dumps, trigger_row
+from statusflow.store.statements import (
+    OrderRow,
+    OrderState,
+    Snapshot,
+    StoreSQL,
+    dumps,
+    trigger_row,
+)
 
 log = structlog.get_logger("statusflow.storage")
 
@@ -307,6 +314,28 @@ def _together(
     return _together_sql(tuple(sql for sql, _ in writes), tuple(counts)), arguments
 
 
+def _snapshot_sql(lock: bool) -> str:
+    """A group's reads in one statement, one row per thing found, tagged by ``part``:
+    ``e`` the stored result of an event id ($1), ``i`` an order carrying one of the
+    identifiers ($2 kinds, $3 values), ``o`` an order named ($4) or so found, locked in
+    id order with ``lock`` (so that concurrent groups never deadlock on them). JSON comes
+    back as text, as from the separate reads."""
+    lock_clause = " ORDER BY o.id FOR UPDATE" if lock else ""
+    return (
+        "WITH found AS (SELECT i.kind, i.value, i.order_id FROM unnest($2::VARCHAR[], "
+        "$3::VARCHAR[]) AS w(kind, value) JOIN order_identifiers AS i "
+        "ON i.kind = w.kind AND i.value = w.value), "
+        "named AS (SELECT o.id, o.status, o.doc, o.status_epoch FROM orders AS o "
+        "WHERE o.id = ANY($4::VARCHAR[]) OR o.id IN (SELECT order_id FROM found)"
+        f"{lock_clause}) "
+        "SELECT 'e' AS part, e.id AS a, NULL::VARCHAR AS b, NULL::VARCHAR AS c, "
+        "e.result::TEXT AS doc, NULL::INTEGER AS epoch FROM events AS e "
+        "WHERE e.id = ANY($1::VARCHAR[]) "
+        "UNION ALL SELECT 'i', kind, value, order_id, NULL, NULL FROM found "
+        "UNION ALL SELECT 'o', NULL, status, id, doc::TEXT, status_epoch FROM named"
+    )
+
+
 RUNS_CHANNEL = "statusflow_runs"
 """The PostgreSQL ``LISTEN``/``NOTIFY`` channel of runs written: its payload is the
 earliest ``next_at`` of the runs a transaction wrote."""
@@ -381,6 +410,8 @@ class PostgresSQL(StoreSQL):
         q.ORDER_STATES.where(q.ORDERS.c.id == any_(_IDS)).order_by(q.ORDERS.c.id).with_for_update(),
         ("ids",),
     )
+    _snapshot = _snapshot_sql(lock=False)
+    _snapshot_locked = _snapshot_sql(lock=True)
     _mark = _sql(q.MARK, ("namespace", "key"))
     _claim = _sql(q.CLAIM["postgresql"], q.value_params(("namespace", "key", "created_at")))
 
@@ -429,6 +460,30 @@ class PostgresSQL(StoreSQL):
         sql = self._orders_locked if lock else self._orders
         rows = await self.conn.fetch(sql, list(order_ids))
         return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def snapshot_at_once(
+        self,
+        event_ids: Sequence[str],
+        order_ids: Sequence[str],
+        wanted: Mapping[str, Sequence[str]],
+        lock: bool,
+    ) -> Snapshot | None:
+        kinds = [kind for kind, values in wanted.items() for _ in values]
+        values = [value for vs in wanted.values() for value in vs]
+        sql = self._snapshot_locked if lock else self._snapshot
+        stored: dict[str, dict[str, Any]] = {}
+        orders: dict[str, OrderState] = {}
+        by_identifier: dict[tuple[str, str], list[str]] = {}
+        for part, a, b, c, doc, epoch in await self.conn.fetch(
+            sql, list(event_ids), kinds, values, list(order_ids)
+        ):
+            if part == "e":
+                stored[a] = orjson.loads(doc)
+            elif part == "i":
+                by_identifier.setdefault((a, b), []).append(c)
+            else:
+                orders[c] = OrderState(c, b, doc, epoch)
+        return Snapshot(stored, orders, by_identifier)
 
     async def mark_exists(self, namespace: str, key: str) -> bool:
         return await self.conn.fetchval(self._mark, namespace, key) is not None

@@ -177,6 +177,17 @@ class StoreSQL(RunsSQL):
     async def orders(self, order_ids: Sequence[str], lock: bool) -> list[OrderRow]:
         """The orders of ``order_ids`` that exist; with ``lock``, locked in id order."""
 
+    async def snapshot_at_once(
+        self,
+        event_ids: Sequence[str],
+        order_ids: Sequence[str],
+        wanted: Mapping[str, Sequence[str]],
+        lock: bool,
+    ) -> Snapshot | None:
+        """:func:`load_snapshot`'s three reads in one round trip, where the dialect can
+        (``None``: it cannot, read them one by one)."""
+        return None
+
     @abstractmethod
     async def mark_exists(self, namespace: str, key: str) -> bool:
         """Whether a plugin claimed ``key`` in ``namespace``."""
@@ -292,18 +303,22 @@ async def load_snapshot(
         on PostgreSQL never deadlock on them).
     """
     ids = sorted(set(event_ids))
-    stored = await sql.stored_results(ids) if ids else {}
-
-    by_identifier: dict[tuple[str, str], list[str]] = {}
     values_by_kind: dict[str, set[str]] = {}
     for kind, value in identifiers:
         values_by_kind.setdefault(kind, set()).add(value)
+    wanted_values = {kind: sorted(values) for kind, values in sorted(values_by_kind.items())}
+    named = sorted(set(order_ids))
+    together = await sql.snapshot_at_once(ids, named, wanted_values, lock)
+    if together is not None:
+        return together
+    stored = await sql.stored_results(ids) if ids else {}
+
+    by_identifier: dict[tuple[str, str], list[str]] = {}
     if values_by_kind:
-        wanted_values = {kind: sorted(values) for kind, values in sorted(values_by_kind.items())}
         for kind, value, order_id in await sql.identified_orders(wanted_values):
             by_identifier.setdefault((kind, value), []).append(order_id)
 
-    wanted = set(order_ids)
+    wanted = set(named)
     for found in by_identifier.values():
         wanted.update(found)
     orders: dict[str, OrderState] = {}
