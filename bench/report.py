@@ -314,7 +314,19 @@ def _series_targets(series: Mapping[str, Any] | None) -> list[dict[str, str]]:
                 f"events/s = {ratio:.2f}{source}",
             )
         )
+    name = f"fan-out to 50 open orders per contact: >= {FANOUT_TARGET:,} order evaluations/s"
+    point = _series_point(series, "fanout", 50) if series else None
+    rate = evaluations_per_s(point["engine"]) if point else None
+    if rate is None:
+        targets.append(_target(name, NOT_MEASURED, "run the series (make bench-series)"))
+    else:
+        value = f"{rate:,.0f} order evaluations/s ({point['engine']['events_per_s']:,.0f} events/s)"
+        targets.append(_target(name, _check(rate >= FANOUT_TARGET), value))
     return targets
+
+
+FANOUT_TARGET = 2_000
+"""Order evaluations per second with 50 open orders per contact (issue 17)."""
 
 
 def targets_table(targets: Sequence[Mapping[str, str]], markdown: bool = False) -> str:
@@ -342,6 +354,7 @@ SERIES_HEADERS = (
     "errors",
     "moves/event",
     "CPU ms/event",
+    "order evals/s",
 )
 
 DIMENSION_TITLES = {
@@ -378,9 +391,19 @@ def series_rows(series: Mapping[str, Any]) -> list[list[str]]:
                 f"{1000 * engine['cpu_seconds'] / engine['requests']:.2f}"
                 if engine.get("requests")
                 else "-",
+                fmt_rate(evaluations_per_s(engine)),
             ]
         )
     return rows
+
+
+def evaluations_per_s(engine: Mapping[str, Any]) -> float | None:
+    """Orders decided per second: events/s times the orders each stored event resolved to
+    (``None`` when the run stored no count of them)."""
+    stored = engine.get("stored") or {}
+    if not stored.get("events") or "evaluations" not in stored:
+        return None
+    return float(engine["events_per_s"]) * stored["evaluations"] / stored["events"]
 
 
 def _moves_per_event(engine: Mapping[str, Any]) -> str:

@@ -302,13 +302,18 @@ def check_seed_format(db: BenchDatabase, base_url: str, pipeline: Pipeline) -> N
 
 
 def stored_counts(db: BenchDatabase) -> dict[str, int]:
-    """Rows in the engine's tables after a run: events, moves, timeline, plugin marks."""
-    tables = ("events", "moves", "timeline", "plugin_marks")
+    """Rows in the engine's tables after a run: events, moves, timeline, plugin marks;
+    ``evaluations``: the orders the events were decided for (one ``event`` timeline entry
+    per event and order it resolved to)."""
+    counts = {
+        t: f"SELECT count(*) FROM {t}" for t in ("events", "moves", "timeline", "plugin_marks")
+    }
+    counts["evaluations"] = "SELECT count(*) FROM timeline WHERE kind = 'event'"
     if db.kind == "sqlite":
         assert db.path is not None
         conn = sqlite3.connect(db.path, timeout=30)
         try:
-            return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}
+            return {t: int(conn.execute(sql).fetchone()[0]) for t, sql in counts.items()}
         finally:
             conn.close()
 
@@ -317,7 +322,7 @@ def stored_counts(db: BenchDatabase) -> dict[str, int]:
 
         conn = await asyncpg.connect(db.dsn)
         try:
-            return {t: int(await conn.fetchval(f"SELECT count(*) FROM {t}")) for t in tables}
+            return {t: int(await conn.fetchval(sql)) for t, sql in counts.items()}
         finally:
             await conn.close()
 

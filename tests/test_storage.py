@@ -270,3 +270,56 @@ async def test_every_sqlite_writer_of_every_process_queues_at_one_gate(tmp_path)
     finally:
         await one.dispose()
         await other.dispose()
+
+
+async def test_the_wal_stays_bounded_under_sustained_writes(tmp_path, monkeypatch) -> None:
+    """A writer that never pauses keeps a passive checkpoint from ever resetting the WAL;
+    past the threshold the checkpointer truncates it under the write gate, so the file
+    stays bounded while the writes go on, and every row is kept."""
+    import asyncio
+    import os
+
+    from statusflow.store import sqlite as store
+
+    monkeypatch.setattr(store, "WAL_TRUNCATE_AT", 256 * 1024)
+    monkeypatch.setattr(store, "CHECKPOINT_EVERY", 0.02)
+    path = tmp_path / "bounded.db"
+    setup, events = _table_t_and_event_connections(path)
+    setup.execute("CREATE TABLE big (x BLOB)")
+    reader = store.SQLiteSQL(events._connect())
+    wal = f"{path}-wal"
+    peak = 0
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        rows = 0
+        while loop.time() < deadline:
+            async with events.write() as sql:
+                sql.conn.executemany("INSERT INTO big VALUES (?)", [(os.urandom(2000),)] * 20)
+            rows += 20
+            reader.conn.execute("SELECT count(*) FROM big").fetchone()  # a reader too
+            peak = max(peak, os.path.getsize(wal) if os.path.exists(wal) else 0)
+            await asyncio.sleep(0)
+            checkpointer = events._checkpointer
+            if rows >= 4000 and checkpointer is not None and checkpointer.truncations >= 2:
+                break
+        assert events._checkpointer is not None
+        assert events._checkpointer.truncations >= 2  # 8 MB written past a 256 KiB mark
+        assert peak < 4 * 1024 * 1024, peak  # far from the 8 MB an unchecked WAL reaches
+        assert setup.execute("SELECT count(*) FROM big").fetchone()[0] == rows
+    finally:
+        reader.conn.close()
+        await events.close()
+        setup.close()
+
+
+def test_a_reset_wal_keeps_at_most_the_journal_size_limit(tmp_path) -> None:
+    """Every kernel connection sets ``journal_size_limit`` to :data:`WAL_LIMIT`."""
+    import sqlite3
+
+    from statusflow.store.sqlite import WAL_LIMIT, sqlite_pragmas
+
+    conn = sqlite3.connect(str(tmp_path / "limit.db"))
+    sqlite_pragmas(conn)
+    assert conn.execute("PRAGMA journal_size_limit").fetchone()[0] == WAL_LIMIT == 64 << 20
+    conn.close()

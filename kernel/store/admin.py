@@ -16,6 +16,7 @@ from sqlalchemy.sql import Executable
 
 from statusflow.store import queries as q
 from statusflow.store.audit import log_committed, redact
+from statusflow.store.timeline import expand
 from statusflow.timestamps import utc_now
 
 Row = dict[str, Any]
@@ -165,7 +166,7 @@ class AdminSQL(ABC):
 
     async def timeline(self, order_id: str) -> list[Row]:
         """An order's timeline entries (``at``, ``kind``, ``data``), oldest first."""
-        return await self.rows(q.TIMELINE_OF, {"order_id": order_id})
+        return await expand(self, await self.rows(q.TIMELINE_OF, {"order_id": order_id}))
 
     # the audit log ------------------------------------------------------------------------
 

@@ -249,6 +249,10 @@ async def migrate(url: str, plugin_locations: Sequence[str] = ()) -> None:
 
 
 def _seed(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        # Instances starting at once on an empty database: one seeds, the others wait
+        # for its commit and then find the pipeline (SQLite's BEGIN IMMEDIATE does this).
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7346151)")
     table = Status.__table__  # type: ignore[attr-defined]
     if conn.execute(select(table.c.id).limit(1)).first() is None:
         rows = [

@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from statusflow.store import queries as q
 from statusflow.store.admin import AdminSQL, Row
+from statusflow.store.timeline import expand
 
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 
@@ -158,8 +159,10 @@ async def timeline_page(
 ) -> list[Row]:
     """Up to ``limit + 1`` of an order's timeline entries (``seq``, ``at``, ``kind``,
     ``data``) after ``after``, oldest first (``newest_first``: newest first, ``after``
-    then being the last ``seq`` shown, the page holding older ones)."""
-    return await sql.rows(timeline_statement(order_id, limit, after, newest_first))
+    then being the last ``seq`` shown, the page holding older ones); ``event`` entries
+    stored as references come back whole."""
+    rows = await sql.rows(timeline_statement(order_id, limit, after, newest_first))
+    return await expand(sql, rows)
 
 
 def timeline_statement(

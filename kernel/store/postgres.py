@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,7 +27,14 @@ from sqlalchemy.sql import Executable
 from statusflow.store import queries as q
 from statusflow.store.compiled import positional_sql
 from statusflow.store.errors import CommitOutcomeUnknown, StorageConflict
-from statusflow.store.statements import OrderRow, StoreSQL, dumps, trigger_row
+from statusflow.store.statements import (
+    OrderRow,
+    OrderState,
+    Snapshot,
+    StoreSQL,
+    dumps,
+    trigger_row,
+)
 
 log = structlog.get_logger("statusflow.storage")
 
@@ -277,6 +285,62 @@ def _unnest_update(table: Table, columns: tuple[str, ...], key: str) -> str:
     )
 
 
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _renumber(found: re.Match[str], offset: int) -> str:
+    return f"${int(found.group(1)) + offset}"
+
+
+@functools.lru_cache(maxsize=64)
+def _together_sql(statements: tuple[str, ...], counts: tuple[int, ...]) -> str:
+    """``WITH w1 AS (first), w2 AS (second), ... last``: each statement's ``$n``
+    renumbered after the parameters of the ones before it."""
+    parts: list[str] = []
+    offset = 0
+    for statement, count in zip(statements, counts, strict=True):
+        parts.append(_PLACEHOLDER.sub(functools.partial(_renumber, offset=offset), statement))
+        offset += count
+    head = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts[:-1], 1))
+    return f"WITH {head} {parts[-1]}"
+
+
+def _together(
+    writes: Sequence[tuple[str, Sequence[tuple[Any, ...]]]],
+) -> tuple[str, list[list[Any]]]:
+    """The statement of :func:`_together_sql` and its arguments: one array per column."""
+    arguments: list[list[Any]] = []
+    counts = []
+    for _sql_text, rows in writes:
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        counts.append(len(columns))
+        arguments += columns
+    return _together_sql(tuple(sql for sql, _ in writes), tuple(counts)), arguments
+
+
+def _snapshot_sql(lock: bool) -> str:
+    """A group's reads in one statement, one row per thing found, tagged by ``part``:
+    ``e`` the stored result of an event id ($1), ``i`` an order carrying one of the
+    identifiers ($2 kinds, $3 values), ``o`` an order named ($4) or so found, locked in
+    id order with ``lock`` (so that concurrent groups never deadlock on them). JSON comes
+    back as text, as from the separate reads."""
+    lock_clause = " ORDER BY o.id FOR UPDATE" if lock else ""
+    return (
+        "WITH found AS (SELECT i.kind, i.value, i.order_id FROM unnest($2::VARCHAR[], "
+        "$3::VARCHAR[]) AS w(kind, value) JOIN order_identifiers AS i "
+        "ON i.kind = w.kind AND i.value = w.value), "
+        "named AS (SELECT o.id, o.status, o.doc, o.status_epoch FROM orders AS o "
+        # one array of ids (an index scan; an OR with the subquery scans every order)
+        "WHERE o.id = ANY($4::VARCHAR[] || ARRAY(SELECT order_id FROM found))"
+        f"{lock_clause}) "
+        "SELECT 'e' AS part, e.id AS a, NULL::VARCHAR AS b, NULL::VARCHAR AS c, "
+        "e.result::TEXT AS doc, NULL::INTEGER AS epoch FROM events AS e "
+        "WHERE e.id = ANY($1::VARCHAR[]) "
+        "UNION ALL SELECT 'i', kind, value, order_id, NULL, NULL FROM found "
+        "UNION ALL SELECT 'o', NULL, status, id, doc::TEXT, status_epoch FROM named"
+    )
+
+
 RUNS_CHANNEL = "statusflow_runs"
 """The PostgreSQL ``LISTEN``/``NOTIFY`` channel of runs written: its payload is the
 earliest ``next_at`` of the runs a transaction wrote."""
@@ -351,6 +415,8 @@ class PostgresSQL(StoreSQL):
         q.ORDER_STATES.where(q.ORDERS.c.id == any_(_IDS)).order_by(q.ORDERS.c.id).with_for_update(),
         ("ids",),
     )
+    _snapshot = _snapshot_sql(lock=False)
+    _snapshot_locked = _snapshot_sql(lock=True)
     _mark = _sql(q.MARK, ("namespace", "key"))
     _claim = _sql(q.CLAIM["postgresql"], q.value_params(("namespace", "key", "created_at")))
 
@@ -400,6 +466,30 @@ class PostgresSQL(StoreSQL):
         rows = await self.conn.fetch(sql, list(order_ids))
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
+    async def snapshot_at_once(
+        self,
+        event_ids: Sequence[str],
+        order_ids: Sequence[str],
+        wanted: Mapping[str, Sequence[str]],
+        lock: bool,
+    ) -> Snapshot | None:
+        kinds = [kind for kind, values in wanted.items() for _ in values]
+        values = [value for vs in wanted.values() for value in vs]
+        sql = self._snapshot_locked if lock else self._snapshot
+        stored: dict[str, dict[str, Any]] = {}
+        orders: dict[str, OrderState] = {}
+        by_identifier: dict[tuple[str, str], list[str]] = {}
+        for part, a, b, c, doc, epoch in await self.conn.fetch(
+            sql, list(event_ids), kinds, values, list(order_ids)
+        ):
+            if part == "e":
+                stored[a] = orjson.loads(doc)
+            elif part == "i":
+                by_identifier.setdefault((a, b), []).append(c)
+            else:
+                orders[c] = OrderState(c, b, doc, epoch)
+        return Snapshot(stored, orders, by_identifier)
+
     async def mark_exists(self, namespace: str, key: str) -> bool:
         return await self.conn.fetchval(self._mark, namespace, key) is not None
 
@@ -412,6 +502,15 @@ class PostgresSQL(StoreSQL):
 
     async def write_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         await self.conn.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
+
+    async def write_all(self, writes: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> None:
+        """The group's writes in one statement (data-modifying ``WITH`` parts, each on
+        its own arrays): one round trip instead of one per table."""
+        if len(writes) < 2:
+            await super().write_all(writes)
+            return
+        sql, arguments = _together(writes)
+        await self.conn.execute(sql, *arguments)
 
     async def cancel_left(
         self, rows: Sequence[tuple[str, str, str, str]]

@@ -19,6 +19,7 @@ from typing import Any
 from statusflow.engine.contacts import normalize_phone, order_identifiers
 from statusflow.store import queries as q
 from statusflow.store.statements import StoreSQL
+from statusflow.store.timeline import events_by_id, is_reference, whole
 from statusflow.timestamps import utc_now
 
 ERASED = "[erased]"
@@ -275,12 +276,9 @@ async def erase_contact(
             counts["events"] += 1
             touched.update(result.get("order_ids") or ())
 
+    before = {str(event["id"]): event["data"] for event in events}  # the data erased
     for order_id in sorted(touched):
-        for entry in await sql.rows(q.TIMELINE_ROWS_OF, {"order_id": order_id}):
-            data = eraser.scrub(entry["data"])
-            if data != entry["data"]:
-                await sql.run(q.UPDATE_TIMELINE_DATA, {"w_seq": entry["seq"], "v_data": data})
-                counts["timeline_entries"] += 1
+        counts["timeline_entries"] += await _erase_timeline(sql, eraser, order_id, before)
 
     marks: set[int] = set()
     for written in sorted({*eraser.written, *([eraser.email] if eraser.email else [])}):
@@ -290,6 +288,42 @@ async def erase_contact(
         await sql.run(q.DELETE_MARKS, {"ids": list(chunk)})
     counts["plugin_marks"] = len(marks)
     return counts
+
+
+async def _erase_timeline(
+    sql: StoreSQL, eraser: Eraser, order_id: str, before: Mapping[str, Any]
+) -> int:
+    """Erase from an order's timeline; the entries whose answer changed.
+
+    A whole entry is scrubbed where it is stored. A reference to its event
+    (:mod:`statusflow.store.timeline`) changed when the whole entry it stood for did
+    (its event's data as it was before, ``before``); it is left a reference when the
+    event's row, erased already, gives the scrubbed entry back, else stored whole."""
+    entries = await sql.rows(q.TIMELINE_ROWS_OF, {"order_id": order_id})
+    referred = sorted(
+        {e["data"]["event_id"] for e in entries if is_reference(e["kind"], e["data"])}
+    )
+    events = await events_by_id(sql, referred) if referred else {}
+    changed = 0
+    for entry in entries:
+        event = (
+            events.get(entry["data"]["event_id"])
+            if is_reference(entry["kind"], entry["data"])
+            else None
+        )
+        if event is None:
+            data = eraser.scrub(entry["data"])
+            if data != entry["data"]:
+                await sql.run(q.UPDATE_TIMELINE_DATA, {"w_seq": entry["seq"], "v_data": data})
+                changed += 1
+            continue
+        old = whole(entry["data"], {**event, "data": before.get(event["id"], event["data"])})
+        new = eraser.scrub(old)
+        if new != old:
+            changed += 1
+        if whole(entry["data"], event) != new:
+            await sql.run(q.UPDATE_TIMELINE_DATA, {"w_seq": entry["seq"], "v_data": new})
+    return changed
 
 
 async def mentioning(sql: StoreSQL, eraser: Eraser) -> tuple[set[int], int]:

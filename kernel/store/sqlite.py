@@ -13,7 +13,11 @@ thread, and only when a connection that is not statusflow's holds SQLite's write
 does the database thread wait for it. The writer never checkpoints the WAL inside its
 ``COMMIT`` (where a checkpoint of a thousand pages would stall every request of the
 group): a background thread runs passive checkpoints, which never block the writer,
-every :data:`CHECKPOINT_EVERY` seconds.
+every :data:`CHECKPOINT_EVERY` seconds. Under sustained load a passive checkpoint never
+catches up with the writer, so the WAL would only grow: once it passes
+:data:`WAL_TRUNCATE_AT` the checkpointer takes the write gate's ``flock`` for the short
+time of a ``wal_checkpoint(TRUNCATE)`` (the passive rounds have copied most of it
+already), and ``journal_size_limit`` caps what a reset WAL keeps on disk.
 """
 
 from __future__ import annotations
@@ -54,8 +58,18 @@ READERS = 4
 CHECKPOINT_EVERY = 0.25
 """Seconds between two passive WAL checkpoints of the checkpointer thread."""
 
+WAL_LIMIT = 64 * 1024 * 1024
+"""Bytes a reset WAL file keeps at most (``PRAGMA journal_size_limit``)."""
+
+WAL_TRUNCATE_AT = 16 * 1024 * 1024
+"""WAL bytes past which the checkpointer truncates it, holding the write gate."""
+
+TRUNCATE_BUSY_MS = 200
+"""Milliseconds a truncating checkpoint waits for readers of an older snapshot."""
+
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
+    f"PRAGMA journal_size_limit={WAL_LIMIT}",
     "PRAGMA synchronous=FULL",
     "PRAGMA busy_timeout=10000",
     "PRAGMA foreign_keys=ON",
@@ -190,7 +204,7 @@ class SQLiteConnections:
             # _begin_immediate waits in steps that show what it waits for
             self._writer.execute("PRAGMA busy_timeout=0")
             if self._checkpointer is None:
-                self._checkpointer = Checkpointer(self._connect)
+                self._checkpointer = Checkpointer(self._connect, self.path, self.gate.path)
         _begin_immediate(self._writer)
         return self._writer
 
@@ -283,13 +297,27 @@ class Checkpointer:
     """A daemon thread running ``PRAGMA wal_checkpoint(PASSIVE)`` on its own connection.
 
     A passive checkpoint copies what it can of the WAL into the database file without
-    waiting for, or blocking, readers and writers; the WAL is then reused from its start.
+    waiting for, or blocking, readers and writers; the WAL is then reused from its start,
+    but only when a checkpoint caught up with the last commit, which never happens while
+    the writer commits without pause. So when the WAL file of ``path`` passes
+    :data:`WAL_TRUNCATE_AT`, the thread holds the write gate (an ``flock`` of
+    ``gate_path`` on a file description of its own, so that it excludes this process's
+    writer too) for one ``wal_checkpoint(TRUNCATE)``, which empties the WAL file.
     A failed attempt is logged and tried again at the next round.
     """
 
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        path: str | None = None,
+        gate_path: str | None = None,
+    ) -> None:
         self._connect = connect
+        self._wal = f"{path}-wal" if path is not None else None
+        self._gate_path = gate_path
         self._stopping = threading.Event()
+        self.truncations = 0
+        """Truncating checkpoints run (for tests and logs)."""
         self._thread = threading.Thread(
             target=self._run, name="statusflow-sqlite-checkpoint", daemon=True
         )
@@ -302,7 +330,9 @@ class Checkpointer:
                 if conn is None:
                     conn = self._connect()
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error as exc:
+                if self._wal_size() > WAL_TRUNCATE_AT:
+                    self._truncate(conn)
+            except (sqlite3.Error, OSError) as exc:
                 log.warning("sqlite.checkpoint_failed", error=str(exc))
                 if conn is not None:
                     with contextlib.suppress(sqlite3.Error):
@@ -312,6 +342,42 @@ class Checkpointer:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 conn.close()
+
+    def _wal_size(self) -> int:
+        if self._wal is None:
+            return 0
+        try:
+            return os.stat(self._wal).st_size
+        except OSError:
+            return 0
+
+    def _truncate(self, conn: sqlite3.Connection) -> None:
+        """``wal_checkpoint(TRUNCATE)`` while holding the write gate, waiting at most
+        :data:`TRUNCATE_BUSY_MS` for older readers (busy: tried again next round)."""
+        size = self._wal_size()
+        started = time.monotonic()
+        fd = os.open(self._gate_path, os.O_RDWR | os.O_CREAT, 0o600) if self._gate_path else None
+        try:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            waited = time.monotonic() - started
+            conn.execute(f"PRAGMA busy_timeout={TRUNCATE_BUSY_MS}")
+            try:
+                busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            finally:
+                conn.execute("PRAGMA busy_timeout=10000")
+        finally:
+            if fd is not None:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+        self.truncations += not busy
+        log.debug(
+            "sqlite.wal_truncated",
+            wal_bytes=size,
+            busy=bool(busy),
+            waited_ms=round(waited * 1000, 1),
+            held_ms=round((time.monotonic() - started - waited) * 1000, 1),
+        )
 
     def stop(self) -> None:
         """Run a last checkpoint and stop the thread."""

@@ -51,6 +51,7 @@ from statusflow.store.errors import (
 )
 from statusflow.store.results import Result, row_class
 from statusflow.store.runs import RunsSQL
+from statusflow.store.timeline import same_event
 from statusflow.timestamps import format_timestamp, utc_now
 from statusflow.types import Event, Move
 
@@ -176,6 +177,17 @@ class StoreSQL(RunsSQL):
     async def orders(self, order_ids: Sequence[str], lock: bool) -> list[OrderRow]:
         """The orders of ``order_ids`` that exist; with ``lock``, locked in id order."""
 
+    async def snapshot_at_once(
+        self,
+        event_ids: Sequence[str],
+        order_ids: Sequence[str],
+        wanted: Mapping[str, Sequence[str]],
+        lock: bool,
+    ) -> Snapshot | None:
+        """:func:`load_snapshot`'s three reads in one round trip, where the dialect can
+        (``None``: it cannot, read them one by one)."""
+        return None
+
     @abstractmethod
     async def mark_exists(self, namespace: str, key: str) -> bool:
         """Whether a plugin claimed ``key`` in ``namespace``."""
@@ -191,6 +203,12 @@ class StoreSQL(RunsSQL):
     async def write_rows(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Run one of the kernel's writes for ``rows`` (by default once per row)."""
         await self.executemany(sql, rows)
+
+    async def write_all(self, writes: Sequence[tuple[str, Sequence[tuple[Any, ...]]]]) -> None:
+        """:meth:`write_rows` for each ``(sql, rows)`` in turn; a dialect may send them
+        together (PostgreSQL: one statement, one round trip)."""
+        for sql, rows in writes:
+            await self.write_rows(sql, rows)
 
     @abstractmethod
     async def cancel_left(
@@ -285,18 +303,22 @@ async def load_snapshot(
         on PostgreSQL never deadlock on them).
     """
     ids = sorted(set(event_ids))
-    stored = await sql.stored_results(ids) if ids else {}
-
-    by_identifier: dict[tuple[str, str], list[str]] = {}
     values_by_kind: dict[str, set[str]] = {}
     for kind, value in identifiers:
         values_by_kind.setdefault(kind, set()).add(value)
+    wanted_values = {kind: sorted(values) for kind, values in sorted(values_by_kind.items())}
+    named = sorted(set(order_ids))
+    together = await sql.snapshot_at_once(ids, named, wanted_values, lock)
+    if together is not None:
+        return together
+    stored = await sql.stored_results(ids) if ids else {}
+
+    by_identifier: dict[tuple[str, str], list[str]] = {}
     if values_by_kind:
-        wanted_values = {kind: sorted(values) for kind, values in sorted(values_by_kind.items())}
         for kind, value, order_id in await sql.identified_orders(wanted_values):
             by_identifier.setdefault((kind, value), []).append(order_id)
 
-    wanted = set(order_ids)
+    wanted = set(named)
     for found in by_identifier.values():
         wanted.update(found)
     orders: dict[str, OrderState] = {}
@@ -398,6 +420,21 @@ class GroupWrites:
     def add_timeline(self, order_id: str, kind: str, data: Mapping[str, Any], at: str) -> None:
         self.timeline.append({"order_id": order_id, "kind": kind, "data": dict(data), "at": at})
 
+    def _refer_to_events(self) -> None:
+        """Store each ``event`` entry whose event this group writes as a reference to
+        that row (:mod:`statusflow.store.timeline`): the event's data once, not once per
+        order it resolved to."""
+        if not self.events:
+            return
+        events = {row["id"]: row for row in self.events}
+        for entry in self.timeline:
+            data = entry["data"]
+            if entry["kind"] != "event" or "type" not in data:
+                continue
+            event = events.get(data.get("event_id"))
+            if event is not None and same_event(data, event):
+                entry["data"] = {"event_id": data["event_id"], "moved": data.get("moved")}
+
     def add_event(self, event: Event, stored: Mapping[str, Any], at: str) -> None:
         self.events.append(
             {
@@ -455,21 +492,23 @@ class GroupWrites:
     async def write_to(self, sql: StoreSQL) -> None:
         """Write everything in ``sql``'s transaction (moves in commit order): an event
         group's rows, or a manual move's, or a run's end."""
-        for statement, rows in (
+        writes: list[tuple[str, Sequence[tuple[Any, ...]]]] = [
             (sql.insert_event, [event_row(row) for row in self.events]),
             (sql.update_order, list(self.order_updates.values())),
             (sql.insert_move, [move_row(row) for row in self.moves]),  # seq: commit order
-        ):
-            if rows:
-                await sql.write_rows(statement, rows)
-        if self.cancels:
+        ]
+        if self.cancels:  # their timeline entries come from the database: written after
+            await sql.write_all([(statement, rows) for statement, rows in writes if rows])
+            writes = []
             for run_id, action_id, order_id, reason, at in await sql.cancel_left(self.cancels):
                 entry = run_entry(
                     run_id, action_id, self.action_types.get(action_id), "canceled", reason
                 )
                 self.add_timeline(order_id, "action", entry, at)
         if self.timeline:
-            await sql.write_rows(sql.insert_timeline, [timeline_row(row) for row in self.timeline])
+            self._refer_to_events()
+            writes.append((sql.insert_timeline, [timeline_row(row) for row in self.timeline]))
+        await sql.write_all([(statement, rows) for statement, rows in writes if rows])
         if self.runs:
             horizon = format_timestamp(datetime.now(UTC) + timedelta(seconds=WAKE_HORIZON))
             await sql.insert_runs([tuple(row) for row in self.runs], horizon)
