@@ -462,3 +462,44 @@ async def test_without_javascript_the_type_is_chosen_by_a_button(start_board: St
         assert response.status == 200
         assert 'name="settings.url"' in page and 'value="kept"' in page
         assert await api(board, "GET", "/api/triggers") == []
+
+
+async def test_an_action_takes_its_conditions_from_rows(start_board: StartBoard) -> None:
+    import re
+
+    from aiohttp import ClientSession, CookieJar
+
+    board = await start_board(enable=PLUGINS)  # no tokens: no sign-in asked
+    async with ClientSession(cookie_jar=CookieJar(unsafe=True)) as http:
+        form = await (await http.get(board.url("/ui/actions/new?status=P"))).text()
+        found = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        assert found is not None
+        assert 'aria-label="Field of condition 1"' in form and 'id="condition-template"' in form
+        posted = {
+            "csrf_token": found.group(1),
+            "type": "field.set",
+            "status": "P",
+            "settings.field": "paid",
+            "settings.value": "true",
+            "conditions-0-field": "fields",
+            "conditions-0-key": "vip",
+            "conditions-0-op": "!exists",
+            "conditions-1-field": "amount",
+            "conditions-1-op": "lte",
+            "conditions-1-value": "<b>1e3</b>",
+        }
+        refused = await http.post(board.url("/ui/actions/new"), data=posted)
+        page = await refused.text()
+        assert refused.status == 422
+        assert 'value="&lt;b&gt;1e3&lt;/b&gt;"' in page  # kept as typed, escaped
+        assert "<b>1e3</b>" not in page
+        assert await api(board, "GET", "/api/actions") == []
+        response = await http.post(
+            board.url("/ui/actions/new"), data={**posted, "conditions-1-value": "1e3"}
+        )
+        assert response.status == 200  # the board, after the redirect
+    (stored,) = await api(board, "GET", "/api/actions")
+    assert stored["conditions"] == [
+        {"field": "fields.vip", "op": "exists", "value": False},
+        {"field": "amount", "op": "lte", "value": 1000.0},
+    ]
