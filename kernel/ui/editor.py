@@ -3,17 +3,19 @@
 
 Each form is built from the chosen type's settings schema (:mod:`statusflow.ui.forms`),
 with the name, ``Allow switching to previous status`` (triggers), the delay (actions),
-``Enabled`` and the conditions (a JSON list, as the API takes them). Choosing another type
+``Enabled`` and the conditions (rows of field, operator and value:
+:mod:`statusflow.ui.conditions_form`). Choosing another type
 swaps the settings fields in place (htmx), or, without JavaScript, through the
 ``Show this type's settings`` button. Saving calls the API's own functions
 (:mod:`statusflow.http.triggers`, :mod:`statusflow.http.actions`); a refusal shows the
 API's message above the form and, where its ``details`` point at a field, next to it,
-and stores nothing.
+and stores nothing; one about a condition goes on its row. ``Add condition`` and a row's
+``Remove`` (without JavaScript: with it, the page's script does it in place) show the form
+again with a row more or less, and save nothing.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +29,16 @@ from statusflow.http import triggers as trigger_api
 from statusflow.http.keys import DATABASE, REGISTRY
 from statusflow.registry import Registry
 from statusflow.ui.board import may_edit, refused
+from statusflow.ui.conditions_form import (
+    KNOWN_FIELDS,
+    ConditionRow,
+    conditions_from_rows,
+    list_operators,
+    operator_options,
+    place_condition_errors,
+    rows_from_conditions,
+    rows_from_form,
+)
 from statusflow.ui.delays import UNITS, join_delay, split_delay
 from statusflow.ui.forms import Field, fields_for, place_errors, settings_from_form
 from statusflow.ui.keys import PARENT, USER
@@ -37,9 +49,10 @@ log = structlog.get_logger("statusflow.ui")
 routes = web.RouteTableDef()
 
 CONDITIONS_HINT = (
-    'A JSON list, e.g. [{"field": "amount", "op": "gte", "value": 100}]: field is amount, '
-    "currency, status, responsible_id, fields.NAME or event.NAME; op is eq, ne, gt, gte, "
-    "lt, lte, in, not_in, contains or exists. Empty: no conditions."
+    "All must hold; empty rows are ignored. For an order field or event data, type its "
+    "name in the box beside the field. A value that reads as a number is a number, true "
+    'and false are yes and no; put text in double quotes to keep it text ("100"). "is one '
+    'of" takes a list separated by commas. "exists" and "does not exist" need no value.'
 )
 
 
@@ -59,9 +72,13 @@ class Editor:
     fields: list[Field]
     error: str | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    """The API's messages by form field (``type``, ``status``, ``conditions``, ...)."""
     webhook_url: str | None = None
     """A ``webhook.called`` trigger's own URL (what its plugin describes), to copy."""
-    """The API's messages by form field (``type``, ``status``, ``conditions``, ...)."""
+    rows: list[ConditionRow] = field(default_factory=list)
+    """The conditions' rows (with a blank one to fill)."""
+    operators: list[tuple[str, str]] = field(default_factory=list)
+    """The ``Operator`` select's ``(value, text)``."""
 
 
 def _types(registry: Registry, kind: str, current: str | None) -> list[tuple[str, str]]:
@@ -80,8 +97,9 @@ def _schema(registry: Registry, kind: str, type_: str) -> Mapping[str, Any] | No
     return None if found is None else found.settings_schema
 
 
-def _conditions_text(conditions: Any) -> str:
-    return json.dumps(conditions, ensure_ascii=False, indent=1) if conditions else ""
+def _list_ops(registry: Registry) -> frozenset[str]:
+    """The loaded operators whose value is a list."""
+    return list_operators({code: op.value_schema for code, op in registry.operators.items()})
 
 
 async def _statuses(app: web.Application) -> list[tuple[str, str]]:
@@ -92,6 +110,8 @@ async def _statuses(app: web.Application) -> list[tuple[str, str]]:
 async def _show(request: web.Request, editor: Editor, status: int = 200) -> web.StreamResponse:
     context = {"title": editor.heading, "editor": editor, "units": [u for u, _ in UNITS]}
     context["conditions_hint"] = CONDITIONS_HINT
+    context["known_fields"] = KNOWN_FIELDS
+    context["blank_row"] = ConditionRow()
     return await render(request, "editor.html", context, status)
 
 
@@ -105,6 +125,7 @@ async def _editor(
         values["type"] = types[0][0]
     schema = _schema(registry, kind, values.get("type", "")) or {}
     new = item_id is None
+    rows = values.get("rows") or [ConditionRow()]
     return Editor(
         kind=kind,
         action=f"/ui/{kind}s/new" if new else f"/ui/{kind}s/{item_id}/edit",
@@ -114,6 +135,8 @@ async def _editor(
         types=types,
         statuses=await _statuses(app),
         fields=fields_for(schema, values.get("settings") or {}),
+        rows=rows,
+        operators=operator_options(registry.operators, (row.op for row in rows)),
     )
 
 
@@ -124,7 +147,7 @@ def _values_from_form(form: Mapping[str, Any], kind: str) -> dict[str, Any]:
         "status": str(form.get("status", "")),
         "name": str(form.get("name", "")),
         "enabled": "enabled" in form,
-        "conditions_text": str(form.get("conditions", "")),
+        "rows": rows_from_form(form),
     }
     if kind == "trigger":
         values["allow_backwards"] = "allow_backwards" in form
@@ -135,14 +158,14 @@ def _values_from_form(form: Mapping[str, Any], kind: str) -> dict[str, Any]:
     return values
 
 
-def _values_from_row(row: Mapping[str, Any], kind: str) -> dict[str, Any]:
+def _values_from_row(row: Mapping[str, Any], kind: str, list_ops: frozenset[str]) -> dict[str, Any]:
     values = {
         "type": row["type"],
         "status": row["status"],
         "name": row["name"] or "",
         "enabled": bool(row["enabled"]),
         "settings": row["settings"] or {},
-        "conditions_text": _conditions_text(row["conditions"]),
+        "rows": [*rows_from_conditions(row["conditions"], list_ops), ConditionRow()],
     }
     if kind == "trigger":
         values["allow_backwards"] = bool(row["allow_backwards"])
@@ -158,14 +181,32 @@ def _field_of(path: str) -> str:
     return {"allow_backwards": "allow_backwards", "delay": "delay_number"}.get(first, first)
 
 
-def _refusal(editor: Editor, exc: ApiError) -> None:
-    """Put the API's message on the form, and each detail next to its field."""
+def _refusal(editor: Editor, exc: ApiError, where: list[int]) -> None:
+    """Put the API's message on the form, and each detail next to its field (a
+    condition's on its row: ``where`` holds each condition's row)."""
     editor.error = exc.message
     place_errors(editor.fields, [d for d in exc.details if _field_of(d["path"]) == "settings"])
+    on_rows = place_condition_errors(editor.rows, where, exc.details)
     for detail in exc.details:
         name = _field_of(detail["path"])
-        if name != "settings":
+        if name != "settings" and not (name == "conditions" and on_rows):
             editor.errors.setdefault(name, detail["message"])
+
+
+def _rows_step(form: Mapping[str, Any], rows: list[ConditionRow]) -> bool:
+    """Apply ``Add condition`` or a row's ``Remove`` (without JavaScript) to ``rows``;
+    ``True`` when the form asked for one of them (then nothing is saved)."""
+    if form.get("step") == "add_condition":
+        rows.append(ConditionRow())
+        return True
+    remove = str(form.get("remove_condition", ""))
+    if not remove:
+        return False
+    if remove.isdigit() and int(remove) < len(rows):
+        del rows[int(remove)]
+    if not rows:
+        rows.append(ConditionRow())
+    return True
 
 
 async def _save(request: web.Request, kind: str, item_id: int | None) -> web.StreamResponse:
@@ -177,9 +218,10 @@ async def _save(request: web.Request, kind: str, item_id: int | None) -> web.Str
     values = _values_from_form(form, kind)
     schema = _schema(registry, kind, values["type"])
     values["settings"] = settings_from_form(schema or {}, form)
+    rows_step = _rows_step(form, values["rows"])
     editor = await _editor(request, kind, values, item_id)
     editor.fields = fields_for(schema or {}, values["settings"])
-    if form.get("step") == "choose":  # no JavaScript: show the chosen type's settings
+    if rows_step or form.get("step") == "choose":  # no JavaScript: show the form again
         return await _show(request, editor)
     body: dict[str, Any] = {
         "type": values["type"],
@@ -189,13 +231,7 @@ async def _save(request: web.Request, kind: str, item_id: int | None) -> web.Str
     }
     if schema is not None:  # a type no plugin offers keeps its stored settings
         body["settings"] = values["settings"]
-    try:
-        text = values["conditions_text"].strip()
-        body["conditions"] = json.loads(text) if text else []
-    except ValueError as exc:
-        editor.error = "The conditions are not valid JSON: nothing was saved."
-        editor.errors["conditions"] = f"not valid JSON: {exc}"
-        return await _show(request, editor, 422)
+    body["conditions"], where = conditions_from_rows(editor.rows, _list_ops(registry))
     if kind == "trigger":
         body["allow_backwards"] = values["allow_backwards"]
     else:
@@ -212,7 +248,7 @@ async def _save(request: web.Request, kind: str, item_id: int | None) -> web.Str
             saved = await _update(app, kind, item_id, body, key_name)
     except ApiError as exc:
         log.info("ui.save_refused", kind=kind, code=exc.code)
-        _refusal(editor, exc)
+        _refusal(editor, exc, where)
         return await _show(request, editor, exc.status)
     log.info("ui.saved", kind=kind, id=saved["id"], new=item_id is None)
     raise web.HTTPSeeOther("/ui/")
@@ -253,7 +289,7 @@ async def _new(request: web.Request, kind: str) -> web.StreamResponse:
         "name": "",
         "enabled": True,
         "settings": {},
-        "conditions_text": "",
+        "rows": [ConditionRow()],
         "allow_backwards": False,
         "after_previous": False,
         "delay_number": "",
@@ -268,7 +304,7 @@ async def _edit(request: web.Request, kind: str) -> web.StreamResponse:
     row = await _load(request, kind)
     if isinstance(row, web.StreamResponse):
         return row
-    values = _values_from_row(row, kind)
+    values = _values_from_row(row, kind, _list_ops(request.app[PARENT][REGISTRY]))
     editor = await _editor(request, kind, values, row["id"])
     if kind == "trigger":
         described = trigger_api.trigger_body(request.app[PARENT], row).get("webhook_url")

@@ -1,4 +1,5 @@
-// statusflow board: the board page's drag and drop and Move to controls.
+// statusflow board: the board page's drag and drop and Move to controls, and the
+// editor's condition rows.
 (function () {
   "use strict";
 
@@ -87,6 +88,39 @@
       if (target) {
         target.focus();
       }
+    }
+  });
+
+  // The editor's conditions: "Add condition" adds a blank row (the page's <template>),
+  // a row's "Remove" takes it away, in place; each control's label keeps its row number.
+  function renumberConditions(list) {
+    list.querySelectorAll("[data-condition]").forEach(function (row, i) {
+      row.querySelectorAll("[data-label]").forEach(function (control) {
+        control.setAttribute("aria-label", control.dataset.label + " " + (i + 1));
+      });
+    });
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target.closest ? event.target : event.target.parentElement;
+    var add = target && target.closest("[data-add-condition]");
+    var remove = target && target.closest("[data-remove-condition]");
+    var list = document.getElementById("condition-rows");
+    var template = document.getElementById("condition-template");
+    if (!list || !template || !(add || remove)) {
+      return;
+    }
+    event.preventDefault();
+    if (add) {
+      var next = Number(list.dataset.next) || 0;
+      list.dataset.next = String(next + 1);
+      list.insertAdjacentHTML("beforeend", template.innerHTML.replace(/__INDEX__/g, String(next)));
+      renumberConditions(list);
+      list.lastElementChild.querySelector("select").focus();
+    } else {
+      remove.closest("[data-condition]").remove();
+      renumberConditions(list);
+      document.querySelector("[data-add-condition]").focus();
     }
   });
 
