@@ -520,6 +520,7 @@ def write_docs(
         "make bench          # SQLite and PostgreSQL (when reachable): engine, baseline, ratio",
         "make bench-quick    # the same in under two minutes",
         "make bench-series   # the scaling series: this page and performance.png",
+        "make bench-ui       # the board's heaviest pages, idle and while the engine is loaded",
         "make bench BENCH_ARGS='--db sqlite --concurrency 64 --duration 60 --json out.json'",
         "```",
         "",
