@@ -82,7 +82,6 @@ async def events(request: web.Request) -> web.StreamResponse:
         "events": page["items"],
         "next_query": next_query,
         "paged": cursor is not None,
-        "self_query": request.query_string,
         "error": error,
         "names": await trigger_names(app),
         "summary": summary,

@@ -150,3 +150,35 @@ async def test_the_first_page_follows_new_events(start_board: StartBoard, page: 
         ["ev-live-2", "ev-live"], timeout=2_500
     )
     assert await page.locator("[data-live]").count() == 1
+
+
+async def test_ticking_moved_nothing_filters_at_once_and_stays_live(
+    start_board: StartBoard, page: Page
+) -> None:
+    """The checkbox filters in place, without Filter and without a page load; the list
+    then follows new events with the filter still applied."""
+    board = await start_board(tokens=(TOKEN,), enable=("payment",))
+    await _paid_trigger(board)
+    assert (await call(board, "POST", "/api/orders", {"id": "o-1"}))[0] == 201
+    for event_id in ("ev-moved", "ev-idle"):  # the second finds the order already in P
+        event = {"id": event_id, "type": "payment.received", "order_id": "o-1"}
+        assert (await call(board, "POST", "/api/events", event))[0] == 200
+
+    await sign_in(page, board)
+    await page.goto(board.url("/ui/events"))
+    await expect(page.locator(".event .event-id")).to_have_text(["ev-idle", "ev-moved"])
+    await page.evaluate("window.notReloaded = true")
+    await page.get_by_label("Moved nothing").check()
+    await expect(page.locator(".event .event-id")).to_have_text(["ev-idle"])
+    assert await page.evaluate("window.notReloaded === true")
+    assert "moved=false" in page.url
+
+    later = {"id": "ev-idle-2", "type": "payment.received", "order_id": "o-1"}
+    assert (await call(board, "POST", "/api/events", later))[0] == 200
+    await expect(page.locator(".event .event-id")).to_have_text(
+        ["ev-idle-2", "ev-idle"], timeout=2_500
+    )
+    await page.get_by_label("Moved nothing").uncheck()
+    await expect(page.locator(".event .event-id")).to_have_text(
+        ["ev-idle-2", "ev-idle", "ev-moved"]
+    )
