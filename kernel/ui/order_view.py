@@ -24,6 +24,9 @@ from statusflow.store.lists import event_results, timeline_page, trigger_labels
 from statusflow.store.runs import PENDING
 
 TIMELINE_PAGE = 50
+SHOWN_AT_MOST = 500
+"""Entries a live refresh reads again at most: the pages a person loaded with ``More``
+stay on the page when it follows a change (up to this many)."""
 """Timeline entries per page of the order page."""
 ENDED_RUNS_SHOWN = 20
 """Finished runs listed (the newest ones); pending and running ones are always listed."""
@@ -94,6 +97,8 @@ async def load_view(
     runs: bool = True,
     timeline: bool = True,
     cursor: str | None = None,
+    size: int = TIMELINE_PAGE,
+    oldest: int | None = None,
 ) -> OrderView:
     """The order page's parts (``runs``, ``timeline`` only when asked for).
 
@@ -107,7 +112,7 @@ async def load_view(
         if runs:
             view.runs = await _runs(app, sql, order_id)
         if timeline:
-            view.timeline = await _timeline(app, sql, order_id, after)
+            view.timeline = await _timeline(app, sql, order_id, after, size, oldest)
         head = await timeline_page(sql, order_id, 1, None, newest_first=True)
     view.version = _version(order["status"], order["updated_at"], head)
     return view
@@ -146,10 +151,20 @@ async def _runs(app: web.Application, sql: Any, order_id: str) -> list[dict[str,
 
 
 async def _timeline(
-    app: web.Application, sql: Any, order_id: str, after: int | None
+    app: web.Application,
+    sql: Any,
+    order_id: str,
+    after: int | None,
+    size: int = TIMELINE_PAGE,
+    oldest: int | None = None,
 ) -> TimelinePage:
-    rows = await timeline_page(sql, order_id, TIMELINE_PAGE, after, newest_first=True)
-    shown = rows[:TIMELINE_PAGE]
+    """Up to ``size`` entries, newest first, older than ``after``; with ``oldest``, only
+    those from the newest down to the entry ``oldest`` (a live refresh of a page showing
+    down to it)."""
+    rows = await timeline_page(sql, order_id, size, after, newest_first=True)
+    shown = rows[:size]
+    if oldest is not None:
+        shown = [row for row in shown if row["seq"] >= oldest]
     event_ids = [
         str(row["data"]["event_id"])
         for row in shown
@@ -175,7 +190,7 @@ async def _timeline(
             if entry.get("action_id") is not None:
                 entry["action"] = labels.get(entry["action_id"], f"action {entry['action_id']}")
     more = None
-    if len(rows) > TIMELINE_PAGE:
+    if len(rows) > len(shown):
         more = timeline_cursors(app, order_id).make(shown[-1]["seq"])
     return TimelinePage(entries, names, more)
 

@@ -27,6 +27,8 @@ from statusflow.ui.keys import PARENT, USER
 from statusflow.ui.live import stream_changes
 from statusflow.ui.order_format import HELPERS
 from statusflow.ui.order_view import (
+    SHOWN_AT_MOST,
+    TIMELINE_PAGE,
     OrderView,
     event_trace,
     live_version,
@@ -187,15 +189,39 @@ async def order_part(request: web.Request) -> web.StreamResponse:
     return await render(request, template, _context(request, view))
 
 
+def _shown(request: web.Request) -> int:
+    """How many entries to read for a live refresh: those shown and a page more, at
+    most :data:`SHOWN_AT_MOST`; a page when ``shown`` is absent or not a number."""
+    raw = request.query.get("shown", "")
+    if not raw.isdigit():
+        return TIMELINE_PAGE
+    return max(TIMELINE_PAGE, min(int(raw) + TIMELINE_PAGE, SHOWN_AT_MOST))
+
+
+def _oldest(request: web.Request) -> int | None:
+    """The ``seq`` of the oldest entry the page shows (``oldest``), if given."""
+    raw = request.query.get("oldest", "")
+    return int(raw) if raw.isdigit() else None
+
+
 @routes.get("/orders/{id}/timeline")
 async def order_timeline(request: web.Request) -> web.StreamResponse:
-    """A page of the timeline (the newest without ``cursor``), with its ``More`` link."""
+    """A page of the timeline (the newest without ``cursor``), with its ``More`` link.
+
+    Without ``cursor``, ``shown`` and ``oldest`` (how many entries the page shows, and
+    the ``seq`` of its oldest, sent by ``app.js`` when the page follows a change) read
+    the newest entries down to that one again, with up to a page of new ones: the pages
+    loaded with ``More`` stay (up to :data:`~statusflow.ui.order_view.SHOWN_AT_MOST`).
+    """
+    cursor = _text(request, "cursor")
     try:
         view = await load_view(
             request.app[PARENT],
             request.match_info["id"],
             runs=False,
-            cursor=_text(request, "cursor"),
+            cursor=cursor,
+            size=TIMELINE_PAGE if cursor else _shown(request),
+            oldest=None if cursor else _oldest(request),
         )
     except ApiError as exc:
         return await _refused(request, exc)

@@ -195,6 +195,13 @@ async def test_a_long_timeline_is_paged(start_board: StartBoard, page: Page) -> 
     await expect(entries.last).to_contain_text("Created")
     await expect(page.get_by_role("link", name="More")).to_have_count(0)
 
+    # a new event: the page follows it and keeps the pages loaded with More
+    later = {"type": "chat.message", "order_id": "T-1", "data": {"text": "message 120"}}
+    await api(board, "POST", "/api/events", later)
+    await expect(entries.first).to_contain_text("message 120", timeout=2_500)
+    await expect(entries).to_have_count(122)
+    await expect(entries.last).to_contain_text("Created")
+
     assert href is not None  # the link works without JavaScript too
     await page.goto(board.url(href))
     await expect(entries).to_have_count(50)

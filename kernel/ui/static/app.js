@@ -10,8 +10,19 @@
   }
 
   // Every request htmx makes carries the session's CSRF token.
+  // data-send-shown="SELECTOR": a refresh of the element says how many of its children
+  // match SELECTOR and the data-seq of the last (the order page's timeline: the pages
+  // loaded with More stay).
   document.addEventListener("htmx:configRequest", function (event) {
     event.detail.headers["X-CSRF-Token"] = csrfToken();
+    var element = event.detail.elt;
+    if (element && element.dataset && element.dataset.sendShown) {
+      var shown = element.querySelectorAll(":scope > " + element.dataset.sendShown);
+      event.detail.parameters.shown = String(shown.length);
+      if (shown.length && shown[shown.length - 1].dataset.seq) {
+        event.detail.parameters.oldest = shown[shown.length - 1].dataset.seq;
+      }
+    }
   });
 
   // A 4xx answer carrying a form with its error replaces the form (htmx swaps only 2xx
