@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -14,22 +13,7 @@ from statusflow.engine.scheduler import ManualClock
 from statusflow.http import init_app
 from statusflow.serving.config import ActionSettings
 from statusflow.testing import settings_for
-from tests.helpers import Api
-
-HANG_GUARD = 60.0
-"""Seconds a wait gives up after: a guard against hanging, never a timing assertion."""
-
-
-async def until(check: Callable[[], Awaitable[Any]], what: str, guard: float = HANG_GUARD) -> Any:
-    """Wait until ``await check()`` answers something truthy; answer it."""
-    deadline = time.monotonic() + guard
-    while True:
-        answer = await check()
-        if answer:
-            return answer
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.02)
+from tests.helpers import Api, until
 
 
 class ActionsApi(Api):

@@ -6,13 +6,14 @@ returns the decoded JSON. The functions below build event bodies and read traces
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
 import sys
 import textwrap
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,23 @@ from sqlalchemy import select
 
 from statusflow.http.keys import DATABASE
 from statusflow.store.schema import EventRecord
+
+HANG_GUARD = 60.0
+"""Seconds a wait gives up after: a guard against hanging, never a timing assertion."""
+
+
+async def until(check: Callable[[], Awaitable[Any]], what: str, guard: float = HANG_GUARD) -> Any:
+    """Wait until ``await check()`` answers something truthy, and answer it; it returns as
+    soon as the check holds. After ``guard`` seconds (a hang, on any machine) it fails
+    saying what it waited for."""
+    try:
+        async with asyncio.timeout(guard):
+            while not (answer := await check()):
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"gave up waiting for {what}") from None
+    return answer
+
 
 EVENTS = EventRecord.__table__  # type: ignore[attr-defined]
 

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 
 from statusflow.engine.scheduler import ManualClock
-from tests.actions_helpers import HANG_GUARD, start
+from tests.actions_helpers import start
+from tests.helpers import HANG_GUARD
 from tests.processes import Serve, clean_env
 
 

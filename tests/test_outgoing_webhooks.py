@@ -45,7 +45,7 @@ from statusflow.plugins.outgoing_webhooks.worker import backoff_delay, retry_aft
 from statusflow.store.database import Database, in_transaction, migrate
 from statusflow.store.schema import MoveRecord
 from statusflow.testing import settings_for
-from tests.helpers import Api, event
+from tests.helpers import Api, event, until
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "outgoing_webhooks.md"
 KERNEL_MOVES = MoveRecord.__table__  # type: ignore[attr-defined]
@@ -162,15 +162,12 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float
     """Wait until ``check()`` is true; fail after ``timeout`` seconds. A guard against a
     hang, not a speed figure: it returns as soon as the check holds, and the timeout is
     generous enough for a busy machine."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def holds() -> bool:
         result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        assert time.monotonic() < deadline, "timed out waiting"
-        await asyncio.sleep(0.02)
+        return result if isinstance(result, bool) else await result
+
+    await until(holds, "the check", timeout)
 
 
 async def deliveries(api: Api, **params: str) -> list[dict[str, Any]]:
