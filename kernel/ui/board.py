@@ -32,6 +32,7 @@ from statusflow.store.statements import DEFINITIONS_VERSION
 from statusflow.ui.cards import column_html
 from statusflow.ui.delays import delay_words
 from statusflow.ui.keys import PARENT, USER
+from statusflow.ui.labels import label, title_of
 from statusflow.ui.live import stream_changes
 from statusflow.ui.render import message, render
 
@@ -153,11 +154,10 @@ async def load_board(app: web.Application) -> BoardView:
         column = columns.get(row["status"])
         if column is None:
             continue
-        known = trigger_types.get(row["type"])
         column.cards.append(
             Card(
                 id=row["id"],
-                title=known.title if known is not None else row["type"],
+                title=title_of(trigger_types, row["type"]),
                 name=row["name"] or "",
                 enabled=bool(row["enabled"]),
                 inactive_reason=reasons.of("trigger", row["type"], row["conditions"]),
@@ -169,11 +169,10 @@ async def load_board(app: web.Application) -> BoardView:
         column = columns.get(row["status"])
         if column is None:
             continue
-        known_action = action_types.get(row["type"])
         column.actions.append(
             ActionItem(
                 id=row["id"],
-                title=known_action.title if known_action is not None else row["type"],
+                title=title_of(action_types, row["type"]),
                 name=row["name"] or "",
                 delay=delay_words(row["delay"]),
                 after_previous=bool(row["after_previous"]),
@@ -318,13 +317,13 @@ async def _confirm(request: web.Request, kind: str) -> web.StreamResponse:
         async with app[DATABASE].read() as sql:
             if kind == "trigger":
                 row = await trigger_api.load_trigger(sql, request.match_info["id"])
-                known: Any = app[REGISTRY].trigger_types.get(row["type"])
+                types: Any = app[REGISTRY].trigger_types
             else:
                 row = await action_api.load_action(sql, request.match_info["id"])
-                known = app[REGISTRY].action_types.get(row["type"])
+                types = app[REGISTRY].action_types
     except ApiError as exc:
         return await message(request, "Not found", exc.message, exc.status)
-    title = row["name"] or (known.title if known is not None else row["type"])
+    title = label(types, row)
     context = {
         "title": f"Delete this {kind}?",
         "kind": kind,

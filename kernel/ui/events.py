@@ -18,6 +18,7 @@ from statusflow.http.events import EventFilters, find_events
 from statusflow.http.keys import DATABASE, REGISTRY
 from statusflow.store.lists import events_page
 from statusflow.ui.keys import PARENT
+from statusflow.ui.labels import trigger_names
 from statusflow.ui.live import stream_changes
 from statusflow.ui.render import render
 
@@ -35,18 +36,6 @@ def summary(value: Any, length: int = SUMMARY_LENGTH) -> str:
         return ""
     text = orjson.dumps(value).decode()
     return text if len(text) <= length else text[: length - 1] + "…"
-
-
-async def trigger_names(app: web.Application) -> dict[int, str]:
-    """What the board calls each trigger: its name, or its type's title (or its type)."""
-    registry = app[REGISTRY]
-    async with app[DATABASE].read() as sql:
-        rows = await sql.triggers()
-    names = {}
-    for row in rows:
-        known = registry.trigger_types.get(row["type"])
-        names[row["id"]] = row["name"] or (known.title if known else row["type"])
-    return names
 
 
 def _filters(query: Any) -> EventFilters:

@@ -22,6 +22,7 @@ from statusflow.http.orders import load_order, order_json
 from statusflow.http.paging import Cursors, is_seq
 from statusflow.store.lists import event_results, timeline_page, trigger_labels
 from statusflow.store.runs import PENDING
+from statusflow.ui.labels import title_of
 
 TIMELINE_PAGE = 50
 SHOWN_AT_MOST = 500
@@ -126,13 +127,11 @@ async def timeline_only(app: web.Application, order_id: str, cursor: str | None)
 async def _action_labels(app: web.Application, sql: Any) -> dict[int, str]:
     """Action id to what the board calls it: its name, or its type's title."""
     index = (await app[ENGINE].planner(sql)).index
-    registry = app[REGISTRY]
-    labels = {}
-    for action_id, action in index.by_id.items():
-        action_type = registry.action_types.get(action.view.type)
-        title = action_type.title if action_type is not None else action.view.type
-        labels[action_id] = action.view.name or title
-    return labels
+    types = app[REGISTRY].action_types
+    return {
+        action_id: action.view.name or title_of(types, action.view.type)
+        for action_id, action in index.by_id.items()
+    }
 
 
 async def _runs(app: web.Application, sql: Any, order_id: str) -> list[dict[str, Any]]:
@@ -268,13 +267,11 @@ async def event_trace(
 
 
 def _names(app: web.Application, rows: Sequence[Mapping[str, Any]]) -> dict[int, str]:
-    registry = app[REGISTRY]
-    names = {}
-    for row in rows:
-        trigger_type = registry.trigger_types.get(row["type"])
-        title = trigger_type.title if trigger_type is not None else row["type"]
-        names[int(row["id"])] = row["name"] or f"{title} (trigger {row['id']})"
-    return names
+    types = app[REGISTRY].trigger_types
+    return {
+        int(row["id"]): row["name"] or f"{title_of(types, row['type'])} (trigger {row['id']})"
+        for row in rows
+    }
 
 
 def _version(status: str, updated_at: Any, newest: Sequence[Mapping[str, Any]]) -> str:

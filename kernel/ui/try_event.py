@@ -16,9 +16,9 @@ from aiohttp import web
 
 from statusflow.errors import ApiError
 from statusflow.http.events import process_event
-from statusflow.http.keys import DATABASE, REGISTRY
-from statusflow.ui.events import trigger_names
+from statusflow.http.keys import REGISTRY
 from statusflow.ui.keys import PARENT, USER
+from statusflow.ui.labels import action_names, trigger_names
 from statusflow.ui.render import render
 
 log = structlog.get_logger("statusflow.ui")
@@ -58,18 +58,6 @@ def _public_types(app: web.Application) -> list[tuple[str, str]]:
     """The event types a client may post: code, title."""
     types = app[REGISTRY].event_types
     return [(code, t.title) for code, t in sorted(types.items()) if t.public]
-
-
-async def action_names(app: web.Application) -> dict[int, str]:
-    """What the board calls each action: its name, or its type's title (or its type)."""
-    registry = app[REGISTRY]
-    async with app[DATABASE].read() as sql:
-        rows = await sql.listed_actions()
-    names = {}
-    for row in rows:
-        known = registry.action_types.get(row["type"])
-        names[row["id"]] = row["name"] or (known.title if known else row["type"])
-    return names
 
 
 async def _page(
