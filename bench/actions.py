@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 
 from bench.procs import ServerProcess, environment_for_server, free_port, statusflow_executable
-from bench.seed import DEFAULT_POSTGRES, BenchDatabase, postgres_reachable, temporary_database
+from bench.seed import DEFAULT_POSTGRES, BenchDatabase, databases_to_measure, temporary_database
 
 ROUNDS = 4
 """Rounds of the move path, alternating: without actions, with two, ..."""
@@ -193,10 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--postgres-url", default=DEFAULT_POSTGRES)
     args = parser.parse_args(argv)
-    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    if "postgres" in kinds and not postgres_reachable(args.postgres_url):
-        kinds.remove("postgres")
-        sys.stderr.write("PostgreSQL is not reachable: SQLite only\n")
+    kinds = databases_to_measure(args.db, args.postgres_url)
     with tempfile.TemporaryDirectory(prefix="statusflow-bench-actions-") as folder:
         for kind in kinds:
             sys.stdout.write(json.dumps(measure(kind, args, Path(folder))) + "\n")

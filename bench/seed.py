@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -70,6 +71,16 @@ def postgres_reachable(admin_url: str) -> bool:
             await conn.close()
 
     return asyncio.run(probe())
+
+
+def databases_to_measure(choice: str, admin_url: str) -> list[str]:
+    """The kinds ``--db`` names (``sqlite``, ``postgres`` or ``both``), PostgreSQL left
+    out (and said so on stderr) when it is not reachable."""
+    kinds = ["sqlite", "postgres"] if choice == "both" else [choice]
+    if "postgres" in kinds and not postgres_reachable(admin_url):
+        kinds.remove("postgres")
+        sys.stderr.write("PostgreSQL is not reachable: SQLite only\n")
+    return kinds
 
 
 def postgres_version(dsn: str) -> str:

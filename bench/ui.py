@@ -41,8 +41,8 @@ from bench.procs import ServerProcess, environment_for_server, free_port, status
 from bench.seed import (
     DEFAULT_POSTGRES,
     BenchDatabase,
+    databases_to_measure,
     get_json,
-    postgres_reachable,
     probe_mix,
     seed_orders,
     seed_triggers,
@@ -291,10 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--load-orders", type=int, default=20_000)
     parser.add_argument("--probe-every", type=float, default=0.5, help="seconds between probes")
     args = parser.parse_args(argv)
-    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
-    if "postgres" in kinds and not postgres_reachable(args.postgres_url):
-        kinds.remove("postgres")
-        sys.stderr.write("PostgreSQL is not reachable: SQLite only\n")
+    kinds = databases_to_measure(args.db, args.postgres_url)
     with tempfile.TemporaryDirectory(prefix="statusflow-bench-ui-") as folder:
         for kind in kinds:
             sys.stdout.write(json.dumps(measure(kind, args, Path(folder))) + "\n")
