@@ -257,7 +257,7 @@ async def test_every_sqlite_writer_of_every_process_queues_at_one_gate(tmp_path)
             cancelled = asyncio.create_task(event_write())
             await asyncio.sleep(0.3)
             assert not waiting.done()
-            assert other._connections.gate._lock.locked()  # type: ignore[union-attr]
+            assert other._connections.gate.in_process.locked()  # type: ignore[union-attr]
             cancelled.cancel()
         await asyncio.wait_for(waiting, 5)
         with pytest.raises(asyncio.CancelledError):
@@ -323,3 +323,55 @@ def test_a_reset_wal_keeps_at_most_the_journal_size_limit(tmp_path) -> None:
     sqlite_pragmas(conn)
     assert conn.execute("PRAGMA journal_size_limit").fetchone()[0] == WAL_LIMIT == 64 << 20
     conn.close()
+
+
+async def test_a_write_on_the_database_thread_knows_whether_anyone_wrote_since(tmp_path) -> None:
+    """``write_on_thread`` commits what its work keeps, rolls back what it refuses or
+    what fails, and tells the work whether anything was written to the file since its
+    own last commit: by another connection (another process), or by this process's
+    other writers."""
+    import asyncio
+
+    from statusflow.store.sqlite import SQLiteConnections
+
+    path = tmp_path / "thread.db"
+    setup, events = _table_t_and_event_connections(path)
+    other = SQLiteConnections(str(path))  # another process's connections
+    seen: list[bool] = []
+
+    def insert(x: int, keep: bool = True) -> Any:
+        async def work(sql: Any, alone: bool) -> bool:
+            seen.append(alone)
+            sql.conn.execute("INSERT INTO t VALUES (?)", (x,))
+            return keep
+
+        return work
+
+    async def waits(sql: Any, alone: bool) -> bool:
+        await asyncio.sleep(0)  # not a statement: finish_now refuses it
+        return True
+
+    try:
+        assert await events.write_on_thread(insert(1))
+        assert await events.write_on_thread(insert(2))
+        assert not await events.write_on_thread(insert(3, keep=False))
+        assert await events.write_on_thread(insert(4))
+        async with other.write() as sql:
+            sql.conn.execute("INSERT INTO t VALUES (5)")
+        assert await events.write_on_thread(insert(6))
+        async with events.write() as sql:  # this process's admin API
+            sql.conn.execute("INSERT INTO t VALUES (7)")
+        assert await events.write_on_thread(insert(8))
+        assert await events.write_on_thread(insert(9))
+        with pytest.raises(RuntimeError, match="waited"):
+            await events.write_on_thread(waits)
+        assert seen == [False, True, True, True, False, False, True]
+        rows = [x for (x,) in setup.execute("SELECT x FROM t ORDER BY rowid")]
+        assert rows == [1, 2, 4, 5, 6, 7, 8, 9]
+        setup.execute("PRAGMA busy_timeout=0")  # the failed work left SQLite's lock free
+        setup.execute("BEGIN IMMEDIATE")
+        setup.execute("ROLLBACK")
+    finally:
+        await events.close()
+        await other.close()
+        setup.close()

@@ -72,6 +72,11 @@ RUN_LATENESS = Histogram(
     "How late runs started after they were due (started_at - due_at), first attempts",
     buckets=(0.01, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0, 300.0, 3600.0, 86400.0),
 )
+GROUPS_DECIDED_AGAIN = Counter(
+    "statusflow_groups_decided_again",
+    "SQLite event groups decided again inside the write lock: what they had read "
+    "changed before they could be written",
+)
 RATE_LIMITED = Counter(
     "statusflow_rate_limited",
     "Requests to public endpoints refused with a 429",

@@ -14,6 +14,11 @@ Read top-down, this module is the whole life of an event:
 3. The group's rows are written in one statement per table and committed; only then is
    each request answered and the status sinks told.
 
+On SQLite a group is decided on a read snapshot, outside the write lock, and written in
+a short transaction on the database thread that first checks that what it read still
+reads the same (:meth:`Engine._decide_then_write`), so that several processes decide at
+once and take turns only to write; on PostgreSQL the group's orders are locked instead.
+
 Triggers and statuses are held in memory, triggers indexed by event type, and rebuilt
 after any change through the API. Plugin failures never stop an event: they show in the
 trace and the log (fault isolation).
@@ -26,7 +31,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -111,6 +116,32 @@ class Listening:
 
 
 NOBODY = Listening((), ())
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A group decided: its answers, and what they rest on."""
+
+    answers: list[Processed | ApiError]
+    snapshot: Snapshot
+    state: DatabaseStateStore
+    definitions: str | None
+    """The definitions version the triggers, statuses and actions were read at."""
+
+    async def write_if_unchanged(self, sql: StoreSQL, writes: GroupWrites, alone: bool) -> bool:
+        """In the write transaction ``sql``: write ``writes`` if everything the decision
+        read reads the same now (definitions, events, orders, plugins' marks); whether
+        it did. ``alone``: nothing was written since the decision's snapshot began, so
+        nothing needs reading again."""
+        if not alone:
+            if await sql.setting(DEFINITIONS_VERSION) != self.definitions:
+                return False
+            if not await self.snapshot.still_holds(sql):
+                return False
+        if not await self.state.settle(sql, check=not alone):
+            return False
+        await writes.write_to(sql)
+        return True
 
 
 def public_result(stored: Mapping[str, Any], duplicate: bool) -> dict[str, Any]:
@@ -312,18 +343,28 @@ class Engine:
 
     async def _dry_run(self, request: Request) -> Processed:
         async with self.db.read() as sql:
-            answer = (await self._evaluate(sql, [request], None))[0]
+            answer = (await self._evaluate(sql, [request], None, defer=True)).answers[0]
         if isinstance(answer, BaseException):
             raise answer
         return answer
 
     async def _commit_group(self, requests: Sequence[Request]) -> list[Processed | ApiError]:
-        """Evaluate and write a group of requests in one transaction (retried on conflicts)."""
+        """Decide and write a group of requests in one transaction (retried on conflicts).
+
+        On SQLite the group is first decided outside the write lock
+        (:meth:`_decide_then_write`); only when what it read changed meanwhile is it
+        decided again inside the lock, as on PostgreSQL, whose orders are locked instead.
+        """
+        if self.db.is_sqlite:
+            answers = await self._decide_then_write(requests)
+            if answers is not None:
+                return answers
+            metrics.GROUPS_DECIDED_AGAIN.inc()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
                 async with self.db.write() as sql:
                     writes = GroupWrites()
-                    answers = await self._evaluate(sql, requests, writes)
+                    answers = (await self._evaluate(sql, requests, writes)).answers
                     await writes.write_to(sql)
                 self.ran(writes)
                 return answers
@@ -335,10 +376,39 @@ class Engine:
                 log.info("group.retry", attempt=attempt, error=str(exc))
         raise AssertionError("unreachable")
 
+    async def _decide_then_write(
+        self, requests: Sequence[Request]
+    ) -> list[Processed | ApiError] | None:
+        """SQLite: decide the group on a read snapshot, without the write lock, then write
+        it in a short transaction on the database thread that first checks that nothing
+        the decision read has changed (another process's groups, the admin API, the
+        scheduler's moves). So several processes decide at once and take turns only to
+        write. ``None``: something had changed, nothing was written."""
+        writes = GroupWrites()
+        async with self.db.read() as sql:  # begun after this writer's last commit
+            decided = await self._evaluate(sql, requests, writes, defer=True)
+
+        def write(sql: StoreSQL, alone: bool) -> Coroutine[Any, Any, bool]:
+            return decided.write_if_unchanged(sql, writes, alone)
+
+        if not await self.db.write_on_thread(write):
+            log.debug("group.decided_again", size=len(requests))
+            return None
+        self.ran(writes)
+        return decided.answers
+
     async def _evaluate(
-        self, sql: StoreSQL, requests: Sequence[Request], writes: GroupWrites | None
-    ) -> list[Processed | ApiError]:
-        """Decide every event of ``requests``; with ``writes`` (not a dry run), record rows."""
+        self,
+        sql: StoreSQL,
+        requests: Sequence[Request],
+        writes: GroupWrites | None,
+        defer: bool = False,
+    ) -> Decided:
+        """Decide every event of ``requests``; with ``writes`` (not a dry run), record rows.
+
+        :param defer: plugins' claims are remembered, not written (a dry run, or a
+            decision written later by :meth:`Decided.write_if_unchanged`).
+        """
         await self._check_definitions(sql)
         statuses = await self.statuses(sql)
         triggers = await self.triggers_by_event(sql)
@@ -351,7 +421,7 @@ class Engine:
             (pair for i in items for pair in i.lookup),
             lock=writes is not None and self._lock_orders,
         )
-        state = DatabaseStateStore(sql, dry_run=writes is None)
+        state = DatabaseStateStore(sql, defer=defer)
         done: dict[str, Mapping[str, Any]] = dict(snapshot.stored_results)
         answers: list[Processed | ApiError] = []
         for request in requests:
@@ -368,7 +438,7 @@ class Engine:
                 if outcome is not None:
                     processed.outcomes.append(outcome)
             answers.append(processed)
-        return answers
+        return Decided(answers, snapshot, state, self._definitions_version)
 
     async def _decide(
         self,

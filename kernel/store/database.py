@@ -9,7 +9,7 @@ import os
 import secrets
 import socket
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -345,6 +345,19 @@ class Database:
         :raises CommitOutcomeUnknown: ``COMMIT`` failed: it may have committed or not.
         """
         return self._connections.write()
+
+    async def write_on_thread(
+        self, work: Callable[[StoreSQL, bool], Coroutine[Any, Any, bool]]
+    ) -> bool:
+        """(SQLite) a short write transaction run whole on the database thread, committed
+        if ``work(statements, alone)`` answers ``True``: see
+        :meth:`~statusflow.store.sqlite.SQLiteConnections.write_on_thread`.
+
+        :raises TypeError: on PostgreSQL, whose writers lock rows instead.
+        """
+        if not isinstance(self._connections, SQLiteConnections):
+            raise TypeError("write_on_thread is SQLite's")
+        return await self._connections.write_on_thread(work)
 
     def read(self) -> AbstractAsyncContextManager[StoreSQL]:
         """A read transaction (one snapshot), rolled back when the block ends."""

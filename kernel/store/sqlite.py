@@ -10,10 +10,15 @@ reads. Every writer of the file, in this process or another, holds the one
 :class:`SQLiteWriteGate` (an asyncio lock and an ``flock``) from ``BEGIN IMMEDIATE`` to
 ``COMMIT``; holding it, the writer runs ``BEGIN IMMEDIATE`` at once on the loop's
 thread, and only when a connection that is not statusflow's holds SQLite's write lock
-does the database thread wait for it. The writer never checkpoints the WAL inside its
-``COMMIT`` (where a checkpoint of a thousand pages would stall every request of the
-group): a background thread runs passive checkpoints, which never block the writer,
-every :data:`CHECKPOINT_EVERY` seconds. Under sustained load a passive checkpoint never
+does the database thread wait for it. The event path's groups take a shorter way
+(:meth:`SQLiteConnections.write_on_thread`): decided on a read snapshot, each is
+written in a transaction run whole on the database thread, gate included, so that
+another process never waits for this one's busy event loop.
+
+The writer never checkpoints the WAL inside its ``COMMIT`` (where a checkpoint of a
+thousand pages would stall every request of the group): a background thread runs
+passive checkpoints, which never block the writer, every :data:`CHECKPOINT_EVERY`
+seconds. Under sustained load a passive checkpoint never
 catches up with the writer, so the WAL would only grow: once it passes
 :data:`WAL_TRUNCATE_AT` the checkpointer takes the write gate's ``flock`` for the short
 time of a ``wal_checkpoint(TRUNCATE)`` (the passive rounds have copied most of it
@@ -29,7 +34,15 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -131,7 +144,9 @@ class SQLiteWriteGate:
     def __init__(self, path: str, on_thread: Callable[..., Any]) -> None:
         self.path = f"{path}-statusflow.lock"
         self._on_thread = on_thread
-        self._lock = asyncio.Lock()
+        self.in_process = asyncio.Lock()
+        """Orders this process's writers (:meth:`hold` takes it; so must a caller of
+        :meth:`held_here`)."""
         self._file: int | None = None
 
     def _fd(self) -> int:
@@ -142,7 +157,7 @@ class SQLiteWriteGate:
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
         """Be the only writer of the file until the block ends."""
-        async with self._lock:
+        async with self.in_process:
             fd = self._fd()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -155,6 +170,17 @@ class SQLiteWriteGate:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def held_here(self) -> Iterator[None]:
+        """On the database thread, :attr:`in_process` held: the ``flock`` until the block
+        ends, waiting for it as long as another process holds it."""
+        fd = self._fd()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         if self._file is not None:
@@ -172,6 +198,10 @@ class SQLiteConnections:
         self._writer_sql: SQLiteSQL | None = None
         self._readers: list[SQLiteSQL] = []
         self._checkpointer: Checkpointer | None = None
+        self._commits = 0
+        """Transactions this process committed on the writer connection."""
+        self._after_own_write: tuple[int, int] | None = None
+        """``(data_version, commits)`` as :meth:`write_on_thread` last committed."""
         self.gate = SQLiteWriteGate(path, self._on_thread)
         """Held by every write transaction on this file (see :class:`SQLiteWriteGate`)."""
 
@@ -211,6 +241,7 @@ class SQLiteConnections:
     def _end(self, conn: sqlite3.Connection, commit: bool) -> None:
         try:
             conn.execute("COMMIT" if commit else "ROLLBACK")
+            self._commits += commit
         except BaseException:
             # the connection's state is unknown: the next group starts on a new one
             self._writer = self._writer_sql = None
@@ -240,6 +271,52 @@ class SQLiteConnections:
                 except sqlite3.Error as exc:
                     raise CommitOutcomeUnknown(f"COMMIT failed: {exc}") from exc
                 committed = True
+            finally:
+                statements.audit_done(committed)
+
+    async def write_on_thread(
+        self, work: Callable[[StoreSQL, bool], Coroutine[Any, Any, bool]]
+    ) -> bool:
+        """A short write transaction run whole on the database thread: the write gate,
+        ``BEGIN IMMEDIATE``, ``work(statements, alone)``, then ``COMMIT`` if it answers
+        ``True`` (else ``ROLLBACK``), and the gate released, with no wait for the event
+        loop in between: another process's writer waits only for this transaction's own
+        work, never for this process's loop to get round to it. Whether it committed.
+
+        ``alone``: nothing was written to the file since the last transaction this method
+        committed, by this process or another (SQLite's ``data_version``, and a count of
+        this process's commits); what was read after that commit still reads the same.
+
+        ``work``'s coroutine runs on the database thread, driven by :func:`finish_now`:
+        it may call the statements, and nothing else that waits.
+        """
+        async with self.gate.in_process:
+            return await self._on_thread(lambda: self._write_now(work))
+
+    def _write_now(self, work: Callable[[StoreSQL, bool], Coroutine[Any, Any, bool]]) -> bool:
+        with self.gate.held_here():
+            conn = self._begin()
+            if self._writer_sql is None or self._writer_sql.conn is not conn:
+                self._writer_sql = SQLiteSQL(conn)
+            statements = self._writer_sql
+            version = (conn.execute("PRAGMA data_version").fetchone()[0], self._commits)
+            committed = False
+            try:
+                try:
+                    keep = finish_now(work(statements, version == self._after_own_write))
+                except BaseException:
+                    self._end(conn, False)
+                    raise
+                if not keep:
+                    self._end(conn, False)
+                    return False
+                try:
+                    self._end(conn, True)
+                except sqlite3.Error as exc:
+                    raise CommitOutcomeUnknown(f"COMMIT failed: {exc}") from exc
+                committed = True
+                self._after_own_write = (version[0], self._commits)
+                return True
             finally:
                 statements.audit_done(committed)
 
@@ -383,6 +460,21 @@ class Checkpointer:
         """Run a last checkpoint and stop the thread."""
         self._stopping.set()
         self._thread.join(timeout=10)
+
+
+def finish_now(statements: Coroutine[Any, Any, T]) -> T:
+    """Run ``statements`` to their end on this thread, without an event loop: a coroutine
+    that only calls :class:`SQLiteSQL`'s statements never suspends (they run at once on
+    the calling thread), so one step ends it.
+
+    :raises RuntimeError: it tried to wait for something (it is closed first).
+    """
+    try:
+        statements.send(None)
+    except StopIteration as done:
+        return done.value
+    statements.close()
+    raise RuntimeError("a coroutine run by finish_now waited for something")
 
 
 def _placeholders(count: int) -> str:

@@ -271,6 +271,10 @@ class OrderState:
         self.epoch = epoch
         """The order's ``status_epoch`` as stored when the group began."""
 
+    def stored_doc(self) -> str | Mapping[str, Any]:
+        """The doc as read: JSON text until a condition decoded it."""
+        return self._doc
+
     @property
     def doc(self) -> Mapping[str, Any]:
         doc = self._doc
@@ -286,6 +290,31 @@ class Snapshot:
     stored_results: dict[str, dict[str, Any]]
     orders: dict[str, OrderState]
     orders_by_identifier: dict[tuple[str, str], list[str]]
+    read: tuple[Any, ...] = ()
+    """Everything read, as read (the orders before any move): what a decision rests on."""
+    asked: tuple[Any, ...] = ()
+    """:func:`load_snapshot`'s arguments, normalized: what :meth:`still_holds` reads again."""
+
+    async def still_holds(self, sql: StoreSQL) -> bool:
+        """Whether ``sql``'s transaction reads the same as this snapshot did: no event of
+        the group stored since, no order named or found by contact changed (status,
+        fields, epoch), none added to a contact. Decisions made on it stand."""
+        ids, named, wanted = self.asked
+        fresh = await load_snapshot(sql, ids, named, _pairs(wanted), lock=False)
+        return fresh.read == self.read
+
+
+def _pairs(wanted: Mapping[str, Sequence[str]]) -> Iterable[tuple[str, str]]:
+    return ((kind, value) for kind, values in wanted.items() for value in values)
+
+
+def _what_was_read(snapshot: Snapshot) -> tuple[Any, ...]:
+    """:attr:`Snapshot.read` of a snapshot just loaded (its orders not yet moved)."""
+    orders = tuple(
+        (o.id, o.status, o.epoch, o.stored_doc()) for _, o in sorted(snapshot.orders.items())
+    )
+    found = tuple(sorted((k, tuple(sorted(v))) for k, v in snapshot.orders_by_identifier.items()))
+    return tuple(sorted(snapshot.stored_results)), orders, found
 
 
 async def load_snapshot(
@@ -310,7 +339,7 @@ async def load_snapshot(
     named = sorted(set(order_ids))
     together = await sql.snapshot_at_once(ids, named, wanted_values, lock)
     if together is not None:
-        return together
+        return _asked(together, ids, named, wanted_values)
     stored = await sql.stored_results(ids) if ids else {}
 
     by_identifier: dict[tuple[str, str], list[str]] = {}
@@ -325,33 +354,64 @@ async def load_snapshot(
     if wanted:
         for order_id, status, doc, epoch in await sql.orders(sorted(wanted), lock):
             orders[order_id] = OrderState(order_id, status, doc, epoch)
-    return Snapshot(stored, orders, by_identifier)
+    return _asked(Snapshot(stored, orders, by_identifier), ids, named, wanted_values)
+
+
+def _asked(
+    snapshot: Snapshot, ids: list[str], named: list[str], wanted: dict[str, list[str]]
+) -> Snapshot:
+    snapshot.asked = (ids, named, wanted)
+    snapshot.read = _what_was_read(snapshot)
+    return snapshot
 
 
 class DatabaseStateStore:
-    """:class:`kernel.StateStore` on the ``plugin_marks`` table, in the group's transaction.
+    """:class:`kernel.StateStore` on the ``plugin_marks`` table, for one group.
 
-    A claim is an insert-if-absent, so of concurrent claims on PostgreSQL exactly one
-    inserts the row (the others wait for its commit and then find it). In a dry run
-    nothing is written; claims are remembered for the rest of the dry run.
+    Claimed at once (``defer=False``), a claim is an insert-if-absent in the group's
+    transaction, so of concurrent claims on PostgreSQL exactly one inserts the row (the
+    others wait for its commit and then find it). Deferred (a dry run, or a group decided
+    on a snapshot outside the write lock), claims are remembered for the rest of the
+    group, and :meth:`settle` writes them later, in the write transaction, checking that
+    what was read then still holds.
     """
 
-    def __init__(self, sql: StoreSQL, dry_run: bool) -> None:
+    def __init__(self, sql: StoreSQL, defer: bool) -> None:
         self._sql = sql
-        self._dry_run = dry_run
-        self._claimed_in_dry_run: set[tuple[str, str]] = set()
+        self._defer = defer
+        self._claimed: set[tuple[str, str]] = set()
+        self._read: dict[tuple[str, str], bool] = {}
+        """Whether each mark read existed, as read (deferred)."""
 
     async def seen(self, namespace: str, key: str) -> bool:
-        if self._dry_run and (namespace, key) in self._claimed_in_dry_run:
+        mark = (namespace, key)
+        if mark in self._claimed:
             return True
-        return await self._sql.mark_exists(namespace, key)
+        exists = await self._sql.mark_exists(namespace, key)
+        if self._defer:
+            self._read.setdefault(mark, exists)
+        return exists
 
     async def claim(self, namespace: str, key: str) -> bool:
-        if self._dry_run:
-            first = not await self.seen(namespace, key)
-            self._claimed_in_dry_run.add((namespace, key))
-            return first
-        return await self._sql.claim(namespace, key, utc_now())
+        if not self._defer:
+            return await self._sql.claim(namespace, key, utc_now())
+        first = not await self.seen(namespace, key)
+        self._claimed.add((namespace, key))
+        return first
+
+    async def settle(self, sql: StoreSQL, check: bool = True) -> bool:
+        """Deferred: in the write transaction ``sql``, check that every mark read still
+        exists or not as it did (unless ``check`` is false: nothing was written since),
+        then insert the claimed ones; ``False`` (nothing to keep) when one changed."""
+        for (namespace, key), existed in self._read.items():
+            if check and await sql.mark_exists(namespace, key) != existed:
+                return False
+        at = utc_now()
+        for (namespace, key), existed in self._read.items():
+            claimed = (namespace, key) in self._claimed and not existed
+            if claimed and not await sql.claim(namespace, key, at):
+                return False
+        return True
 
 
 RUN_STATE = 4
