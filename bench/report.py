@@ -539,21 +539,21 @@ def _ring_prose(series: Mapping[str, Any]) -> list[str]:
     steps = engine.get("ring") or []
     ring = ", ".join(f"`{s['event_type']}` {s['source']} -> {s['target']}" for s in steps)
     share = engine["mix"].get(f"{steps[0]['event_type']} (order)") if steps else None
+    each = f"{share:.0%}" if share else "the same share"
     return [
         "The triggers and orders points do the same work per event: their orders never "
         "end. Every order is seeded in an open status, and the open statuses form a ring, "
         "one trigger per status, each listening to an event type of its own sent by order "
         "id, with the condition `status eq` its status"
         + (f" ({ring}, the last allowed backwards)" if ring else "")
-        + ". Each ring type makes "
-        + (f"{share:.0%}" if share else "the same share")
-        + " of the events, so an event moves its order exactly when its type is the step "
-        "of the order's status, whatever the statuses: the same moves per event at every "
-        "point (`moves/event`), one order per moving event. The other triggers are spread "
-        "over every type and listen without ever winning: half target the first status "
-        "without `allow_backwards` (behind every order, or its own status), half a later "
-        "status behind a condition no seeded order meets. The target is then on "
-        "`CPU ms/event`: the server's CPU per request, from the first point to the last.",
+        + ". An event of a ring type moves its order exactly when its type is the step of "
+        f"the order's status; with each ring type at {each} of the events, {each} of the "
+        "events move one order whatever the statuses: the same moves per event at every "
+        "point (`moves/event`). The other triggers are spread over every type and listen "
+        "without ever winning: half target the first status without `allow_backwards` "
+        "(behind every order, or its own status), half a later status behind a condition "
+        "no seeded order meets. The targets on these dimensions are on `CPU ms/event`, the "
+        "server's CPU per request.",
         "",
     ]
 

@@ -17,6 +17,7 @@ import jsonschema
 import orjson
 import pytest
 
+from bench import report
 from bench.dataset import (
     AREA_CODES,
     RING_SHARE,
@@ -183,3 +184,42 @@ def test_event_data_from_a_data_schema_is_valid() -> None:
     template = Template("x.rated", "order", 1.0, data_schema=schema)
     factory = EventFactory([template], orders=5, contacts=5, seed=1, worker=0, tag="t")
     jsonschema.validate(orjson.loads(factory.next()[1])["data"], schema)
+
+
+def series_with(cpu_ms: Mapping[tuple[str, int], float], design: str = "ring") -> dict[str, Any]:
+    """A saved series whose points took ``cpu_ms`` of server CPU per request, 0.1 moves each."""
+    points = [
+        {
+            "dimension": dimension,
+            "value": value,
+            "engine": {
+                "requests": 10_000,
+                "cpu_seconds": ms * 10,
+                "stored": {"events": 10_000, "moves": 1_000},
+            },
+        }
+        for (dimension, value), ms in cpu_ms.items()
+    ]
+    return {"points": points, "design": design, "this_run": True}
+
+
+def test_the_cpu_per_event_targets() -> None:
+    series = series_with(
+        {
+            ("triggers", 10): 0.40,
+            ("triggers", 10_000): 0.46,
+            ("orders", 1_000): 0.40,
+            ("orders", 100_000): 0.44,
+            ("orders", 1_000_000): 0.52,
+        }
+    )
+    triggers, orders = report.evaluate_targets([], series, None)[3:5]
+    assert triggers["status"] == report.MET
+    assert triggers["value"].startswith("0.400 -> 0.460 ms/event (+15%) from 10 to 10,000")
+    assert "moves/event 0.10 and 0.10" in triggers["value"]
+    assert orders["status"] == report.NOT_MET
+    assert "(+30%)" in orders["value"]
+    quick = series_with({("triggers", 10): 0.40, ("triggers", 1_000): 0.41})
+    assert report.evaluate_targets([], quick, None)[3]["status"] == report.NOT_MEASURED
+    older = series_with({("triggers", 10): 0.40, ("triggers", 10_000): 0.41}, design="")
+    assert "earlier design" in report.evaluate_targets([], older, None)[3]["value"]
