@@ -127,12 +127,9 @@ def moves_per_event(
             continue
         stored += 1
         sent = orjson.loads(body)
-        event = Event(
-            sent["id"], event_type, sent.get("order_id"), sent.get("contact", {}), None,
-            sent.get("data", {}),
-        )  # fmt: skip
-        named = sent.get("order_id")
-        ids = [named] if named else by_contact.get(contact_of(sent["contact"]), [])
+        named, contact = sent.get("order_id"), sent.get("contact", {})
+        event = Event(sent["id"], event_type, named, contact, None, sent.get("data", {}))
+        ids = [named] if named else by_contact.get(contact_of(contact), [])
         memo: dict[Any, Any] = {}
         for order_id in ids:
             order = state[order_id]
