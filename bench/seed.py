@@ -408,10 +408,11 @@ def seed_triggers(
                 while not queue.empty():
                     body = queue.get_nowait()
                     status, text = await post(body)
-                    simpler = {**body, "settings": {}}
-                    if not keep_conditions:
-                        simpler["conditions"] = []
-                    if status != 201 and simpler != body:
+                    drop_conditions = bool(body.get("conditions")) and not keep_conditions
+                    if status != 201 and (body.get("settings") or drop_conditions):
+                        simpler = {**body, "settings": {}}
+                        if drop_conditions:
+                            simpler["conditions"] = []
                         status, text = await post(simpler)
                         outcome.simplified += status == 201
                     if status == 201:
