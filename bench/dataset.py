@@ -580,14 +580,8 @@ RING_PREFERRED = ("payment.received", "shipment.shipped", "document.created")
 """Trigger types the ring takes first when the server has them (its steps read as a
 story: paid, shipped, a new document starts the next round)."""
 
-NEVER_HOLDS: tuple[dict[str, Any], ...] = (
-    {"field": "amount", "op": "gt", "value": 1_000_000},
-    {"field": "fields.priority", "op": "eq", "value": "urgent"},
-)
-"""Conditions no seeded order meets (see :func:`order_doc`): extra triggers with a target
-ahead end with one, so they are evaluated up to their conditions and never move. Two
-only, so that 10,000 triggers make about as many classes of alike triggers as
-:func:`plan_triggers` makes (1,304 against 843 over the built-in and contrib types)."""
+NEVER_HOLDS: dict[str, Any] = {"field": "amount", "op": "gt", "value": 1_000_000}
+"""A condition no seeded order meets (amounts are 5 to 500, see :func:`order_doc`)."""
 
 
 @dataclass(frozen=True)
@@ -665,48 +659,27 @@ def plan_ring_triggers(
     count: int,
     seed: int,
 ) -> list[dict[str, Any]]:
-    """The ring's triggers, then ``count`` minus those extra triggers spread over every
-    type that listen and never win: half target the first open status without
-    ``allow_backwards`` (behind every order, or its own status), half a later status
-    behind a condition of :data:`NEVER_HOLDS`; settings and some conditions as
-    :func:`plan_triggers` draws them, 2% disabled.
+    """The ring's triggers, then ``count`` minus those of :func:`plan_triggers` (the
+    main benchmark's: every type, the same settings, conditions and targets), each that
+    could move an order given :data:`NEVER_HOLDS` as a last condition: they listen,
+    are evaluated (``match``, conditions, target) and never win. Adding the same
+    condition keeps their classes of alike triggers as many as :func:`plan_triggers`'s.
 
     :raises ValueError: ``count`` is smaller than the ring.
     """
     if count < len(ring):
         raise ValueError(f"{count} triggers cannot hold a ring of {len(ring)}")
-    rng = random.Random(seed * 31 + 7)
-    types = sorted(trigger_types, key=lambda t: t["type"])
-    rng.shuffle(types)
     bodies = [ring_trigger(step, i + 1) for i, step in enumerate(ring)]
-    for i in range(len(ring), count):
-        bodies.append(_listener(types[i % len(types)], pipeline, rng, i + 1))
-    return bodies
+    listeners = plan_triggers(trigger_types, pipeline, count - len(ring), seed)
+    return bodies + [_never_winning(body, pipeline) for body in listeners]
 
 
-def _listener(
-    trigger_type: Mapping[str, Any], pipeline: Pipeline, rng: random.Random, number: int
-) -> dict[str, Any]:
-    """An extra trigger of the ring plan: evaluated for the events of its type, never
-    eligible."""
-    code = trigger_type["type"]
-    body: dict[str, Any] = {
-        "type": code,
-        "name": f"bench {code} #{number}",
-        "settings": settings_for(trigger_type.get("settings_schema") or {}, rng, 0.25),
-    }
-    conditions = [dict(c) for c in rng.choice(CONDITION_SETS)] if rng.random() < 0.10 else []
-    if rng.random() < 0.5:
-        body["status"] = pipeline.lowest
-    else:
-        later = pipeline.open[1:] + pipeline.success + pipeline.failure
-        body["status"] = rng.choices(later, [max(1, 10 - 3 * i) for i in range(len(later))])[0]
-        conditions.append(dict(rng.choice(NEVER_HOLDS)))
-    if conditions:
-        body["conditions"] = conditions
-    if rng.random() < 0.02:
-        body["enabled"] = False
-    return body
+def _never_winning(body: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
+    """``body`` as is when its target is behind or at every order (the first open
+    status, not allowed backwards), else with :data:`NEVER_HOLDS` appended."""
+    if body["status"] == pipeline.lowest and not body.get("allow_backwards"):
+        return body
+    return {**body, "conditions": [*body.get("conditions", ()), dict(NEVER_HOLDS)]}
 
 
 def ring_mix(

@@ -549,11 +549,12 @@ def _ring_prose(series: Mapping[str, Any]) -> list[str]:
         + ". An event of a ring type moves its order exactly when its type is the step of "
         f"the order's status; with each ring type at {each} of the events, {each} of the "
         "events move one order whatever the statuses: the same moves per event at every "
-        "point (`moves/event`). The other triggers are spread over every type and listen "
-        "without ever winning: half target the first status without `allow_backwards` "
-        "(behind every order, or its own status), half a later status behind a condition "
-        "no seeded order meets. The targets on these dimensions are on `CPU ms/event`, the "
-        "server's CPU per request.",
+        "point (`moves/event`). The other triggers are those `make bench` creates (every "
+        "type, the same settings, conditions and targets), each that could move an order "
+        "given one more condition no seeded order meets (`amount gt 1000000`): they listen "
+        "and are evaluated (as many classes of alike triggers as the same number of `make "
+        "bench` triggers make), and never win. The targets on these dimensions are on "
+        "`CPU ms/event`, the server's CPU per request.",
         "",
     ]
 
