@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import orjson
@@ -143,12 +143,19 @@ class SeedOrder:
 
 
 def plan_orders(
-    count: int, pipeline: Pipeline, seed: int, orders_per_contact: int | None = None
+    count: int,
+    pipeline: Pipeline,
+    seed: int,
+    orders_per_contact: int | None = None,
+    *,
+    ring: bool = False,
 ) -> tuple[int, Iterator[SeedOrder]]:
     """How many contacts the orders use, and the orders (generated lazily).
 
     :param orders_per_contact: every contact gets exactly this many orders, all open
         (the fan-out series); ``None``: a realistic mix of group sizes and statuses.
+    :param ring: every order in one of the open statuses, evenly (the series' ring
+        pipeline, :func:`plan_ring_triggers`), none in a final one.
     """
     if orders_per_contact is not None:
         contacts = max(1, -(-count // orders_per_contact))
@@ -170,7 +177,9 @@ def plan_orders(
         index = 0
         for contact, size in enumerate(_group_sizes(count, seed)):
             for _ in range(size):
-                if final and rng.random() < 0.12:
+                if ring:
+                    status = rng.choice(pipeline.open)
+                elif final and rng.random() < 0.12:
                     status = rng.choice(final)
                 else:
                     status = rng.choices(pipeline.open, open_weights)[0]
@@ -246,7 +255,20 @@ def settings_for(
     return settings
 
 
-def _value_for(name: str, prop: Mapping[str, Any], rng: random.Random) -> Any:
+def data_for(schema: Mapping[str, Any], rng: random.Random) -> dict[str, Any]:
+    """Event ``data`` valid against an event type's ``data_schema`` (for types the mix
+    has no :func:`event_data` for): required properties always, optional ones half the
+    time, numbers spread over their range, nested objects filled the same way."""
+    properties: Mapping[str, Any] = schema.get("properties") or {}
+    required = set(schema.get("required") or ())
+    data: dict[str, Any] = {}
+    for name, prop in properties.items():
+        if name in required or rng.random() < 0.5:
+            data[name] = _value_for(name, prop if isinstance(prop, Mapping) else {}, rng, True)
+    return data
+
+
+def _value_for(name: str, prop: Mapping[str, Any], rng: random.Random, spread: bool = False) -> Any:
     if prop.get("enum"):
         return rng.choice(list(prop["enum"]))
     if "const" in prop:
@@ -255,6 +277,10 @@ def _value_for(name: str, prop: Mapping[str, Any], rng: random.Random) -> Any:
     kinds = kind if isinstance(kind, list) else [kind]
     if "string" in kinds:
         return rng.choice(VALUE_POOLS.get(name, (f"bench-{name}",)))
+    if spread and ("integer" in kinds or "number" in kinds):
+        return _number_in(prop, rng, "integer" in kinds)
+    if spread and "object" in kinds:
+        return data_for(prop, rng)
     if "integer" in kinds:
         return max(1, int(prop.get("minimum", 1)))
     if "number" in kinds:
@@ -264,6 +290,15 @@ def _value_for(name: str, prop: Mapping[str, Any], rng: random.Random) -> Any:
     if "array" in kinds:
         return []
     return rng.choice(VALUE_POOLS.get(name, (f"bench-{name}",)))
+
+
+def _number_in(prop: Mapping[str, Any], rng: random.Random, integer: bool) -> int | float:
+    """A number within the property's ``minimum``/``maximum`` (1 to 100 when unbounded)."""
+    low = prop.get("minimum", 1)
+    high = prop.get("maximum", max(low, 1) * 100)
+    if integer:
+        return rng.randint(int(low), int(high))
+    return round(rng.uniform(float(low), float(high)), 2)
 
 
 def plan_triggers(
@@ -326,10 +361,21 @@ class Template:
     mode: str  # "order" or one of FANOUT_MODES
     weight: float
     with_data: bool = True
+    data_schema: dict[str, Any] | None = None
+    """The type's ``data_schema`` when :func:`event_data` does not know the type: the
+    data is made from it (:func:`data_for`)."""
 
     def as_json(self) -> dict[str, Any]:
         """As stored in the load spec."""
         return asdict(self)
+
+    def data(self, rng: random.Random) -> dict[str, Any]:
+        """An event's ``data`` (empty without data)."""
+        if not self.with_data:
+            return {}
+        if self.data_schema is not None:
+            return data_for(self.data_schema, rng)
+        return event_data(self.type, rng)
 
 
 #: ~50% explicit order ids (store-side events) and ~50% contact fan-out (customer-side).
@@ -361,12 +407,17 @@ MIX: tuple[Template, ...] = (
 
 
 def build_mix(
-    accepted: Sequence[str], *, fanout_only: bool = False
+    accepted: Sequence[str],
+    *,
+    fanout_only: bool = False,
+    data_schemas: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> tuple[list[Template], list[str]]:
     """The templates of :data:`MIX` whose type the server accepts, and notes.
 
-    When the server accepts no type of one half (e.g. only ``payment.received`` exists
-    yet), that half is made of the other half's types, so the order/fan-out split holds.
+    Accepted types :data:`MIX` does not know are sent by order id and by email, with
+    data made from their ``data_schemas`` (type -> schema) when given. When the server
+    accepts no type of one half (e.g. only ``payment.received`` exists yet), that half
+    is made of the other half's types, so the order/fan-out split holds.
     """
     accepted_set = set(accepted)
     notes: list[str] = []
@@ -375,24 +426,28 @@ def build_mix(
     known = {t.type for t in MIX}
     extra = sorted(accepted_set - known)
     if extra:
-        notes.append(f"event types without a template, sent by order id and email: {extra}")
-        orders += [Template(t, ORDER, 2) for t in extra]
-        fanout += [Template(t, "email", 2) for t in extra]
+        schemas = data_schemas or {}
+        notes.append(
+            f"event types without a template, sent by order id and email: {extra}"
+            + (" (data made from their data schemas)" if schemas else "")
+        )
+        for code in extra:
+            schema = dict(schemas[code]) if code in schemas else None
+            orders.append(Template(code, ORDER, 2, data_schema=schema))
+            fanout.append(Template(code, "email", 2, data_schema=schema))
     if not fanout and orders:
         notes.append("no fan-out event type accepted: sending order-id types by contact")
         modes = ("phone", "email", "visitor")
-        fanout = [Template(t.type, mode, t.weight / len(modes)) for t in orders for mode in modes]
+        fanout = [
+            replace(t, mode=mode, weight=t.weight / len(modes)) for t in orders for mode in modes
+        ]
     if not orders and fanout and not fanout_only:
         notes.append("no order-id event type accepted: sending fan-out types by order id")
-        orders = [Template(t.type, ORDER, t.weight) for t in fanout]
+        orders = [replace(t, mode=ORDER) for t in fanout]
     if fanout_only:
         return fanout, notes
     # Scale each half to the same total weight: ~50% / ~50%.
-    total_orders = sum(t.weight for t in orders) or 1.0
-    total_fanout = sum(t.weight for t in fanout) or 1.0
-    mix = [Template(t.type, t.mode, t.weight / total_orders, t.with_data) for t in orders]
-    mix += [Template(t.type, t.mode, t.weight / total_fanout, t.with_data) for t in fanout]
-    return mix, notes
+    return _scaled(orders, 1.0) + _scaled(fanout, 1.0), notes
 
 
 _TEXTS = (
@@ -497,7 +552,7 @@ class EventFactory:
                 event["contact"] = {"contact_id": contact_id(contact)}
         event["occurred_at"] = SEEDED_AT
         if template.with_data:
-            data = event_data(template.type, rng)
+            data = template.data(rng)
             if template.type == "chat.message":
                 # a few dialogs per contact: some messages are the first of their dialog
                 data["dialog_id"] = f"dlg-{contact}-{rng.randrange(3)}"
@@ -506,3 +561,150 @@ class EventFactory:
         body = orjson.dumps(event)
         self.history.append((template.type, body))
         return template.type, body, False
+
+
+# --- the series' ring pipeline --------------------------------------------------------
+# The series' triggers and orders points must do the same work per event. Their orders
+# never end: the open statuses form a ring (N -> P -> S -> N with the default pipeline),
+# one ring trigger per open status, each listening to its own event type (sent by order
+# id only) with the condition ``status eq <its status>``, the last one allowed backwards.
+# Every other trigger listens but can never win. An order-id event of a ring type then
+# moves its order exactly when its type is the step of the order's status: with each
+# ring type making RING_SHARE of the events, that is RING_SHARE of the events whatever
+# the statuses, the number of triggers or of orders; other events move nothing.
+
+RING_SHARE = 0.1
+"""Share of all events sent of each ring step's event type: the moves per event stored."""
+
+RING_PREFERRED = ("payment.received", "shipment.shipped", "document.created")
+"""Trigger types the ring takes first when the server has them (its steps read as a
+story: paid, shipped, a new document starts the next round)."""
+
+NEVER_HOLDS: dict[str, Any] = {"field": "amount", "op": "gt", "value": 1_000_000}
+"""A condition no seeded order meets (amounts are 5 to 500, see :func:`order_doc`)."""
+
+
+@dataclass(frozen=True)
+class RingStep:
+    """One ring trigger: an event of ``event_type`` moves an order from ``source`` to
+    ``target``."""
+
+    trigger_type: str
+    event_type: str
+    source: str
+    target: str
+    backwards: bool = False
+
+
+def plan_ring(
+    trigger_types: Sequence[Mapping[str, Any]], templates: Sequence[Template], pipeline: Pipeline
+) -> list[RingStep]:
+    """One step per open status, each with a trigger type of its own.
+
+    A ring trigger type listens to one event type, which the mix sends by order id only
+    (so that a moving event moves one order), and needs no settings (so that it matches
+    every such event); :data:`RING_PREFERRED` first, then by the mix's weight.
+
+    :raises ValueError: fewer than two open statuses, or not enough such trigger types.
+    """
+    statuses = pipeline.open
+    if len(statuses) < 2:
+        raise ValueError(f"the ring needs two open statuses at least, not {statuses}")
+    by_order = {t.type: t.weight for t in templates if t.mode == ORDER}
+    fanned = {t.type for t in templates if t.mode != ORDER}
+    candidates = [
+        (t["type"], t["events"][0])
+        for t in trigger_types
+        if len(t["events"]) == 1
+        and t["events"][0] in by_order
+        and t["events"][0] not in fanned
+        and not (t.get("settings_schema") or {}).get("required")
+    ]
+
+    def rank(candidate: tuple[str, str]) -> tuple[int, float, str]:
+        code, event = candidate
+        preferred = RING_PREFERRED.index(code) if code in RING_PREFERRED else len(RING_PREFERRED)
+        return preferred, -by_order[event], code
+
+    chosen: list[tuple[str, str]] = []
+    for code, event in sorted(candidates, key=rank):
+        if event not in {e for _c, e in chosen}:
+            chosen.append((code, event))
+    if len(chosen) < len(statuses):
+        raise ValueError(f"the ring needs {len(statuses)} trigger types, found {chosen}")
+    targets = statuses[1:] + statuses[:1]
+    steps = zip(chosen[: len(statuses)], statuses, targets, strict=True)
+    return [
+        RingStep(code, event, source, target, backwards=target == statuses[0])
+        for (code, event), source, target in steps
+    ]
+
+
+def ring_trigger(step: RingStep, index: int) -> dict[str, Any]:
+    """The body of a ring trigger (the one back to the first status allowed backwards)."""
+    return {
+        "type": step.trigger_type,
+        "status": step.target,
+        "name": f"bench ring {step.source} -> {step.target} #{index}",
+        "settings": {},
+        "conditions": [{"field": "status", "op": "eq", "value": step.source}],
+        "allow_backwards": step.backwards,
+    }
+
+
+def plan_ring_triggers(
+    trigger_types: Sequence[Mapping[str, Any]],
+    pipeline: Pipeline,
+    ring: Sequence[RingStep],
+    count: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """The ring's triggers, then ``count`` minus those of :func:`plan_triggers` (the
+    main benchmark's: every type, the same settings, conditions and targets), each that
+    could move an order given :data:`NEVER_HOLDS` as a last condition: they listen,
+    are evaluated (``match``, conditions, target) and never win. Adding the same
+    condition keeps their classes of alike triggers as many as :func:`plan_triggers`'s.
+
+    :raises ValueError: ``count`` is smaller than the ring.
+    """
+    if count < len(ring):
+        raise ValueError(f"{count} triggers cannot hold a ring of {len(ring)}")
+    bodies = [ring_trigger(step, i + 1) for i, step in enumerate(ring)]
+    listeners = plan_triggers(trigger_types, pipeline, count - len(ring), seed)
+    return bodies + [_never_winning(body, pipeline) for body in listeners]
+
+
+def _never_winning(body: dict[str, Any], pipeline: Pipeline) -> dict[str, Any]:
+    """``body`` as is when its target is behind or at every order (the first open
+    status, not allowed backwards), else with :data:`NEVER_HOLDS` appended."""
+    if body["status"] == pipeline.lowest and not body.get("allow_backwards"):
+        return body
+    return {**body, "conditions": [*body.get("conditions", ()), dict(NEVER_HOLDS)]}
+
+
+def ring_mix(
+    templates: Sequence[Template], ring: Sequence[RingStep], share: float = RING_SHARE
+) -> list[Template]:
+    """The mix with each ring event type at ``share`` of all events; the other
+    order-id types share what is left of the order-id half, the fan-out half unchanged.
+
+    :raises ValueError: the ring's types would take more than the order-id half.
+    """
+    ring_events = [step.event_type for step in ring]
+    fanout = [t for t in templates if t.mode != ORDER]
+    others = [t for t in templates if t.mode == ORDER and t.type not in ring_events]
+    fanout_share = 0.5 if fanout else 0.0
+    left = 1.0 - fanout_share - share * len(ring)
+    if left < 0:
+        raise ValueError(f"{len(ring)} ring types at {share:.0%} each do not fit in the mix")
+    by_type = {t.type: t for t in templates if t.mode == ORDER}
+    mix = [replace(by_type[event], weight=share) for event in ring_events]
+    mix += _scaled(others, left)
+    mix += _scaled(fanout, fanout_share)
+    return mix
+
+
+def _scaled(templates: Sequence[Template], total: float) -> list[Template]:
+    """``templates`` with their weights scaled to sum to ``total``."""
+    weight = sum(t.weight for t in templates) or 1.0
+    return [replace(t, weight=total * t.weight / weight) for t in templates]

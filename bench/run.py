@@ -27,7 +27,17 @@ from typing import Any
 import orjson
 
 from bench import report
-from bench.dataset import Pipeline, build_mix, plan_triggers
+from bench.dataset import (
+    RING_SHARE,
+    Pipeline,
+    RingStep,
+    Template,
+    build_mix,
+    plan_ring,
+    plan_ring_triggers,
+    plan_triggers,
+    ring_mix,
+)
 from bench.load import LoadSpec, drive
 from bench.procs import (
     ROOT,
@@ -43,7 +53,9 @@ from bench.procs import (
 from bench.seed import (
     DEFAULT_POSTGRES,
     BenchDatabase,
+    check_ring,
     check_seed_format,
+    event_data_schemas,
     get_json,
     postgres_reachable,
     postgres_version,
@@ -76,6 +88,9 @@ SERIES_POINTS_QUICK = {
 }
 SERIES_ORDERS = 10_000
 SERIES_TRIGGERS = 100
+SERIES_DESIGN = "ring"
+"""The triggers and orders points run the ring pipeline (the same moves per event at
+each point); a saved series without it compares points that did different work."""
 
 BUSY_SHARE = 0.15
 """Other processes' CPU, as a share of one core over the window, above which a run is noted."""
@@ -97,6 +112,9 @@ class Point:
     workers: int | None = None
     orders_per_contact: int | None = None
     fanout_only: bool = False
+    ring: bool = False
+    """The series' ring pipeline (:func:`bench.dataset.plan_ring`): orders that never
+    end, the same moves per event at every point."""
 
 
 # --- the command line ----------------------------------------------------------------
@@ -182,6 +200,7 @@ class Runner:
         self.accepted_seen = ""
         self.failures = 0
         self.fingerprint: str | None = None
+        self.schemas: dict[str, dict[str, Any]] | None = None
 
     def say(self, message: str) -> None:
         """Progress, with the seconds since the start."""
@@ -283,16 +302,29 @@ class Runner:
             self.say(f"{point.label}: statusflow on {base}, {len(types)} trigger types, {listing}")
             check_seed_format(db, base, pipeline)
             seeded = seed_orders(
-                db, pipeline, point.orders, self.args.seed, point.orders_per_contact
+                db, pipeline, point.orders, self.args.seed, point.orders_per_contact, point.ring
             )
             self.say(
                 f"{point.label}: seeded {seeded.orders:,} orders ({seeded.contacts:,} contacts, "
                 f"{seeded.identifiers:,} identifiers) in {seeded.seconds:.1f} s"
             )
-            bodies = plan_triggers(
-                types, pipeline, point.triggers, self.args.seed, final_targets=not point.fanout_only
+            templates, notes = build_mix(
+                accepted, fanout_only=point.fanout_only, data_schemas=self.data_schemas()
             )
-            made = seed_triggers(base, bodies)
+            ring: list[RingStep] = []
+            if point.ring:
+                ring = plan_ring(types, templates, pipeline)
+                templates = ring_mix(templates, ring)
+                bodies = plan_ring_triggers(types, pipeline, ring, point.triggers, self.args.seed)
+            else:
+                bodies = plan_triggers(
+                    types,
+                    pipeline,
+                    point.triggers,
+                    self.args.seed,
+                    final_targets=not point.fanout_only,
+                )
+            made = seed_triggers(base, bodies, keep_conditions=point.ring)
             self.say(
                 f"{point.label}: created {made.created:,} triggers over {len(made.by_type)} types "
                 f"in {made.seconds:.1f} s"
@@ -300,12 +332,13 @@ class Runner:
             )
             for failure in made.failed[:3]:
                 self.note(f"trigger refused: {failure}")
-            templates, notes = build_mix(accepted, fanout_only=point.fanout_only)
             templates, probe_notes = probe_mix(base, templates, point.orders, seeded.contacts)
             for text in notes + probe_notes:
                 self.note(text)
             if not templates:
                 raise RuntimeError("the server accepts none of the benchmark's events")
+            if ring:
+                self.check_ring(point, base, ring, templates, made.created)
             spec = LoadSpec(
                 url=f"{base}/api/events",
                 concurrency=point.concurrency,
@@ -333,6 +366,7 @@ class Runner:
             triggers_created=made.created,
             triggers_by_type=made.by_type,
             mix={f"{t.type} ({t.mode})": round(t.weight, 4) for t in templates},
+            ring=[asdict(step) for step in ring],
             stored=stored_counts(db),
         )
         self.say(f"{point.label}: engine   {report.run_line(result)}")
@@ -343,6 +377,42 @@ class Runner:
             f"{stored['timeline']:,} timeline entries"
         )
         return result, spec
+
+    def data_schemas(self) -> dict[str, dict[str, Any]]:
+        """The event types' data schemas, for the types the mix has no data for (once)."""
+        if self.schemas is None:
+            enable = None if self.enable is _UNSET else self.enable
+            try:
+                self.schemas = event_data_schemas(enable)
+            except Exception as exc:  # the mix then sends such types without data
+                self.note(f"event data schemas unknown: {type(exc).__name__}: {exc}")
+                self.schemas = {}
+        return self.schemas
+
+    def check_ring(
+        self,
+        point: Point,
+        base: str,
+        ring: list[RingStep],
+        templates: list[Template],
+        created: int,
+    ) -> None:
+        """Refuse a point whose ring does not move orders as planned (every trigger
+        created, every ring type sent, each moving exactly the orders of its status)."""
+        sent = {t.type for t in templates}
+        problems = [
+            f"ring event type {s.event_type} dropped" for s in ring if s.event_type not in sent
+        ]
+        if created != point.triggers:
+            problems.append(f"{created:,} of {point.triggers:,} triggers created")
+        problems = problems or check_ring(base, ring, templates)
+        if problems:
+            raise RuntimeError("the ring pipeline does not work: " + "; ".join(problems[:3]))
+        steps = ", ".join(f"{s.event_type} {s.source}->{s.target}" for s in ring)
+        self.say(
+            f"{point.label}: ring {steps}, each type {RING_SHARE:.0%} of the events; "
+            f"{point.triggers - len(ring):,} triggers listening that never win"
+        )
 
     def baseline(self, label: str, db: BenchDatabase, spec: LoadSpec) -> dict[str, Any]:
         """The group-commit baseline on ``db``, driven with the same spec (same events)."""
@@ -531,6 +601,7 @@ def series_run(args: argparse.Namespace, runner: Runner) -> dict[str, Any]:
                     args.workers,
                     per_contact,
                     fanout,
+                    ring=not fanout,
                 )
                 try:
                     with temporary_database("sqlite", runner.workdir, args.postgres_url) as db:
@@ -541,7 +612,7 @@ def series_run(args: argparse.Namespace, runner: Runner) -> dict[str, Any]:
                     runner.fail(f"series point {point.label} failed: {type(exc).__name__}: {exc}")
                     continue
             points.append({"dimension": dimension, "value": value, "engine": cache[key]})
-    return {"points": points, "baseline": baseline}
+    return {"points": points, "baseline": baseline, "design": SERIES_DESIGN}
 
 
 # --- main ----------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import aiohttp
 import orjson
 
 from bench import dataset
-from bench.dataset import EventFactory, Pipeline, SeedOrder, Template
+from bench.dataset import EventFactory, Pipeline, RingStep, SeedOrder, Template
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -181,11 +181,13 @@ def seed_orders(
     count: int,
     seed: int,
     orders_per_contact: int | None = None,
+    ring: bool = False,
 ) -> SeedInfo:
-    """Insert ``count`` orders with their identifiers; return what was seeded."""
+    """Insert ``count`` orders with their identifiers; return what was seeded (``ring``:
+    all open, see :func:`bench.dataset.plan_orders`)."""
     check_identifiers()
     started = time.perf_counter()
-    contacts, orders = dataset.plan_orders(count, pipeline, seed, orders_per_contact)
+    contacts, orders = dataset.plan_orders(count, pipeline, seed, orders_per_contact, ring=ring)
     if db.kind == "sqlite":
         identifiers = _seed_sqlite(db, orders)
     else:
@@ -377,9 +379,18 @@ class TriggerSeed:
 
 
 def seed_triggers(
-    base_url: str, bodies: Sequence[dict[str, Any]], parallel: int = 8
+    base_url: str,
+    bodies: Sequence[dict[str, Any]],
+    parallel: int = 8,
+    *,
+    keep_conditions: bool = False,
 ) -> TriggerSeed:
-    """Create the triggers through ``POST /api/triggers`` (``parallel`` at a time)."""
+    """Create the triggers through ``POST /api/triggers`` (``parallel`` at a time).
+
+    A trigger refused is tried again without settings and conditions, or without
+    settings only with ``keep_conditions`` (the ring plan's conditions keep its extra
+    triggers from winning).
+    """
     outcome = TriggerSeed()
     started = time.perf_counter()
 
@@ -397,8 +408,12 @@ def seed_triggers(
                 while not queue.empty():
                     body = queue.get_nowait()
                     status, text = await post(body)
-                    if status != 201 and (body.get("settings") or body.get("conditions")):
-                        status, text = await post({**body, "settings": {}, "conditions": []})
+                    drop_conditions = bool(body.get("conditions")) and not keep_conditions
+                    if status != 201 and (body.get("settings") or drop_conditions):
+                        simpler = {**body, "settings": {}}
+                        if drop_conditions:
+                            simpler["conditions"] = []
+                        status, text = await post(simpler)
                         outcome.simplified += status == 201
                     if status == 201:
                         outcome.created += 1
@@ -426,7 +441,7 @@ def probe_mix(
     for template in templates:
         candidates = [template]
         if template.with_data:
-            candidates.append(Template(template.type, template.mode, template.weight, False))
+            candidates.append(replace(template, with_data=False))
         refusal = ""
         for candidate in candidates:
             factory = EventFactory(
@@ -449,3 +464,52 @@ def probe_mix(
         else:
             notes.append(f"{template.type} ({template.mode}) dropped: {refusal}")
     return kept, notes
+
+
+def event_data_schemas(enable: Sequence[str] | None) -> dict[str, dict[str, Any]]:
+    """Each event type's ``data_schema``, from the plugins the server loads (``enable``,
+    ``None``: all), read in this process: the API does not list them."""
+    from statusflow.registry import build_registry, make_plugin_manager
+
+    registry = build_registry(make_plugin_manager(enable=enable))
+    return {code: dict(t.data_schema) for code, t in registry.event_types.items()}
+
+
+def check_ring(base_url: str, ring: Sequence[RingStep], templates: Sequence[Template]) -> list[str]:
+    """Dry-run each ring event type for an order in each ring status (orders created
+    for it, which no generated event names): each must move exactly the order in its
+    step's status, to the step's target. Returns what went otherwise (empty: the ring
+    works).
+    """
+    import random
+
+    by_type = {t.type: t for t in templates if t.mode == dataset.ORDER}
+    rng = random.Random(11)
+    problems = []
+    for step in ring:
+        order = f"bench-ring-{step.source}"
+        doc = dataset.order_doc(0, CHECK_CONTACT, random.Random(3))
+        status, answer = post_json(
+            base_url, "/api/orders", orjson.dumps({"id": order, "status": step.source, **doc})
+        )
+        if status != 201:
+            return [f"POST /api/orders refused a ring check order: {status} {answer}"]
+    for step in ring:
+        for source in (other.source for other in ring):
+            event = {
+                "id": f"ring-check-{step.event_type}-{source}",
+                "type": step.event_type,
+                "order_id": f"bench-ring-{source}",
+                "occurred_at": dataset.SEEDED_AT,
+                "data": by_type[step.event_type].data(rng),
+            }
+            status, answer = post_json(base_url, "/api/events?dry_run=true", orjson.dumps(event))
+            answered = 200 <= status < 300 and isinstance(answer, dict)
+            moved = [m.get("to") for m in answer.get("moves", ())] if answered else None
+            expected = [step.target] if source == step.source else []
+            if moved != expected:
+                problems.append(
+                    f"{step.event_type} for an order in {source}: moved to {moved}, "
+                    f"expected {expected} ({status} {str(answer)[:200]})"
+                )
+    return problems
