@@ -17,13 +17,17 @@ import orjson
 import pytest
 
 from statusflow.engine.decide import (
+    PACKED,
     CompiledTrigger,
     choose_move,
     classify,
     compile_trigger,
     expand,
     failed_condition,
+    group_ids,
+    pack_ids,
     trace_of,
+    unpack_ids,
 )
 from statusflow.engine.pipeline import StatusInfo
 from statusflow.registry import build_registry, make_plugin_manager
@@ -195,3 +199,35 @@ def test_match_runs_once_per_distinct_settings(registry: Any) -> None:
 def test_results_stored_before_classes_still_read() -> None:
     legacy = {"trace": [{"order_id": "o", "trigger_id": 1, "outcome": "moved", "reason": "r"}]}
     assert trace_of(legacy) == legacy["trace"]
+
+
+def test_packed_trigger_ids_read_back_as_written() -> None:
+    rng = random.Random(3)
+    for _ in range(500):
+        ids = sorted(rng.sample(range(1, 10**7), rng.randint(0, 60)))
+        if rng.random() < 0.2:
+            rng.shuffle(ids)  # any order, negative steps too
+        assert unpack_ids(pack_ids(ids)) == ids
+    with pytest.raises(ValueError):
+        unpack_ids("12,13")
+    with pytest.raises(ValueError):
+        unpack_ids(PACKED + "gA")  # a number cut short
+
+
+def test_a_big_class_is_written_packed_and_a_small_one_plain(registry: Any) -> None:
+    """A trace stays complete but short: a class of many triggers is one packed string in
+    the stored groups; a class of one is its plain id. Groups stored before the packing
+    (plain ids only) read the same."""
+    triggers = random_triggers(random.Random(11), registry, 400)
+    classes = classify(triggers)
+    big = max(classes, key=lambda c: len(c.ids))
+    single = min(classes, key=lambda c: len(c.ids))
+    assert len(big.ids) > 5 and big.trace_ids == (pack_ids(big.ids),)
+    assert len(single.ids) == 1 and single.trace_ids == single.ids
+    order = random_order(random.Random(1), 0)
+    event = Event("e", "call.incoming", None, {"phone": "+1555"}, None, {"line": "1"}, {})
+    _, groups = choose_move(order, event, classes, STATUSES, {})
+    plain = [(o, outcome, reason, list(group_ids(ids))) for o, outcome, reason, ids in groups]
+    assert trace_of({"trace_groups": groups}) == trace_of({"trace_groups": plain})
+    assert len(trace_of({"trace_groups": groups})) == len(triggers)
+    assert len(orjson.dumps(groups)) < len(orjson.dumps(plain))

@@ -11,15 +11,19 @@ form a :class:`TriggerClass`, evaluated once (one ``match`` call per distinct se
 and event, one condition check per order). Thousands of triggers usually fall into a few
 dozen classes, so an event costs about the same with 10 triggers as with 10,000.
 
-The trace is kept the same way: one :data:`TraceGroup` per class and order, stored as
+The trace is kept the same way: one :data:`TraceGroup` per outcome and order, stored as
 ``trace_groups`` in the event's result and expanded to the contract's entries (one per
-trigger, in trigger order) when it is read (:func:`trace_of`).
+trigger, in trigger order) when it is read (:func:`trace_of`). A class's trigger ids are
+written packed (:func:`pack_ids`, made once per class) wherever that is shorter, so that
+a trace stays complete without its size growing with every trigger id: with 10,000
+triggers an event's trace took 4.3 KB as plain ids.
 """
 
 from __future__ import annotations
 
+import base64
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -283,8 +287,68 @@ def compile_trigger(view: TriggerView, registry: Registry) -> CompiledTrigger | 
 INSPECT_ERRORS = "kernel.inspect_errors"
 """``event.facts`` key: plugin name -> why its ``inspect_event`` failed."""
 
-TraceGroup = tuple[str, str, str, tuple[int, ...]]
-"""``(order_id, outcome, reason, trigger ids)``: the same outcome for several triggers."""
+TraceGroup = tuple[str, str, str, Sequence[int | str]]
+"""``(order_id, outcome, reason, trigger ids)``: the same outcome for several triggers;
+an id list may hold packed ids (:func:`pack_ids`) beside plain ones."""
+
+PACKED = "d:"
+"""The prefix of packed trigger ids."""
+
+
+def pack_ids(ids: Sequence[int]) -> str:
+    """Trigger ids as one short string: ``d:`` and, base64url without padding, the
+    difference of each id from the one before (the first from 0), zigzag-encoded as a
+    LEB128 varint. Ids of alike triggers lie close together: a byte or two each."""
+    out = bytearray()
+    previous = 0
+    for trigger_id in ids:
+        delta = trigger_id - previous
+        previous = trigger_id
+        value = delta * 2 if delta >= 0 else -delta * 2 - 1
+        while value >= 0x80:
+            out.append(value & 0x7F | 0x80)
+            value >>= 7
+        out.append(value)
+    return PACKED + base64.urlsafe_b64encode(bytes(out)).decode().rstrip("=")
+
+
+def unpack_ids(packed: str) -> list[int]:
+    """The ids :func:`pack_ids` packed.
+
+    :raises ValueError: ``packed`` is not such a string.
+    """
+    if not packed.startswith(PACKED):
+        raise ValueError(f"not packed trigger ids: {packed[:40]!r}")
+    text = packed[len(PACKED) :]
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    ids: list[int] = []
+    previous = value = shift = 0
+    for byte in data:
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            previous += value >> 1 if not value & 1 else -((value + 1) >> 1)
+            ids.append(previous)
+            value = shift = 0
+    if shift:
+        raise ValueError(f"packed trigger ids end inside a number: {packed[:40]!r}")
+    return ids
+
+
+def group_ids(items: Iterable[int | str]) -> Iterator[int]:
+    """The trigger ids of a stored trace group, packed ones unpacked."""
+    for item in items:
+        if isinstance(item, str):
+            yield from unpack_ids(item)
+        else:
+            yield item
+
+
+def _trace_ids(ids: tuple[int, ...]) -> tuple[int | str, ...]:
+    """How a class's ids are written in a trace: packed when that is shorter."""
+    packed = pack_ids(ids)
+    plain = len(",".join(map(str, ids)))
+    return (packed,) if len(packed) + 2 < plain else ids
 
 
 class Status(Protocol):
@@ -315,6 +379,8 @@ class TriggerClass:
     ids: tuple[int, ...]
     match_key: tuple[str, bytes]
     conditions_key: bytes
+    trace_ids: tuple[int | str, ...] = ()
+    """``ids`` as a trace writes them (packed when shorter)."""
 
 
 def classify(triggers: Sequence[CompiledTrigger]) -> tuple[TriggerClass, ...]:
@@ -333,10 +399,10 @@ def classify(triggers: Sequence[CompiledTrigger]) -> tuple[TriggerClass, ...]:
             view.enabled,
         )
         members.setdefault(key, []).append(trigger)
-    classes = [
-        TriggerClass(group[0], tuple(t.view.id for t in group), (key[0], key[2]), key[3])
-        for key, group in members.items()
-    ]
+    classes = []
+    for key, group in members.items():
+        ids = tuple(t.view.id for t in group)
+        classes.append(TriggerClass(group[0], ids, (key[0], key[2]), key[3], _trace_ids(ids)))
     classes.sort(key=lambda c: c.ids[0])
     return tuple(classes)
 
@@ -388,7 +454,7 @@ def choose_move(
 ) -> tuple[CompiledTrigger | None, list[TraceGroup]]:
     """Apply contract §2 to one order: the winning trigger (or none) and the trace."""
     current = statuses.get(order.status)
-    skipped: dict[str, list[int]] = {}  # reason -> trigger ids: one group per reason
+    skipped: dict[str, list[int | str]] = {}  # reason -> trigger ids: a group per reason
     eligible: list[tuple[int, int, TriggerClass]] = []
     inspect_errors: Mapping[str, str] = event.facts.get(INSPECT_ERRORS, {})
     conditions: dict[bytes, str | None] = {}  # per order: alike conditions fail alike
@@ -399,7 +465,7 @@ def choose_move(
         if reason is None:
             eligible.append((statuses[cls.first.view.status].sort, cls.ids[0], cls))
         else:
-            skipped.setdefault(reason, []).extend(cls.ids)
+            skipped.setdefault(reason, []).extend(cls.trace_ids)
     winner: TriggerClass | None = None
     groups: list[TraceGroup] = []
     if eligible:
@@ -413,7 +479,7 @@ def choose_move(
         )
         lost.extend(winner.ids[1:])
         for _sort, _first, cls in eligible[1:]:
-            lost.extend(cls.ids)
+            lost.extend(cls.trace_ids)
     groups.extend(
         (order.id, "skipped", reason, tuple(ids)) for reason, ids in skipped.items() if ids
     )
@@ -471,7 +537,7 @@ def expand(groups: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
     by_order: dict[str, list[tuple[int, str, str]]] = {}
     for order_id, outcome, reason, ids in groups:
         entries = by_order.setdefault(order_id, [])
-        entries.extend((trigger_id, outcome, reason) for trigger_id in ids)
+        entries.extend((trigger_id, outcome, reason) for trigger_id in group_ids(ids))
     trace: list[dict[str, Any]] = []
     for order_id, entries in by_order.items():
         entries.sort(key=lambda entry: entry[0])
@@ -497,8 +563,11 @@ __all__ = [
     "choose_move",
     "classify",
     "expand",
+    "group_ids",
     "match_once",
+    "pack_ids",
     "trace_of",
+    "unpack_ids",
 ]
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from statusflow.engine.decide import trace_of
+from statusflow.engine.decide import group_ids, trace_of
 from statusflow.http.actions import run_json
 from statusflow.http.keys import DATABASE, ENGINE, REGISTRY, SERVICES
 from statusflow.http.orders import load_order, order_json
@@ -215,8 +215,9 @@ def _outcomes(result: Any, order_id: str) -> tuple[int, int]:
         weighed = moved = 0
         for group_order, outcome, _reason, ids in groups:
             if group_order == order_id:
-                weighed += len(ids)
-                moved += len(ids) if outcome == "moved" else 0
+                count = sum(1 for _ in group_ids(ids))
+                weighed += count
+                moved += count if outcome == "moved" else 0
         return weighed, moved
     trace = [t for t in trace_of(result) if t.get("order_id") == order_id]
     return len(trace), sum(1 for t in trace if t.get("outcome") == "moved")
