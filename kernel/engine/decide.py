@@ -216,21 +216,26 @@ def failed_condition(
     """``None`` when every condition holds, else a sentence saying which one failed."""
     for condition in conditions:
         actual = field_value(condition, status, doc, event)
-        label = f"{condition.field} {condition.op.name} {condition.raw.get('value')!r}"
         if actual is MISSING and not condition.op.tests_missing:
-            return f"condition failed: {label} ({condition.field} is missing)"
+            return f"condition failed: {_label(condition)} ({condition.field} is missing)"
         try:
             held = condition.op.test(actual, condition.expected)
         except (TypeError, ValueError) as exc:
-            return f"condition failed: {label} ({exc})"
+            return f"condition failed: {_label(condition)} ({exc})"
         except Exception as exc:  # a plugin operator's bug never stops the event
             log.exception("plugin.condition_failed", op=condition.op.name)
             metrics.plugin_error(condition.op.name, "condition_operator")
-            return f"condition failed: {label} (operator {condition.op.name!r} failed: {exc!r})"
+            failed = f"operator {condition.op.name!r} failed: {exc!r}"
+            return f"condition failed: {_label(condition)} ({failed})"
         if not held:
             shown = "missing" if actual is MISSING else repr(actual)
-            return f"condition failed: {label} ({condition.field} is {shown})"
+            return f"condition failed: {_label(condition)} ({condition.field} is {shown})"
     return None
+
+
+def _label(condition: CompiledCondition) -> str:
+    """The condition as a trace names it: ``amount gt 100``."""
+    return f"{condition.field} {condition.op.name} {condition.raw.get('value')!r}"
 
 
 def inactive_reason(
