@@ -387,6 +387,7 @@ class Engine:
         writes = GroupWrites()
         async with self.db.read() as sql:  # begun after this writer's last commit
             decided = await self._evaluate(sql, requests, writes, defer=True)
+        writes.encode()
 
         def write(sql: StoreSQL, alone: bool) -> Coroutine[Any, Any, bool]:
             return decided.write_if_unchanged(sql, writes, alone)

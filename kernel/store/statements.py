@@ -456,6 +456,8 @@ class GroupWrites:
     """The soonest ``next_at`` of the new runs."""
     _stored_left: set[str] = field(default_factory=set)
     _written: dict[str, list[list[Any]]] = field(default_factory=dict)
+    _encoded: tuple[list[tuple[Any, ...]], ...] | None = None
+    """The event, move and timeline rows :meth:`encode` made."""
 
     def insert(self, table: Any, row: Mapping[str, Any]) -> None:
         self.plugin_rows.setdefault(table, []).append(dict(row))
@@ -549,25 +551,40 @@ class GroupWrites:
             self._stored_left.add(order_id)
             self.cancels.append((order_id, status, reason, at))
 
+    def encode(self) -> None:
+        """Make the event, move and timeline rows recorded so far (their JSON) now, before
+        the write transaction begins: on SQLite the write lock is then held for the
+        writes only. Nothing but canceled runs' entries may be added after."""
+        self._encoded = self._rows()
+
+    def _rows(self) -> tuple[list[tuple[Any, ...]], ...]:
+        self._refer_to_events()
+        return (
+            [event_row(row) for row in self.events],
+            [move_row(row) for row in self.moves],
+            [timeline_row(row) for row in self.timeline],
+        )
+
     async def write_to(self, sql: StoreSQL) -> None:
         """Write everything in ``sql``'s transaction (moves in commit order): an event
         group's rows, or a manual move's, or a run's end."""
+        events, moves, timeline = self._encoded if self._encoded is not None else self._rows()
         writes: list[tuple[str, Sequence[tuple[Any, ...]]]] = [
-            (sql.insert_event, [event_row(row) for row in self.events]),
+            (sql.insert_event, events),
             (sql.update_order, list(self.order_updates.values())),
-            (sql.insert_move, [move_row(row) for row in self.moves]),  # seq: commit order
+            (sql.insert_move, moves),  # seq: commit order
         ]
         if self.cancels:  # their timeline entries come from the database: written after
             await sql.write_all([(statement, rows) for statement, rows in writes if rows])
             writes = []
+            encoded = len(self.timeline)
             for run_id, action_id, order_id, reason, at in await sql.cancel_left(self.cancels):
                 entry = run_entry(
                     run_id, action_id, self.action_types.get(action_id), "canceled", reason
                 )
                 self.add_timeline(order_id, "action", entry, at)
-        if self.timeline:
-            self._refer_to_events()
-            writes.append((sql.insert_timeline, [timeline_row(row) for row in self.timeline]))
+            timeline = timeline + [timeline_row(row) for row in self.timeline[encoded:]]
+        writes.append((sql.insert_timeline, timeline))
         await sql.write_all([(statement, rows) for statement, rows in writes if rows])
         if self.runs:
             horizon = format_timestamp(datetime.now(UTC) + timedelta(seconds=WAKE_HORIZON))
@@ -576,7 +593,7 @@ class GroupWrites:
             await sql.executemany(statement, rows)
         self.events, self.order_updates, self.moves, self.timeline = [], {}, [], []
         self.plugin_rows, self.runs, self.cancels = {}, [], []
-        self._stored_left, self._written = set(), {}
+        self._stored_left, self._written, self._encoded = set(), {}, None
 
 
 def _plugin_batches(
