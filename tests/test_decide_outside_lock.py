@@ -112,3 +112,29 @@ async def test_a_group_nobody_disturbed_is_written_as_decided(
         "POST", "/api/events", event("chat.message", id="m2", order_id="o1", data={})
     )
     assert again["moves"] == []  # the dialog's mark was written with the first group
+
+
+async def test_two_instances_racing_on_the_same_orders_move_each_once(make_client: Any) -> None:
+    """Two instances on one database (two write gates, as two processes have) get the
+    same orders' events at once: each order moves exactly once, whichever decided first,
+    and its other event answers that it is already there."""
+    import asyncio
+
+    one = Api(await make_client())
+    two = Api(await make_client())
+    orders = [f"o{i}" for i in range(30)]
+    await one.create_orders({o: {} for o in orders})
+    trigger = await one.trigger_id("P", "payment.received")
+    posts = [
+        api.post_events(event(order_id=o, id=f"{o}-{n}"))
+        for o in orders
+        for n, api in enumerate((one, two))
+    ]
+    results = await asyncio.gather(*posts)
+    for order_id in orders:
+        moves = [m for r in results for m in r["moves"] if m["order_id"] == order_id]
+        assert moves == [{"order_id": order_id, "from": "N", "to": "P", "trigger_id": trigger}]
+        timeline = await one.call("GET", f"/api/orders/{order_id}/timeline")
+        changes = [e for e in timeline if e["kind"] == "status_changed"]
+        assert len(changes) == 1, timeline
+    assert set((await one.statuses_of(orders)).values()) == {"P"}
