@@ -9,8 +9,8 @@ from aiohttp import web
 from statusflow.engine.pipeline import Engine
 from statusflow.engine.scheduler import Clock, Scheduler
 from statusflow.engine.services import Services
-from statusflow.http.auth import auth_middleware
 from statusflow.http.drain import IN_FLIGHT, InFlight
+from statusflow.http.front_door import front_door
 from statusflow.http.keys import (
     ACCEPTED_KEYS,
     CLOCK,
@@ -24,8 +24,6 @@ from statusflow.http.keys import (
     SERVICES,
     SETTINGS,
 )
-from statusflow.http.limits import body_timeout_middleware, rate_limit_middleware
-from statusflow.http.middlewares import error_middleware
 from statusflow.http.orders import order_json
 from statusflow.http.routes import setup_routes
 from statusflow.registry import (
@@ -34,7 +32,6 @@ from statusflow.registry import (
     collect_routes,
     make_plugin_manager,
 )
-from statusflow.serving.access_log import timer_middleware
 from statusflow.serving.config import Settings
 from statusflow.serving.plugin_catalog import list_plugins, migration_locations
 from statusflow.serving.plugin_settings import plugin_settings
@@ -62,14 +59,7 @@ def init_app(
     in_flight = InFlight()
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[
-            timer_middleware,  # the access line's duration (statusflow.serving.access_log)
-            in_flight.middleware,
-            error_middleware,
-            rate_limit_middleware(settings),
-            auth_middleware,
-            body_timeout_middleware(settings),
-        ],
+        middlewares=[front_door(settings, in_flight)],  # one layer: statusflow.http.front_door
     )
     app[SETTINGS] = settings
     app[ACCEPTED_KEYS] = settings.accepted_keys()

@@ -7,7 +7,8 @@ a key without the route's scope a 403 ``missing_scope`` naming it (with
 ``WWW-Authenticate: Bearer error="insufficient_scope", scope="..."``, RFC 6750). The
 key's name is put on the request under :data:`KEY_NAME` (``"token"`` for a plain token,
 ``None`` when auth is off or the path needs no token), for the access log and the audit
-log: :func:`api_key_name` reads it.
+log: :func:`api_key_name` reads it. The front door (:mod:`statusflow.http.front_door`)
+calls :func:`key_refusal` for the requests that need a token.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from aiohttp import web
 
 from statusflow.errors import ApiError, StartupError
 from statusflow.http.keys import ACCEPTED_KEYS, ROUTE_SCOPES
-from statusflow.http.middlewares import Handler, error_response, needs_token
+from statusflow.http.middlewares import error_response
 from statusflow.serving.access_log import KEY_NAME
 from statusflow.serving.api_keys import find
 from statusflow.types import API_SCOPES, Route
@@ -61,24 +62,25 @@ def _bearer(request: web.Request) -> str | None:
     return token.strip()
 
 
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """See the module docstring."""
+def key_refusal(request: web.Request) -> web.Response | None:
+    """Check the bearer token of a request that needs one (keys configured): ``None``
+    when its key has the route's scope (its name is then on the request), else a 403.
+
+    :raises ApiError: no token, or an unknown one (a 401).
+    """
     accepted = request.app[ACCEPTED_KEYS]
-    if not accepted or not needs_token(request.path):
-        return await handler(request)
     key = find(_bearer(request), accepted)
     if key is None:
         raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer TOKEN' is required")
     request[KEY_NAME] = key.name
     scope = request.app[ROUTE_SCOPES].get(request.match_info.route)
-    if scope is not None and not key.allows(scope):  # None: no such route (404, 405)
-        response = error_response(
-            403,
-            "missing_scope",
-            f"the API key {key.name!r} lacks the scope {scope!r}, which "
-            f"{request.method} {request.match_info.route.resource.canonical} needs",  # type: ignore[union-attr]
-        )
-        response.headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{scope}"'
-        return response
-    return await handler(request)
+    if scope is None or key.allows(scope):  # None: no such route (404, 405)
+        return None
+    response = error_response(
+        403,
+        "missing_scope",
+        f"the API key {key.name!r} lacks the scope {scope!r}, which "
+        f"{request.method} {request.match_info.route.resource.canonical} needs",  # type: ignore[union-attr]
+    )
+    response.headers["WWW-Authenticate"] = f'Bearer error="insufficient_scope", scope="{scope}"'
+    return response

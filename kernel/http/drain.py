@@ -7,7 +7,8 @@ connections and shut the application down (plugins, engine, database). Answers g
 while draining close their connection, so that keep-alive clients go elsewhere.
 
 aiohttp's own graceful shutdown stops reading from every connection at once, so a
-request whose body is still arriving would never complete: hence this middleware.
+request whose body is still arriving would never complete: hence this count, kept by
+the front door (:mod:`statusflow.http.front_door`).
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ import asyncio
 
 import structlog
 from aiohttp import web
-
-from statusflow.http.middlewares import Handler
 
 log = structlog.get_logger("statusflow.drain")
 
@@ -31,19 +30,17 @@ class InFlight:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    @web.middleware
-    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+    def enter(self) -> None:
+        """A request came in (the front door calls it, and :meth:`leave` once answered;
+        an answer given while draining closes its connection)."""
         self.count += 1
         self._idle.clear()
-        try:
-            response = await handler(request)
-            if self.draining:
-                response.force_close()
-            return response
-        finally:
-            self.count -= 1
-            if self.count == 0:
-                self._idle.set()
+
+    def leave(self) -> None:
+        """A request was answered (or failed)."""
+        self.count -= 1
+        if self.count == 0:
+            self._idle.set()
 
     async def drain(self, timeout: float) -> bool:
         """Wait until no request is in flight; ``False`` if ``timeout`` passed first."""

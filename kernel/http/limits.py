@@ -9,7 +9,8 @@ its address: list it in ``[server] trusted_proxies`` and the client is read from
 
 Every request body is read under ``[server] request_timeout_seconds``: a client that
 sends it too slowly gets a 408 and its connection is closed (body size is bounded by
-``max_body_bytes``, a 413).
+``max_body_bytes``, a 413). The front door (:mod:`statusflow.http.front_door`) applies
+both.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import HttpVersion11, hdrs, web
-from aiohttp.typedefs import Middleware
 
 from statusflow.engine import metrics
-from statusflow.http.middlewares import Handler, error_response
+from statusflow.http.middlewares import error_response
 from statusflow.serving.config import Settings
 
 PUBLIC_PREFIXES = ("/t/", "/hooks/", "/sources/")
@@ -90,64 +90,47 @@ def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
     return any(ip in network for network in trusted)
 
 
-def rate_limit_middleware(settings: Settings) -> Middleware:
-    """The middleware limiting public endpoints per client address (0 disables it)."""
-    buckets = TokenBuckets(settings.public_rate_per_second, settings.public_burst)
-    trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
-    enabled = settings.public_rate_per_second > 0
+class PublicRateLimit:
+    """The public endpoints' limit per client address (a rate of 0 turns it off)."""
 
-    @web.middleware
-    async def limit_public(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if enabled and is_public(request.path):
-            wait = buckets.take(client_address(request, trusted))
-            if wait > 0.0:
-                metrics.RATE_LIMITED.inc()
-                response = error_response(
-                    429,
-                    "too_many_requests",
-                    "too many requests from this address; retry later",
-                )
-                response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
-                return response
-        return await handler(request)
+    def __init__(self, settings: Settings) -> None:
+        self.buckets = TokenBuckets(settings.public_rate_per_second, settings.public_burst)
+        self.trusted = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
+        self.enabled = settings.public_rate_per_second > 0
 
-    return limit_public
+    def applies(self, path: str) -> bool:
+        """Whether requests to ``path`` are counted (on, and a public endpoint)."""
+        return self.enabled and is_public(path)
+
+    def refusal(self, request: web.Request) -> web.Response | None:
+        """Take a token from the client's bucket: ``None``, or a 429 with ``Retry-After``
+        when the bucket is empty."""
+        wait = self.buckets.take(client_address(request, self.trusted))
+        if wait <= 0.0:
+            return None
+        metrics.RATE_LIMITED.inc()
+        response = error_response(
+            429, "too_many_requests", "too many requests from this address; retry later"
+        )
+        response.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+        return response
 
 
-def body_timeout_middleware(settings: Settings) -> Middleware:
-    """The middleware reading each request body under ``request_timeout_seconds``.
-
-    The body is read here, before the handler (which then gets it from aiohttp's
-    cache); ``multipart`` bodies are left to their handlers' streaming readers.
-    """
-    timeout = settings.request_timeout_seconds
-    limit = settings.max_body_bytes
-
-    @web.middleware
-    async def read_body(request: web.Request, handler: Handler) -> web.StreamResponse:
-        declared = request.content_length
-        if declared is not None and declared > limit:
-            # refused before any of it is read (or, with Expect: 100-continue, sent)
-            return await _answer_and_close(
-                request, 413, "body_too_large", f"the request body is larger than {limit} bytes"
-            )
-        if request.can_read_body and not request.content_type.startswith("multipart/"):
-            if request.content.is_eof():  # the whole body came with the headers
-                await request.read()
-                return await handler(request)
-            try:
-                async with asyncio.timeout(timeout):
-                    await request.read()
-            except TimeoutError:
-                return await _answer_and_close(
-                    request,
-                    408,
-                    "request_timeout",
-                    f"the request body took longer than {timeout:g} s to arrive",
-                )
-        return await handler(request)
-
-    return read_body
+async def read_slow_body(request: web.Request, timeout: float) -> web.StreamResponse | None:
+    """Read a body that did not come with the headers, within ``timeout`` seconds:
+    ``None``, or the 408 sent (its connection closed) when it took longer. The body is
+    then in aiohttp's cache, where the handler reads it."""
+    try:
+        async with asyncio.timeout(timeout):
+            await request.read()
+    except TimeoutError:
+        return await answer_and_close(
+            request,
+            408,
+            "request_timeout",
+            f"the request body took longer than {timeout:g} s to arrive",
+        )
+    return None
 
 
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
@@ -161,12 +144,12 @@ def expect_handler(settings: Settings) -> ExpectHandler:
     async def expect_within_limit(request: web.Request) -> web.StreamResponse | None:
         declared = request.content_length
         if declared is not None and declared > limit:
-            return await _answer_and_close(
+            return await answer_and_close(
                 request, 413, "body_too_large", f"the request body is larger than {limit} bytes"
             )
         expect = request.headers.get(hdrs.EXPECT, "")
         if expect.lower() != "100-continue":
-            return await _answer_and_close(
+            return await answer_and_close(
                 request, 417, "expectation_failed", f"unknown Expect: {expect}"
             )
         if request.version == HttpVersion11:
@@ -177,7 +160,7 @@ def expect_handler(settings: Settings) -> ExpectHandler:
     return expect_within_limit
 
 
-async def _answer_and_close(
+async def answer_and_close(
     request: web.Request, status: int, code: str, message: str
 ) -> web.StreamResponse:
     """Answer with a JSON error, then close the connection at once: aiohttp would

@@ -1,5 +1,5 @@
-"""The error middleware: every failure becomes the contract's JSON error (auth is
-:mod:`statusflow.http.auth`'s)."""
+"""Errors as the contract's JSON: :func:`error_answer` turns every failure of a request
+into its JSON error (the front door, :mod:`statusflow.http.front_door`, calls it)."""
 
 from __future__ import annotations
 
@@ -42,27 +42,24 @@ def error_response(status: int, code: str, message: str, details: object = None)
     return response
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn :class:`ApiError`, aiohttp's HTTP errors and crashes into JSON errors."""
-    try:
-        if "\x00" in request.path:  # no resource has one; PostgreSQL text cannot hold it
-            raise ApiError(404, "not_found", "no resource has a NUL character in its path")
-        return await handler(request)
-    except ApiError as exc:
+def error_answer(request: web.Request, exc: Exception) -> web.Response | None:
+    """The JSON error for ``exc`` (an :class:`ApiError`, aiohttp's HTTP errors, a
+    crash), or ``None`` for a redirect, which the caller re-raises for aiohttp to send.
+    Call it in the ``except`` block: a crash is logged with its traceback."""
+    if isinstance(exc, ApiError):
         return error_response(exc.status, exc.code, exc.message, exc.details)
-    except web.HTTPRequestEntityTooLarge:
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
         limit = request.app[SETTINGS].max_body_bytes
         return error_response(
             413, "body_too_large", f"the request body is larger than {limit} bytes"
         )
-    except web.RequestPayloadError:  # a Content-Encoding the body does not follow
+    if isinstance(exc, web.RequestPayloadError):  # a Content-Encoding the body does not follow
         return error_response(
             400,
             "unreadable_body",
             "the request body cannot be read: it is not encoded as its Content-Encoding says",
         )
-    except web.HTTPMethodNotAllowed as exc:
+    if isinstance(exc, web.HTTPMethodNotAllowed):
         allowed = sorted(exc.allowed_methods)
         response = error_response(
             405,
@@ -71,26 +68,25 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
         response.headers["Allow"] = ", ".join(allowed)
         return response
-    except web.HTTPException as exc:
+    if isinstance(exc, web.HTTPException):
         if exc.status < 400:
-            raise
+            return None
         code, message = _HTTP_CODES.get(exc.status, ("http_error", exc.reason))
         return error_response(exc.status, code, message)
-    except Exception as exc:
-        if database_unavailable(exc):  # down or restarting: nothing was stored, retry
-            log.warning(
-                "http.database_unavailable",
-                method=request.method,
-                route=_route(request),
-                error=" ".join(str(exc).split())[:300],
-            )
-            response = error_response(
-                503, "unavailable", "the database cannot be reached right now; retry later"
-            )
-            response.headers["Retry-After"] = "1"
-            return response
-        log.exception("http.unhandled_error", method=request.method, route=_route(request))
-        return error_response(500, "internal", "internal server error")
+    if database_unavailable(exc):  # down or restarting: nothing was stored, retry
+        log.warning(
+            "http.database_unavailable",
+            method=request.method,
+            route=_route(request),
+            error=" ".join(str(exc).split())[:300],
+        )
+        response = error_response(
+            503, "unavailable", "the database cannot be reached right now; retry later"
+        )
+        response.headers["Retry-After"] = "1"
+        return response
+    log.exception("http.unhandled_error", method=request.method, route=_route(request))
+    return error_response(500, "internal", "internal server error")
 
 
 def _route(request: web.Request) -> str:

@@ -8,7 +8,7 @@ a body, a header or a token.
 
 aiohttp calls :meth:`AccessLogger.log` once the answer is sent; the line costs one
 structlog call per request, and nothing at a level above ``info``. The duration is
-measured from :func:`timer_middleware` (the app's first) with ``time.perf_counter``:
+measured from :func:`mark_started` (the front door's first step) with ``time.perf_counter``:
 aiohttp's own figure comes from the event loop's clock, which under uvloop ticks in
 whole milliseconds.
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 
 import structlog
@@ -40,13 +39,10 @@ _started: ContextVar[float | None] = ContextVar("statusflow_request_started", de
 logs it in one task)."""
 
 
-@web.middleware
-async def timer_middleware(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    """Note when the request entered the app, for its access line's ``duration_ms``."""
+def mark_started() -> None:
+    """Note that the request being handled entered the app now (the front door calls it
+    first), for its access line's ``duration_ms``."""
     _started.set(time.perf_counter())
-    return await handler(request)
 
 
 def shown_path(request: BaseRequest) -> str:
