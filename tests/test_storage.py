@@ -257,7 +257,7 @@ async def test_every_sqlite_writer_of_every_process_queues_at_one_gate(tmp_path)
             cancelled = asyncio.create_task(event_write())
             await asyncio.sleep(0.3)
             assert not waiting.done()
-            assert other._connections.gate.in_process.locked()  # type: ignore[union-attr]
+            assert other._connections.gate._lock.locked()  # type: ignore[union-attr]
             cancelled.cancel()
         await asyncio.wait_for(waiting, 5)
         with pytest.raises(asyncio.CancelledError):
@@ -325,52 +325,42 @@ def test_a_reset_wal_keeps_at_most_the_journal_size_limit(tmp_path) -> None:
     conn.close()
 
 
-async def test_a_write_on_the_database_thread_knows_whether_anyone_wrote_since(tmp_path) -> None:
-    """``write_on_thread`` commits what its work keeps, rolls back what it refuses or
-    what fails, and tells the work whether anything was written to the file since its
-    own last commit: by another connection (another process), or by this process's
-    other writers."""
-    import asyncio
-
+async def test_a_checked_write_knows_whether_anyone_wrote_since(tmp_path) -> None:
+    """``write_checked`` tells its transaction whether anything was written to the file
+    since the last checked transaction that committed: by another connection (another
+    process), or by this process's other writers; one rolled back leaves it as it was."""
     from statusflow.store.sqlite import SQLiteConnections
 
-    path = tmp_path / "thread.db"
+    path = tmp_path / "checked.db"
     setup, events = _table_t_and_event_connections(path)
     other = SQLiteConnections(str(path))  # another process's connections
     seen: list[bool] = []
 
-    def insert(x: int, keep: bool = True) -> Any:
-        async def work(sql: Any, alone: bool) -> bool:
-            seen.append(alone)
-            sql.conn.execute("INSERT INTO t VALUES (?)", (x,))
-            return keep
-
-        return work
-
-    async def waits(sql: Any, alone: bool) -> bool:
-        await asyncio.sleep(0)  # not a statement: finish_now refuses it
-        return True
+    async def checked(x: int, keep: bool = True) -> None:
+        try:
+            async with events.write_checked() as (sql, alone):
+                seen.append(alone)
+                sql.conn.execute("INSERT INTO t VALUES (?)", (x,))
+                if not keep:
+                    raise LookupError("roll it back")
+        except LookupError:
+            pass
 
     try:
-        assert await events.write_on_thread(insert(1))
-        assert await events.write_on_thread(insert(2))
-        assert not await events.write_on_thread(insert(3, keep=False))
-        assert await events.write_on_thread(insert(4))
+        await checked(1)
+        await checked(2)
+        await checked(3, keep=False)
+        await checked(4)
         async with other.write() as sql:
             sql.conn.execute("INSERT INTO t VALUES (5)")
-        assert await events.write_on_thread(insert(6))
+        await checked(6)
         async with events.write() as sql:  # this process's admin API
             sql.conn.execute("INSERT INTO t VALUES (7)")
-        assert await events.write_on_thread(insert(8))
-        assert await events.write_on_thread(insert(9))
-        with pytest.raises(RuntimeError, match="waited"):
-            await events.write_on_thread(waits)
+        await checked(8)
+        await checked(9)
         assert seen == [False, True, True, True, False, False, True]
         rows = [x for (x,) in setup.execute("SELECT x FROM t ORDER BY rowid")]
         assert rows == [1, 2, 4, 5, 6, 7, 8, 9]
-        setup.execute("PRAGMA busy_timeout=0")  # the failed work left SQLite's lock free
-        setup.execute("BEGIN IMMEDIATE")
-        setup.execute("ROLLBACK")
     finally:
         await events.close()
         await other.close()

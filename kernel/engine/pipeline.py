@@ -15,9 +15,9 @@ Read top-down, this module is the whole life of an event:
    each request answered and the status sinks told.
 
 On SQLite a group is decided on a read snapshot, outside the write lock, and written in
-a short transaction on the database thread that first checks that what it read still
-reads the same (:meth:`Engine._decide_then_write`), so that several processes decide at
-once and take turns only to write; on PostgreSQL the group's orders are locked instead.
+a short transaction that first checks that what it read still reads the same
+(:meth:`Engine._decide_then_write`): the write lock is held for the writes only. On
+PostgreSQL the group's orders are locked instead.
 
 Triggers and statuses are held in memory, triggers indexed by event type, and rebuilt
 after any change through the API. Plugin failures never stop an event: they show in the
@@ -31,7 +31,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -116,6 +116,10 @@ class Listening:
 
 
 NOBODY = Listening((), ())
+
+
+class SnapshotChanged(Exception):
+    """What a group was decided on changed before it could be written: roll it back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,19 +384,19 @@ class Engine:
         self, requests: Sequence[Request]
     ) -> list[Processed | ApiError] | None:
         """SQLite: decide the group on a read snapshot, without the write lock, then write
-        it in a short transaction on the database thread that first checks that nothing
-        the decision read has changed (another process's groups, the admin API, the
-        scheduler's moves). So several processes decide at once and take turns only to
-        write. ``None``: something had changed, nothing was written."""
+        it in a short transaction that first checks that nothing the decision read has
+        changed (another process's groups, the admin API, the scheduler's moves), so that
+        the write lock is held for the writes only. ``None``: something had changed,
+        nothing was written."""
         writes = GroupWrites()
         async with self.db.read() as sql:  # begun after this writer's last commit
             decided = await self._evaluate(sql, requests, writes, defer=True)
         writes.encode()
-
-        def write(sql: StoreSQL, alone: bool) -> Coroutine[Any, Any, bool]:
-            return decided.write_if_unchanged(sql, writes, alone)
-
-        if not await self.db.write_on_thread(write):
+        try:
+            async with self.db.write_checked() as (sql, alone):
+                if not await decided.write_if_unchanged(sql, writes, alone):
+                    raise SnapshotChanged
+        except SnapshotChanged:
             log.debug("group.decided_again", size=len(requests))
             return None
         self.ran(writes)

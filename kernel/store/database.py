@@ -9,7 +9,7 @@ import os
 import secrets
 import socket
 import sqlite3
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -346,18 +346,16 @@ class Database:
         """
         return self._connections.write()
 
-    async def write_on_thread(
-        self, work: Callable[[StoreSQL, bool], Coroutine[Any, Any, bool]]
-    ) -> bool:
-        """(SQLite) a short write transaction run whole on the database thread, committed
-        if ``work(statements, alone)`` answers ``True``: see
-        :meth:`~statusflow.store.sqlite.SQLiteConnections.write_on_thread`.
+    def write_checked(self) -> AbstractAsyncContextManager[tuple[StoreSQL, bool]]:
+        """(SQLite) :meth:`write`, also saying whether nothing was written since the last
+        transaction this method committed: see
+        :meth:`~statusflow.store.sqlite.SQLiteConnections.write_checked`.
 
         :raises TypeError: on PostgreSQL, whose writers lock rows instead.
         """
         if not isinstance(self._connections, SQLiteConnections):
-            raise TypeError("write_on_thread is SQLite's")
-        return await self._connections.write_on_thread(work)
+            raise TypeError("write_checked is SQLite's")
+        return self._connections.write_checked()
 
     def read(self) -> AbstractAsyncContextManager[StoreSQL]:
         """A read transaction (one snapshot), rolled back when the block ends."""

@@ -10,10 +10,9 @@ reads. Every writer of the file, in this process or another, holds the one
 :class:`SQLiteWriteGate` (an asyncio lock and an ``flock``) from ``BEGIN IMMEDIATE`` to
 ``COMMIT``; holding it, the writer runs ``BEGIN IMMEDIATE`` at once on the loop's
 thread, and only when a connection that is not statusflow's holds SQLite's write lock
-does the database thread wait for it. The event path's groups take a shorter way
-(:meth:`SQLiteConnections.write_on_thread`): decided on a read snapshot, each is
-written in a transaction run whole on the database thread, gate included, so that
-another process never waits for this one's busy event loop.
+does the database thread wait for it. The event path decides its groups on a read
+snapshot before it takes the gate, and writes them in a short transaction that knows
+whether anything was written since its last one (:meth:`SQLiteConnections.write_checked`).
 
 The writer never checkpoints the WAL inside its ``COMMIT`` (where a checkpoint of a
 thousand pages would stall every request of the group): a background thread runs
@@ -34,15 +33,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import (
-    AsyncIterator,
-    Callable,
-    Coroutine,
-    Iterable,
-    Iterator,
-    Mapping,
-    Sequence,
-)
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -144,9 +135,7 @@ class SQLiteWriteGate:
     def __init__(self, path: str, on_thread: Callable[..., Any]) -> None:
         self.path = f"{path}-statusflow.lock"
         self._on_thread = on_thread
-        self.in_process = asyncio.Lock()
-        """Orders this process's writers (:meth:`hold` takes it; so must a caller of
-        :meth:`held_here`)."""
+        self._lock = asyncio.Lock()
         self._file: int | None = None
 
     def _fd(self) -> int:
@@ -157,7 +146,7 @@ class SQLiteWriteGate:
     @asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
         """Be the only writer of the file until the block ends."""
-        async with self.in_process:
+        async with self._lock:
             fd = self._fd()
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -170,17 +159,6 @@ class SQLiteWriteGate:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
-
-    @contextlib.contextmanager
-    def held_here(self) -> Iterator[None]:
-        """On the database thread, :attr:`in_process` held: the ``flock`` until the block
-        ends, waiting for it as long as another process holds it."""
-        fd = self._fd()
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
         if self._file is not None:
@@ -201,7 +179,7 @@ class SQLiteConnections:
         self._commits = 0
         """Transactions this process committed on the writer connection."""
         self._after_own_write: tuple[int, int] | None = None
-        """``(data_version, commits)`` as :meth:`write_on_thread` last committed."""
+        """``(data_version, commits)`` as :meth:`write_checked` last committed."""
         self.gate = SQLiteWriteGate(path, self._on_thread)
         """Held by every write transaction on this file (see :class:`SQLiteWriteGate`)."""
 
@@ -250,7 +228,7 @@ class SQLiteConnections:
             raise
 
     @asynccontextmanager
-    async def write(self) -> AsyncIterator[StoreSQL]:
+    async def write(self) -> AsyncIterator[SQLiteSQL]:
         """A write transaction, committed (fsync included) when the block ends."""
         async with self.gate.hold():
             conn = self._begin_at_once()
@@ -274,51 +252,15 @@ class SQLiteConnections:
             finally:
                 statements.audit_done(committed)
 
-    async def write_on_thread(
-        self, work: Callable[[StoreSQL, bool], Coroutine[Any, Any, bool]]
-    ) -> bool:
-        """A short write transaction run whole on the database thread: the write gate,
-        ``BEGIN IMMEDIATE``, ``work(statements, alone)``, then ``COMMIT`` if it answers
-        ``True`` (else ``ROLLBACK``), and the gate released, with no wait for the event
-        loop in between: another process's writer waits only for this transaction's own
-        work, never for this process's loop to get round to it. Whether it committed.
-
-        ``alone``: nothing was written to the file since the last transaction this method
-        committed, by this process or another (SQLite's ``data_version``, and a count of
-        this process's commits); what was read after that commit still reads the same.
-
-        ``work``'s coroutine runs on the database thread, driven by :func:`finish_now`:
-        it may call the statements, and nothing else that waits.
-        """
-        async with self.gate.in_process:
-            return await self._on_thread(lambda: self._write_now(work))
-
-    def _write_now(self, work: Callable[[StoreSQL, bool], Coroutine[Any, Any, bool]]) -> bool:
-        with self.gate.held_here():
-            conn = self._begin()
-            if self._writer_sql is None or self._writer_sql.conn is not conn:
-                self._writer_sql = SQLiteSQL(conn)
-            statements = self._writer_sql
-            version = (conn.execute("PRAGMA data_version").fetchone()[0], self._commits)
-            committed = False
-            try:
-                try:
-                    keep = finish_now(work(statements, version == self._after_own_write))
-                except BaseException:
-                    self._end(conn, False)
-                    raise
-                if not keep:
-                    self._end(conn, False)
-                    return False
-                try:
-                    self._end(conn, True)
-                except sqlite3.Error as exc:
-                    raise CommitOutcomeUnknown(f"COMMIT failed: {exc}") from exc
-                committed = True
-                self._after_own_write = (version[0], self._commits)
-                return True
-            finally:
-                statements.audit_done(committed)
+    @asynccontextmanager
+    async def write_checked(self) -> AsyncIterator[tuple[StoreSQL, bool]]:
+        """:meth:`write`, also saying whether the file is as the last transaction this
+        method committed left it (``alone``): nothing was written since, by this process
+        or another (SQLite's ``data_version``, and a count of this process's commits)."""
+        async with self.write() as statements:
+            changes = statements.conn.execute("PRAGMA data_version").fetchone()[0]
+            yield statements, (changes, self._commits) == self._after_own_write
+        self._after_own_write = (changes, self._commits)
 
     async def _on_thread(
         self,
@@ -460,21 +402,6 @@ class Checkpointer:
         """Run a last checkpoint and stop the thread."""
         self._stopping.set()
         self._thread.join(timeout=10)
-
-
-def finish_now(statements: Coroutine[Any, Any, T]) -> T:
-    """Run ``statements`` to their end on this thread, without an event loop: a coroutine
-    that only calls :class:`SQLiteSQL`'s statements never suspends (they run at once on
-    the calling thread), so one step ends it.
-
-    :raises RuntimeError: it tried to wait for something (it is closed first).
-    """
-    try:
-        statements.send(None)
-    except StopIteration as done:
-        return done.value
-    statements.close()
-    raise RuntimeError("a coroutine run by finish_now waited for something")
 
 
 def _placeholders(count: int) -> str:
