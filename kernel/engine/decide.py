@@ -388,7 +388,7 @@ class TriggerClass:
     """``ids`` as a trace writes them (packed when shorter)."""
 
 
-def classify(triggers: Sequence[CompiledTrigger]) -> tuple[TriggerClass, ...]:
+def classify(triggers: Sequence[CompiledTrigger]) -> Classes:
     """Group ``triggers`` (oldest first) into classes, ordered by their oldest member."""
     members: dict[tuple[Any, ...], list[CompiledTrigger]] = {}
     for trigger in triggers:
@@ -409,7 +409,7 @@ def classify(triggers: Sequence[CompiledTrigger]) -> tuple[TriggerClass, ...]:
         ids = tuple(t.view.id for t in group)
         classes.append(TriggerClass(group[0], ids, (key[0], key[2]), key[3], _trace_ids(ids)))
     classes.sort(key=lambda c: c.ids[0])
-    return tuple(classes)
+    return Classes(classes)
 
 
 def match_once(
@@ -450,6 +450,54 @@ def _as_match(answer: object, plugin: str) -> Match | str:
     return f"plugin {plugin!r} failed to match: it returned {type(answer).__name__}, not a Match"
 
 
+class Classes(tuple[TriggerClass, ...]):
+    """The classes of one event type's triggers (:func:`classify`), and the same classes
+    by type and settings (:attr:`groups`), made once per classification."""
+
+    groups: tuple[MatchGroup, ...]
+
+    def __new__(cls, classes: Iterable[TriggerClass]) -> Classes:
+        made = super().__new__(cls, classes)
+        made.groups = match_groups(made)
+        return made
+
+
+@dataclass(frozen=True, slots=True)
+class MatchGroup:
+    """Classes of one type and settings: one ``match`` answers for all of them, so when
+    it does not match they are skipped together."""
+
+    lead: TriggerClass
+    enabled: tuple[TriggerClass, ...]
+    enabled_ids: tuple[int | str, ...]
+    """The written ids of every enabled class."""
+    disabled_ids: tuple[int | str, ...]
+    """The written ids of every disabled class."""
+
+
+def match_groups(classes: Sequence[TriggerClass]) -> tuple[MatchGroup, ...]:
+    """``classes`` by type and settings (:attr:`TriggerClass.match_key`)."""
+    by_key: dict[tuple[str, bytes], list[TriggerClass]] = {}
+    for cls in classes:
+        by_key.setdefault(cls.match_key, []).append(cls)
+    groups = []
+    for members in by_key.values():
+        enabled = tuple(c for c in members if c.first.view.enabled)
+        disabled = [c for c in members if not c.first.view.enabled]
+        groups.append(
+            MatchGroup(
+                enabled[0] if enabled else members[0],
+                enabled,
+                tuple(i for c in enabled for i in c.trace_ids),
+                tuple(i for c in disabled for i in c.trace_ids),
+            )
+        )
+    return tuple(groups)
+
+
+DISABLED = "trigger is disabled"
+
+
 def choose_move(
     order: OrderLike,
     event: Event,
@@ -457,62 +505,74 @@ def choose_move(
     statuses: Mapping[str, Status],
     memo: dict[tuple[str, bytes], Match | str],
 ) -> tuple[CompiledTrigger | None, list[TraceGroup]]:
-    """Apply contract §2 to one order: the winning trigger (or none) and the trace."""
+    """Apply contract §2 to one order: the winning trigger (or none) and the trace.
+
+    A trigger is skipped, in this order of reasons, when it is disabled, when its
+    plugin failed to inspect the event, when its settings do not match, when a condition
+    fails, when its target does not exist or is the order's status, or when it would
+    move the order backwards without leave; the eligible one whose target comes first
+    wins.
+    """
+    groups = classes.groups if isinstance(classes, Classes) else match_groups(classes)
     current = statuses.get(order.status)
     skipped: dict[str, list[int | str]] = {}  # reason -> trigger ids: a group per reason
     eligible: list[tuple[int, int, TriggerClass]] = []
     inspect_errors: Mapping[str, str] = event.facts.get(INSPECT_ERRORS, {})
     conditions: dict[bytes, str | None] = {}  # per order: alike conditions fail alike
-    for cls in classes:
-        reason = _skip_reason(
-            cls, order, event, statuses, current, inspect_errors, memo, conditions
-        )
+    for group in groups:
+        if group.disabled_ids:
+            skipped.setdefault(DISABLED, []).extend(group.disabled_ids)
+        if not group.enabled:
+            continue
+        lead = group.lead
+        reason = inspect_errors.get(lead.first.plugin) if inspect_errors else None
         if reason is None:
-            eligible.append((statuses[cls.first.view.status].sort, cls.ids[0], cls))
-        else:
-            skipped.setdefault(reason, []).extend(cls.trace_ids)
+            match = match_once(lead, event, memo)
+            if isinstance(match, str):
+                reason = match
+            elif not match.matched:
+                reason = f"settings do not match: {match.reason}"
+        if reason is not None:
+            skipped.setdefault(reason, []).extend(group.enabled_ids)
+            continue
+        for cls in group.enabled:
+            reason = _after_match(cls, order, event, statuses, current, conditions)
+            if reason is None:
+                eligible.append((statuses[cls.first.view.status].sort, cls.ids[0], cls))
+            else:
+                skipped.setdefault(reason, []).extend(cls.trace_ids)
     winner: TriggerClass | None = None
-    groups: list[TraceGroup] = []
+    trace: list[TraceGroup] = []
     if eligible:
         eligible.sort(key=lambda item: (item[0], item[1]))
         winner = eligible[0][2]
         view = winner.first.view
         moved = f"moved from {order.status!r} to {view.status!r}"
-        groups.append((order.id, "moved", moved, (view.id,)))
+        trace.append((order.id, "moved", moved, (view.id,)))
         lost = skipped.setdefault(
             f"lost to trigger {view.id} (its target {view.status!r} comes first)", []
         )
         lost.extend(winner.ids[1:])
         for _sort, _first, cls in eligible[1:]:
             lost.extend(cls.trace_ids)
-    groups.extend(
+    trace.extend(
         (order.id, "skipped", reason, tuple(ids)) for reason, ids in skipped.items() if ids
     )
-    return (winner.first if winner is not None else None), groups
+    return (winner.first if winner is not None else None), trace
 
 
-def _skip_reason(
+def _after_match(
     cls: TriggerClass,
     order: OrderLike,
     event: Event,
     statuses: Mapping[str, Status],
     current: Status | None,
-    inspect_errors: Mapping[str, str],
-    memo: dict[tuple[str, bytes], Match | str],
     conditions: dict[bytes, str | None],
 ) -> str | None:
-    """Why the class's triggers do not move ``order``; ``None``: they are eligible."""
+    """Why the class's triggers, enabled and matching, do not move ``order``; ``None``:
+    they are eligible."""
     trigger = cls.first
     view = trigger.view
-    if not view.enabled:
-        return "trigger is disabled"
-    if trigger.plugin in inspect_errors:
-        return inspect_errors[trigger.plugin]
-    match = match_once(cls, event, memo)
-    if isinstance(match, str):
-        return match
-    if not match.matched:
-        return f"settings do not match: {match.reason}"
     if trigger.conditions:
         key = cls.conditions_key
         if key in conditions:
@@ -563,6 +623,7 @@ def trace_of(result: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 __all__ = [
     "INSPECT_ERRORS",
+    "Classes",
     "TraceGroup",
     "TriggerClass",
     "choose_move",
