@@ -85,6 +85,7 @@ class PostgresConnections:
         self.dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
         self._idle_writers: list[PostgresSQL] = []
         self._readers: Any = None
+        self._closed = False
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[StoreSQL]:
@@ -116,8 +117,8 @@ class PostgresConnections:
             statements.audit_done(False)  # (a no-op after the commit)
             if conn.is_closed() or conn.is_in_transaction():
                 conn.terminate()  # broken, or cancelled half-way: never reused
-            elif len(self._idle_writers) >= WRITERS_KEPT:
-                await conn.close()
+            elif self._closed or len(self._idle_writers) >= WRITERS_KEPT:
+                await conn.close()  # (a write that ended after close() is not kept)
             else:
                 self._idle_writers.append(statements)
 
@@ -136,11 +137,18 @@ class PostgresConnections:
             except _CONNECTION_LOST:
                 statements.conn.terminate()
                 continue
+            except BaseException:  # cancelled at BEGIN: the connection is nobody's now
+                statements.conn.terminate()
+                raise
             return statements, transaction
         conn = await asyncpg.connect(self.dsn, server_settings=SERVER_SETTINGS)
-        statements = PostgresSQL(conn)
-        transaction = conn.transaction()
-        await transaction.start()
+        try:
+            statements = PostgresSQL(conn)
+            transaction = conn.transaction()
+            await transaction.start()
+        except BaseException:
+            conn.terminate()
+            raise
         return statements, transaction
 
     @asynccontextmanager
@@ -167,6 +175,7 @@ class PostgresConnections:
                 return
 
     async def close(self) -> None:
+        self._closed = True
         writers, self._idle_writers = self._idle_writers, []
         for statements in writers:
             with contextlib.suppress(Exception):
