@@ -384,7 +384,7 @@ class TriggerClass:
     ids: tuple[int, ...]
     match_key: tuple[str, bytes]
     conditions_key: bytes
-    trace_ids: tuple[int | str, ...] = ()
+    trace_ids: tuple[int | str, ...]
     """``ids`` as a trace writes them (packed when shorter)."""
 
 

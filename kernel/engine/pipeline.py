@@ -425,6 +425,7 @@ class Engine:
             (i.event.order_id for i in items if i.event.order_id is not None),
             (pair for i in items for pair in i.lookup),
             lock=writes is not None and self._lock_orders,
+            keep_reads=defer and writes is not None,  # written later: checked then
         )
         state = DatabaseStateStore(sql, defer=defer)
         done: dict[str, Mapping[str, Any]] = dict(snapshot.stored_results)

@@ -291,21 +291,21 @@ class Snapshot:
     orders: dict[str, OrderState]
     orders_by_identifier: dict[tuple[str, str], list[str]]
     read: tuple[Any, ...] = ()
-    """Everything read, as read (the orders before any move): what a decision rests on."""
-    asked: tuple[Any, ...] = ()
-    """:func:`load_snapshot`'s arguments, normalized: what :meth:`still_holds` reads again."""
+    """Everything read, as read (the orders before any move): what a decision rests on.
+    Kept only when asked for (``keep_reads``)."""
+    asked: tuple[list[str], list[str], dict[str, list[str]]] = field(
+        default_factory=lambda: ([], [], {})
+    )
+    """Event ids, order ids and identifiers asked for, normalized: what
+    :meth:`still_holds` reads again (kept with ``read``)."""
 
     async def still_holds(self, sql: StoreSQL) -> bool:
         """Whether ``sql``'s transaction reads the same as this snapshot did: no event of
         the group stored since, no order named or found by contact changed (status,
         fields, epoch), none added to a contact. Decisions made on it stand."""
         ids, named, wanted = self.asked
-        fresh = await load_snapshot(sql, ids, named, _pairs(wanted), lock=False)
-        return fresh.read == self.read
-
-
-def _pairs(wanted: Mapping[str, Sequence[str]]) -> Iterable[tuple[str, str]]:
-    return ((kind, value) for kind, values in wanted.items() for value in values)
+        fresh = await _read_snapshot(sql, ids, named, wanted, lock=False)
+        return _what_was_read(fresh) == self.read
 
 
 def _what_was_read(snapshot: Snapshot) -> tuple[Any, ...]:
@@ -323,6 +323,7 @@ async def load_snapshot(
     order_ids: Iterable[str],
     identifiers: Iterable[tuple[str, str]],
     lock: bool,
+    keep_reads: bool = False,
 ) -> Snapshot:
     """Read the stored results of ``event_ids`` and the orders the group may touch.
 
@@ -330,20 +331,38 @@ async def load_snapshot(
     :param identifiers: ``(kind, value)`` contact identifiers to fan out by.
     :param lock: lock the orders (``FOR UPDATE``, in id order, so that concurrent groups
         on PostgreSQL never deadlock on them).
+    :param keep_reads: keep what was read, so that :meth:`Snapshot.still_holds` can
+        tell later (a decision written after the snapshot's transaction ended).
     """
-    ids = sorted(set(event_ids))
     values_by_kind: dict[str, set[str]] = {}
     for kind, value in identifiers:
         values_by_kind.setdefault(kind, set()).add(value)
-    wanted_values = {kind: sorted(values) for kind, values in sorted(values_by_kind.items())}
-    named = sorted(set(order_ids))
+    asked = (
+        sorted(set(event_ids)),
+        sorted(set(order_ids)),
+        {kind: sorted(values) for kind, values in sorted(values_by_kind.items())},
+    )
+    snapshot = await _read_snapshot(sql, *asked, lock=lock)
+    if keep_reads:
+        snapshot.asked, snapshot.read = asked, _what_was_read(snapshot)
+    return snapshot
+
+
+async def _read_snapshot(
+    sql: StoreSQL,
+    ids: list[str],
+    named: list[str],
+    wanted_values: dict[str, list[str]],
+    lock: bool,
+) -> Snapshot:
+    """:func:`load_snapshot` of arguments already normalized."""
     together = await sql.snapshot_at_once(ids, named, wanted_values, lock)
     if together is not None:
-        return _asked(together, ids, named, wanted_values)
+        return together
     stored = await sql.stored_results(ids) if ids else {}
 
     by_identifier: dict[tuple[str, str], list[str]] = {}
-    if values_by_kind:
+    if wanted_values:
         for kind, value, order_id in await sql.identified_orders(wanted_values):
             by_identifier.setdefault((kind, value), []).append(order_id)
 
@@ -354,15 +373,7 @@ async def load_snapshot(
     if wanted:
         for order_id, status, doc, epoch in await sql.orders(sorted(wanted), lock):
             orders[order_id] = OrderState(order_id, status, doc, epoch)
-    return _asked(Snapshot(stored, orders, by_identifier), ids, named, wanted_values)
-
-
-def _asked(
-    snapshot: Snapshot, ids: list[str], named: list[str], wanted: dict[str, list[str]]
-) -> Snapshot:
-    snapshot.asked = (ids, named, wanted)
-    snapshot.read = _what_was_read(snapshot)
-    return snapshot
+    return Snapshot(stored, orders, by_identifier)
 
 
 class DatabaseStateStore:
